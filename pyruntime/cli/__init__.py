@@ -1,0 +1,274 @@
+"""Command-line entry point: runc-compatible argument parsing, nothing else.
+
+Each command lives in its own module ``pyruntime.cli.cmd_<name>`` declaring::
+
+    HELP  = "one line"
+    USAGE = "create [command options] <container-id>"
+    FLAGS = [(("-b", "--bundle"), "bundle", "str", "help text"), ...]   # kinds: bool str int list
+    NARGS = (1, 1)          # min, max positionals (max None = unbounded)
+    STOP_AT_FIRST_ARG = False   # exec/ps: everything after the id belongs to the process
+    def run(opts, args, g): ...  # returns the exit status
+
+Only the module of the command being run is imported, and no argparse: start-up time is
+part of every container start.
+"""
+import os
+import sys
+
+from ..errors import RuntimeErr
+
+COMMANDS = {
+    "checkpoint": "checkpoint", "create": "create", "delete": "delete", "events": "events",
+    "exec": "exec", "kill": "kill", "list": "list", "pause": "pause", "ps": "ps",
+    "restore": "restore", "resume": "resume", "run": "run", "spec": "spec", "start": "start",
+    "state": "state", "update": "update", "features": "features", "plan": "plan",
+}
+
+GLOBAL_FLAGS = [
+    (("--debug",), "debug", "bool", "enable debug logging"),
+    (("--log",), "log", "str", "set the log file to write pyruntime logs to (default is '/dev/stderr')"),
+    (("--log-format",), "log_format", "str", "set the log format ('text' (default), or 'json')"),
+    (("--root",), "root", "str", 'root directory for storage of container state (default: "/run/pyruntime")'),
+    (("--criu",), "criu", "str", "path to the criu binary (checkpoint/restore is not supported)"),
+    (("--systemd-cgroup",), "systemd_cgroup", "bool",
+     'enable systemd cgroup support, expects cgroupsPath to be of form "slice:prefix:name"'),
+    (("--rootless",), "rootless", "str", "ignore cgroup permission errors ('true', 'false', or 'auto') (default: \"auto\")"),
+    (("--help", "-h"), "help", "bool", "show help"),
+    (("--version", "-v"), "version", "bool", "print the version"),
+]
+
+DEFAULT_ROOT = "/run/pyruntime"
+
+
+class UsageError(Exception):
+    pass
+
+
+class Globals:
+    """Global options plus the error logger every command uses."""
+
+    def __init__(self, opts):
+        self.debug = opts.get("debug", False)
+        self.log = opts.get("log")
+        self.log_format = opts.get("log_format") or "text"
+        self.systemd_cgroup = opts.get("systemd_cgroup", False)
+        self.rootless = opts.get("rootless") or "auto"
+        root = opts.get("root")
+        if root is None:
+            if os.geteuid() != 0 and os.environ.get("XDG_RUNTIME_DIR"):
+                root = os.path.join(os.environ["XDG_RUNTIME_DIR"], "pyruntime")
+            else:
+                root = DEFAULT_ROOT
+        self.root = root
+        self.command = None
+
+    def _emit(self, level, msg):
+        import time
+        ts = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        if self.log_format == "json":
+            import json
+            line = json.dumps({"level": level, "msg": msg, "time": ts}) + "\n"
+        else:
+            line = 'time="%s" level=%s msg="%s"\n' % (
+                ts, level, msg.replace("\\", "\\\\").replace('"', '\\"'))
+        if self.log and self.log != "/dev/stderr":
+            try:
+                fd = os.open(self.log, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+                try:
+                    os.write(fd, line.encode())
+                finally:
+                    os.close(fd)
+                return
+            except OSError:
+                pass
+        sys.stderr.write(line)
+        sys.stderr.flush()
+
+    def error(self, msg):
+        self._emit("error", msg)
+
+    def warn(self, msg):
+        self._emit("warning", msg)
+
+    def debugf(self, msg):
+        if self.debug:
+            self._emit("debug", msg)
+
+
+def parse_flags(spec, argv, stop_at_first_arg=False, allow_interleaved=False):
+    """Parse urfave/cli-style flags: -f/--flag, -flag, --flag=v, --flag v.
+
+    Returns (opts, positionals). Flags end at the first positional (like Go's flag
+    package) unless allow_interleaved; '--' ends them too.
+    """
+    table = {}
+    opts = {}
+    for names, dest, kind, _help in spec:
+        for n in names:
+            table[n.lstrip("-")] = (dest, kind)
+        if kind == "bool":
+            opts.setdefault(dest, False)
+        elif kind == "list":
+            opts.setdefault(dest, [])
+    pos = []
+    i = 0
+    n = len(argv)
+    while i < n:
+        a = argv[i]
+        if a == "--":
+            pos.extend(argv[i + 1:])
+            break
+        if len(a) > 1 and a[0] == "-" and not pos or (allow_interleaved and len(a) > 1 and a[0] == "-"):
+            name = a.lstrip("-")
+            val = None
+            if "=" in name:
+                name, val = name.split("=", 1)
+            ent = table.get(name)
+            if ent is None:
+                raise UsageError("flag provided but not defined: -%s" % name)
+            dest, kind = ent
+            if kind == "bool":
+                if val is None:
+                    opts[dest] = True
+                else:
+                    lv = val.lower()
+                    if lv in ("1", "t", "true"):
+                        opts[dest] = True
+                    elif lv in ("0", "f", "false"):
+                        opts[dest] = False
+                    else:
+                        raise UsageError('invalid boolean value "%s" for -%s' % (val, name))
+            else:
+                if val is None:
+                    i += 1
+                    if i >= n:
+                        raise UsageError("flag needs an argument: -%s" % name)
+                    val = argv[i]
+                if kind == "int":
+                    try:
+                        val = int(val, 0)
+                    except ValueError:
+                        raise UsageError('invalid value "%s" for flag -%s: parse error' % (val, name))
+                if kind == "list":
+                    opts[dest].append(val)
+                else:
+                    opts[dest] = val
+            i += 1
+            continue
+        pos.append(a)
+        i += 1
+        if stop_at_first_arg:
+            pos.extend(argv[i:])
+            break
+    return opts, pos
+
+
+def _flag_lines(spec):
+    out = []
+    for names, _dest, kind, help_ in spec:
+        ns = sorted(names, key=lambda s: (s.startswith("--") is False, s))
+        txt = ", ".join(x + ("" if kind == "bool" else " value") for x in ns)
+        out.append("   %-26s %s" % (txt, help_))
+    return "\n".join(out)
+
+
+def main_help():
+    from .. import __version__
+    lines = ["NAME:", "   pyruntime - Open Container Initiative runtime (runc compatible)", "",
+             "USAGE:", "   pyruntime [global options] command [command options] [arguments...]", "",
+             "VERSION:", "   " + __version__, "", "COMMANDS:"]
+    for name in COMMANDS:
+        mod = _load(name)
+        lines.append("   %-11s %s" % (name, getattr(mod, "HELP", "")))
+    lines += ["", "GLOBAL OPTIONS:", _flag_lines(GLOBAL_FLAGS)]
+    return "\n".join(lines) + "\n"
+
+
+def command_help(name, mod):
+    lines = ["NAME:", "   pyruntime %s - %s" % (name, getattr(mod, "HELP", "")), "",
+             "USAGE:", "   pyruntime " + getattr(mod, "USAGE", name)]
+    desc = getattr(mod, "DESCRIPTION", None)
+    if desc:
+        lines += ["", "DESCRIPTION:", "   " + desc.strip()]
+    if getattr(mod, "FLAGS", None):
+        lines += ["", "OPTIONS:", _flag_lines(mod.FLAGS)]
+    return "\n".join(lines) + "\n"
+
+
+def _load(name):
+    import importlib
+    return importlib.import_module("pyruntime.cli.cmd_" + COMMANDS[name])
+
+
+def version_text():
+    from .. import __version__, OCI_VERSION
+    try:
+        from .._version_info import COMMIT
+    except ImportError:
+        COMMIT = "unknown"
+    lines = ["pyruntime version " + __version__, "commit: " + COMMIT, "spec: " + OCI_VERSION]
+    lines.append("python: %d.%d.%d" % sys.version_info[:3])
+    try:
+        from .. import seccomp
+        lines.append("libseccomp: " + seccomp.library_version())
+    except Exception:
+        pass
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None):
+    if argv is None:
+        argv = sys.argv[1:]
+    g = None
+    try:
+        gopts, rest = parse_flags(GLOBAL_FLAGS, argv, stop_at_first_arg=True)
+        g = Globals(gopts)
+        if g.log_format not in ("text", "json"):
+            raise UsageError("invalid log-format: %s" % g.log_format)
+        if gopts.get("version"):
+            sys.stdout.write(version_text())
+            return 0
+        if not rest or gopts.get("help") or rest[0] in ("help", "h"):
+            if rest and rest[0] in ("help", "h") and len(rest) > 1 and rest[1] in COMMANDS:
+                sys.stdout.write(command_help(rest[1], _load(rest[1])))
+            else:
+                sys.stdout.write(main_help())
+            return 0
+        name = rest[0]
+        if name not in COMMANDS:
+            raise UsageError("No help topic for '%s'" % name)
+        g.command = name
+        mod = _load(name)
+        flags = list(getattr(mod, "FLAGS", [])) + [(("--help", "-h"), "help", "bool", "show help")]
+        opts, args = parse_flags(flags, rest[1:], getattr(mod, "STOP_AT_FIRST_ARG", False),
+                                 getattr(mod, "INTERLEAVED", False))
+        if opts.get("help"):
+            sys.stdout.write(command_help(name, mod))
+            return 0
+        lo, hi = getattr(mod, "NARGS", (0, 0))
+        if len(args) < lo or (hi is not None and len(args) > hi):
+            if lo == hi:
+                msg = 'pyruntime: "%s" requires exactly %d argument(s)' % (name, lo)
+            elif hi is None:
+                msg = 'pyruntime: "%s" requires a minimum of %d argument(s)' % (name, lo)
+            else:
+                msg = 'pyruntime: "%s" requires a maximum of %d argument(s)' % (name, hi)
+            sys.stderr.write("Incorrect Usage.\n\n" + command_help(name, mod))
+            g.error(msg)
+            return 1
+        return mod.run(opts, args, g) or 0
+    except UsageError as e:
+        sys.stderr.write("Incorrect Usage: %s\n\n" % e)
+        if g is None:
+            g = Globals({})
+        g.error(str(e))
+        return 1
+    except RuntimeErr as e:
+        if g is None:
+            g = Globals({})
+        g.error(str(e))
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 1
