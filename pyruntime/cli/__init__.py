@@ -270,5 +270,13 @@ def main(argv=None):
         return 1
     except KeyboardInterrupt:
         return 130
+    except Exception as e:  # never a traceback for a user: one line, exit 1
+        if g is None:
+            g = Globals({})
+        if g.debug:
+            import traceback
+            traceback.print_exc()
+        g.error("internal error: %s: %s" % (type(e).__name__, e))
+        return 1
     except BrokenPipeError:
         return 1

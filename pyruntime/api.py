@@ -1,0 +1,491 @@
+"""The library API: every operation the CLI offers, on a runtime root.
+
+    from pyruntime import Runtime
+    rt = Runtime("/run/pyruntime")
+    rt.create("c1", "/path/to/bundle", pid_file="/tmp/c1.pid")
+    rt.start("c1")
+    rt.state("c1")            # the OCI state dict
+    rt.kill("c1", "SIGTERM")
+    rt.delete("c1", force=True)
+
+Errors raise pyruntime.errors.RuntimeErr (str() is the one-line message).
+"""
+import json
+import os
+import time
+
+from . import state as st
+from .errors import InvalidState, NotExist, RuntimeErr
+from .ids import validate
+
+SIGNALS = {
+    "HUP": 1, "INT": 2, "QUIT": 3, "ILL": 4, "TRAP": 5, "ABRT": 6, "IOT": 6, "BUS": 7, "FPE": 8,
+    "KILL": 9, "USR1": 10, "SEGV": 11, "USR2": 12, "PIPE": 13, "ALRM": 14, "TERM": 15,
+    "STKFLT": 16, "CHLD": 17, "CONT": 18, "STOP": 19, "TSTP": 20, "TTIN": 21, "TTOU": 22,
+    "URG": 23, "XCPU": 24, "XFSZ": 25, "VTALRM": 26, "PROF": 27, "WINCH": 28, "IO": 29,
+    "POLL": 29, "PWR": 30, "SYS": 31,
+}
+
+
+def parse_signal(s):
+    if isinstance(s, int):
+        return s
+    s = str(s).strip()
+    if s.isdigit():
+        n = int(s)
+        if 0 < n < 65:
+            return n
+        raise RuntimeErr("invalid signal: %s" % s)
+    name = s.upper()
+    if name.startswith("SIG"):
+        name = name[3:]
+    if name in SIGNALS:
+        return SIGNALS[name]
+    if name.startswith("RTMIN") or name.startswith("RTMAX"):
+        base = 34 if name.startswith("RTMIN") else 64
+        off = name[5:]
+        try:
+            n = base + (int(off) if off else 0)
+        except ValueError:
+            n = -1
+        if 34 <= n <= 64:
+            return n
+    raise RuntimeErr("unknown signal %q" % s if False else 'unknown signal "%s"' % s)
+
+
+def _now_rfc3339():
+    ns = time.time_ns()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 10**9)) + ".%09dZ" % (ns % 10**9)
+
+
+def _wait_gone(pid, start_time, timeout=10.0):
+    """Wait for a process that is not our child to exit (pidfd, else polling)."""
+    try:
+        fd = os.pidfd_open(pid)
+    except (OSError, AttributeError):
+        fd = -1
+    try:
+        if fd >= 0:
+            import select
+            p = select.poll()
+            p.register(fd, select.POLLIN)
+            p.poll(int(timeout * 1000))
+            return
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            s, letter = st.proc_start_time(pid)
+            if s is None or s != start_time or letter in ("Z", "X"):
+                return
+            time.sleep(0.005)
+    finally:
+        if fd >= 0:
+            os.close(fd)
+
+
+class Runtime:
+    def __init__(self, root="/run/pyruntime", systemd_cgroup=False, rootless="auto", log=None):
+        self.root = root
+        self.systemd_cgroup = systemd_cgroup
+        self.rootless = rootless
+        self.log = log  # callable(level, msg) for warnings, or None
+
+    def _warn(self, msg):
+        if self.log:
+            self.log("warning", msg)
+
+    # ---- queries -----------------------------------------------------------------------
+
+    def load(self, cid, lock=False):
+        return st.load(self.root, cid, lock=lock)
+
+    def state(self, cid):
+        c = self.load(cid)
+        return c.oci_state()
+
+    def list(self):
+        out = []
+        for cid in st.list_ids(self.root):
+            try:
+                c = st.load(self.root, cid)
+            except RuntimeErr:
+                continue
+            s = c.oci_state()
+            try:
+                uid = os.stat(c.dir).st_uid
+                import pwd
+                s["owner"] = pwd.getpwuid(uid).pw_name
+            except (OSError, KeyError):
+                s["owner"] = "#%d" % uid if "uid" in locals() else ""
+            out.append(s)
+        return out
+
+    # ---- create ------------------------------------------------------------------------
+
+    def create(self, cid, bundle, pid_file=None, console_socket=None, no_pivot=False,
+               no_new_keyring=False, preserve_fds=0, _foreground=False):
+        """Create the container; returns the init pid. The init waits for start()."""
+        validate(cid)
+        from . import config as config_mod
+        bundle = os.path.abspath(bundle or ".")
+        st.ensure_root(self.root)
+        config = config_mod.load(bundle, cache_dir=os.path.join(self.root, "~cache", "config"))
+        if not config.get("process"):
+            raise RuntimeErr("process: the container's process is required for create")
+        path = os.path.join(self.root, cid)
+        try:
+            os.mkdir(path, 0o711)
+        except FileExistsError:
+            raise RuntimeErr("container with given ID already exists")
+        dirfd = st.lock_dir(path)
+        fifo_fd = -1
+        launch = None
+        mgr = None
+        cr_start, _ = st.proc_start_time(os.getpid())
+        c = st.Container(self.root, cid, {
+            "ociVersion": "1.3.0", "id": cid, "status": "creating", "pid": 0,
+            "bundle": bundle, "rootfs": config["_rootfs"], "created": _now_rfc3339(),
+            "owner": "", "annotations": config.get("annotations") or {},
+            "creator_pid": os.getpid(), "creator_start": cr_start,
+        })
+        try:
+            c.save()
+            st.write_atomic(os.path.join(path, "config.json"),
+                            json.dumps({k: v for k, v in config.items() if not k.startswith("_")}).encode())
+            launch, mgr = self._launch_init(c, config, bundle, console_socket, no_pivot,
+                                            no_new_keyring, preserve_fds)
+            c.data["status"] = "created"
+            c.save()
+            if pid_file:
+                _write_pid_file(pid_file, launch.pid)
+            pid = launch.pid
+            launch.close()
+            if not _foreground:
+                launch.pid = 0
+            return launch if _foreground else pid
+        except BaseException:
+            if launch is not None:
+                launch.kill()
+            if mgr is not None:
+                try:
+                    mgr.destroy()
+                except Exception:
+                    pass
+            st.remove_dir(path)
+            raise
+        finally:
+            os.close(dirfd)
+
+    def _launch_init(self, c, config, bundle, console_socket, no_pivot, no_new_keyring,
+                     preserve_fds):
+        from . import plan as plan_mod
+        from .executor import Launch
+        linux = config.get("linux") or {}
+        process = config["process"]
+        self._refuse_unsupported(config, console_socket)
+        mgr = None
+        if self._needs_cgroup(config):
+            from . import cgroups
+            mgr = cgroups.new(c.id, linux.get("cgroupsPath"), linux.get("resources"),
+                              systemd=self.systemd_cgroup, rootless=self._is_rootless())
+        opts = {"no_pivot": no_pivot, "no_new_keyring": no_new_keyring,
+                "preserve_fds": preserve_fds, "listen_fds": _listen_fds()}
+        if linux.get("seccomp"):
+            from . import seccomp
+            prog = seccomp.compile(linux["seccomp"], cache_dir=os.path.join(self.root, "~cache", "seccomp"))
+            opts["seccomp"] = {"program": prog.bpf, "flags": prog.flags, "notify": prog.notify}
+        plan = plan_mod.build(config, bundle, c.id, opts, cgroup_mgr=mgr)
+        fifo = os.path.join(c.dir, st.FIFO)
+        os.mkfifo(fifo, 0o622)
+        fifo_fd = os.open(fifo, os.O_RDWR | os.O_CLOEXEC)
+        launch = Launch(plan, fifo_fd)
+        try:
+            pid = launch.spawn()
+            c.data["pid"] = pid
+            c.data["start_time"], _ = st.proc_start_time(pid)
+            if mgr is not None:
+                c.data["cgroup"] = mgr.to_state()
+            c.save()
+            self._write_id_maps(pid, plan)
+            if mgr is not None:
+                mgr.create()
+                mgr.apply()
+                mgr.add_pid(pid)
+            launch.send()
+            console = _ConsoleSender(console_socket) if process.get("terminal") else None
+            hooks = config.get("hooks") or {}
+
+            def on_sync(tag, step):
+                if tag == "hooks":
+                    from . import hooks as hooks_mod
+                    s = c.oci_state("creating")
+                    s["pid"] = pid
+                    hooks_mod.run_hooks(hooks, "prestart", s)
+                    hooks_mod.run_hooks(hooks, "createRuntime", s)
+                    hooks_mod.run_hooks(hooks, "createContainer", s, ns_pid=pid)
+
+            def on_fd(step, fd):
+                try:
+                    if step["op"] == "console" and console is not None:
+                        console.send(fd)
+                    elif step["op"] == "seccomp":
+                        from . import seccomp
+                        s = c.oci_state("creating")
+                        s["pid"] = pid
+                        seccomp.send_listener(linux["seccomp"], fd, s)
+                finally:
+                    os.close(fd)
+
+            launch.run(on_sync=on_sync, on_fd=on_fd)
+        except BaseException:
+            launch.kill()
+            if mgr is not None:
+                try:
+                    mgr.destroy()
+                except Exception:
+                    pass
+            raise
+        finally:
+            os.close(fifo_fd)
+        return launch, mgr
+
+    def _is_rootless(self):
+        if self.rootless == "true":
+            return True
+        if self.rootless == "false":
+            return False
+        return os.geteuid() != 0
+
+    def _needs_cgroup(self, config):
+        return True
+
+    def _refuse_unsupported(self, config, console_socket):
+        process = config["process"]
+        if process.get("terminal") and not console_socket:
+            raise RuntimeErr("cannot allocate tty if runc will detach without setting console socket")
+        if not process.get("terminal") and console_socket:
+            raise RuntimeErr("cannot use console socket if runc will not detach or allocate tty")
+        linux = config.get("linux") or {}
+        for key in ("intelRdt", "personality", "netDevices", "memoryPolicy"):
+            if linux.get(key):
+                raise RuntimeErr("linux.%s is not supported by this build of pyruntime" % key)
+        for key in ("apparmorProfile", "selinuxLabel", "ioPriority", "scheduler", "execCPUAffinity"):
+            if process.get(key):
+                raise RuntimeErr("process.%s is not supported by this build of pyruntime" % key)
+        if linux.get("mountLabel"):
+            raise RuntimeErr("linux.mountLabel is not supported by this build of pyruntime")
+
+    def _write_id_maps(self, pid, plan):
+        if "user" not in plan["namespaces"]["clone"]:
+            return
+        for kind, maps in (("uid", plan["uid_mappings"]), ("gid", plan["gid_mappings"])):
+            if not maps:
+                continue
+            data = "".join("%d %d %d\n" % (m["containerID"], m["hostID"], m["size"]) for m in maps)
+            try:
+                with open("/proc/%d/%s_map" % (pid, kind), "w") as f:
+                    f.write(data)
+            except OSError as e:
+                from .executor import strerror
+                raise RuntimeErr("unable to start container process: write %s_map: %s"
+                                 % (kind, strerror(e.errno)))
+
+    # ---- start / run -------------------------------------------------------------------
+
+    def start(self, cid):
+        c = self.load(cid, lock=True)
+        try:
+            status = c.status()
+            if status == "stopped":
+                raise InvalidState("cannot start a container that has stopped")
+            if status != "created":
+                raise InvalidState("cannot start an already running container")
+            fifo = os.path.join(c.dir, st.FIFO)
+            try:
+                fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+            except OSError:
+                raise InvalidState("cannot start a container that has stopped")
+            try:
+                os.write(fd, b"0")
+            finally:
+                os.close(fd)
+            os.unlink(fifo)
+            cfg = None
+            try:
+                cfg = c.config()
+            except (OSError, ValueError):
+                pass
+            if cfg and (cfg.get("hooks") or {}).get("poststart"):
+                from . import hooks as hooks_mod
+                try:
+                    hooks_mod.run_hooks(cfg["hooks"], "poststart", c.oci_state("running"))
+                except RuntimeErr:
+                    try:
+                        os.kill(c.pid, 9)
+                    except OSError:
+                        pass
+                    raise
+        finally:
+            if c.dirfd is not None:
+                os.close(c.dirfd)
+
+    def run(self, cid, bundle, detach=False, keep=False, **create_kw):
+        """create + start; in the foreground wait and return the exit status (128+N for
+        a signal), forwarding signals to the container."""
+        import signal
+        if detach:
+            pid = self.create(cid, bundle, **create_kw)
+            try:
+                self.start(cid)
+            except BaseException:
+                self.delete(cid, force=True)
+                raise
+            return 0
+        forwarded = [s for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
+                                 signal.SIGUSR1, signal.SIGUSR2, signal.SIGWINCH, signal.SIGCONT)]
+        pending = []
+        target = [0]
+
+        def fwd(signum, _frame):
+            if target[0]:
+                try:
+                    os.kill(target[0], signum)
+                except ProcessLookupError:
+                    pass
+            else:
+                pending.append(signum)
+
+        old = {s: signal.signal(s, fwd) for s in forwarded}
+        try:
+            launch = self.create(cid, bundle, _foreground=True, **create_kw)
+            pid = launch.pid
+            target[0] = pid
+            try:
+                self.start(cid)
+                for s in pending:
+                    os.kill(pid, s)
+                while True:
+                    try:
+                        _, status = os.waitpid(pid, 0)
+                        break
+                    except InterruptedError:
+                        continue
+                    except ChildProcessError:
+                        status = 0
+                        break
+            except BaseException:
+                try:
+                    os.kill(pid, 9)
+                    os.waitpid(pid, 0)
+                except OSError:
+                    pass
+                if not keep:
+                    self.delete(cid, force=True)
+                raise
+            if os.WIFSIGNALED(status):
+                code = 128 + os.WTERMSIG(status)
+            else:
+                code = os.WEXITSTATUS(status)
+            if not keep:
+                self.delete(cid, force=True)
+            return code
+        finally:
+            for s, h in old.items():
+                signal.signal(s, h)
+
+    # ---- kill / delete -----------------------------------------------------------------
+
+    def kill(self, cid, sig="SIGTERM", all=False):
+        signum = parse_signal(sig)
+        c = self.load(cid)
+        status = c.status()
+        if status in ("stopped", "creating"):
+            if all:
+                return
+            raise InvalidState("container not running")
+        if all and c.data.get("cgroup"):
+            from . import cgroups
+            cgroups.from_state(c.data["cgroup"]).kill_all(signum)
+            return
+        try:
+            os.kill(c.pid, signum)
+        except ProcessLookupError:
+            if not all:
+                raise InvalidState("container not running")
+
+    def delete(self, cid, force=False):
+        try:
+            c = self.load(cid, lock=True)
+        except NotExist:
+            if force:
+                return
+            raise
+        try:
+            status = c.status()
+            if status in ("running", "paused") and not force:
+                raise InvalidState("cannot delete container %s that is not stopped: %s" % (cid, status))
+            if status == "creating" and not force:
+                raise InvalidState("cannot delete container %s that is not stopped: %s" % (cid, status))
+            cg = c.data.get("cgroup")
+            mgr = None
+            if cg:
+                from . import cgroups
+                mgr = cgroups.from_state(cg)
+            if c.alive():
+                if status == "paused" and mgr is not None:
+                    try:
+                        mgr.kill_all(9)
+                    except Exception:
+                        pass
+                try:
+                    os.kill(c.pid, 9)
+                except ProcessLookupError:
+                    pass
+                _wait_gone(c.pid, c.data.get("start_time"))
+            if mgr is not None:
+                mgr.destroy()
+            cfg = None
+            try:
+                cfg = c.config()
+            except (OSError, ValueError):
+                pass
+            st.remove_dir(c.dir)
+            if cfg and (cfg.get("hooks") or {}).get("poststop"):
+                from . import hooks as hooks_mod
+                hooks_mod.run_hooks(cfg["hooks"], "poststop", c.oci_state("stopped"),
+                                    warn=self._warn)
+        finally:
+            if c.dirfd is not None:
+                os.close(c.dirfd)
+
+
+def _listen_fds():
+    if os.environ.get("LISTEN_PID") == str(os.getpid()):
+        try:
+            return int(os.environ.get("LISTEN_FDS", "0"))
+        except ValueError:
+            return 0
+    return 0
+
+
+def _write_pid_file(path, pid):
+    path = os.path.abspath(path)
+    st.write_atomic(path, str(pid).encode(), mode=0o644)
+
+
+class _ConsoleSender:
+    """Delivers the console master to --console-socket, as runc does (SCM_RIGHTS)."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def send(self, fd):
+        import socket
+        from .executor import send_fd
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            s.connect(self.path)
+            send_fd(s.fileno(), fd, "/dev/ptmx")
+        except OSError as e:
+            raise RuntimeErr("failed to send the console to %s: %s" % (self.path, e.strerror))
+        finally:
+            s.close()

@@ -1,0 +1,320 @@
+"""Hands a plan to the C executor and speaks the sync protocol with the init."""
+import os
+
+from .errors import RuntimeErr
+from ._executor import ffi, lib
+
+OPS = {
+    "sync": 1, "root_propagation": 2, "bind_rootfs": 3, "mount": 4, "remount": 5,
+    "propagation": 6, "setattr": 7, "mknod": 8, "bind_device": 9, "symlink": 10,
+    "pivot_root": 11, "chroot": 12, "mask": 13, "readonly": 14, "remount_root_ro": 15,
+    "sethostname": 16, "setdomainname": 17, "write": 18, "rlimit": 19, "keyring": 20,
+    "setsid": 21, "close_fds": 22, "identity": 23, "chdir": 24, "caps": 25, "umask": 26,
+    "no_new_privs": 27, "seccomp": 28, "lookup": 29, "ready": 30, "wait_start": 31,
+    "exec": 32, "become_root": 33, "console": 34, "dup_stdio": 35, "setns": 36, "mkdir": 37,
+}
+MSG_PID, MSG_SYNC, MSG_READY, MSG_ERROR, MSG_FD = 1, 2, 3, 4, 5
+MSG_GO, MSG_ABORT = 10, 11
+
+RLIM_INFINITY = (1 << 64) - 1
+_MKDIR = {None: 0, 0: 0, 1: 1, 2: 2, "dir": 1, "file": 2}
+
+
+def strerror(errno):
+    """Go-style (lower-case) error text, as runc prints it."""
+    s = os.strerror(errno)
+    return s[:1].lower() + s[1:] if s else s
+
+
+def _cstr(keep, s):
+    if s is None:
+        return ffi.NULL
+    b = ffi.new("char[]", s.encode() if isinstance(s, str) else s)
+    keep.append(b)
+    return b
+
+
+def _cvec(keep, items):
+    arr = ffi.new("char *[]", len(items) + 1)
+    for i, s in enumerate(items):
+        arr[i] = _cstr(keep, s)
+    arr[len(items)] = ffi.NULL
+    keep.append(arr)
+    return arr
+
+
+def _u64(v):
+    v = int(v)
+    return RLIM_INFINITY if v < 0 else v & RLIM_INFINITY
+
+
+def to_c(steps, keep):
+    arr = ffi.new("struct pyrt_step[]", len(steps))
+    keep.append(arr)
+    for i, st in enumerate(steps):
+        c = arr[i]
+        op = st["op"]
+        c.op = OPS[op]
+        g = st.get
+        if op == "sync":
+            c.s1 = _cstr(keep, g("tag", ""))
+        elif op == "root_propagation" or op == "propagation":
+            c.flags = g("flags", 0)
+            c.s2 = _cstr(keep, g("target"))
+        elif op == "bind_rootfs":
+            c.s1 = _cstr(keep, st["path"])
+            c.s2 = _cstr(keep, g("parent"))
+        elif op == "mount":
+            c.s1 = _cstr(keep, g("source") or "")
+            c.s2 = _cstr(keep, st["target"])
+            c.s3 = _cstr(keep, g("fstype") or None) if g("fstype") else ffi.NULL
+            c.s4 = _cstr(keep, g("data")) if g("data") else ffi.NULL
+            c.flags = g("flags", 0)
+            c.n1 = _MKDIR.get(g("mkdir"), 0)
+            c.n2 = 1 if g("sysfs_fallback") else 0
+        elif op == "remount":
+            c.s2 = _cstr(keep, st["target"])
+            c.flags = g("flags", 0)
+            c.n1 = 1 if g("keep") else 0
+        elif op == "setattr":
+            c.s2 = _cstr(keep, st["target"])
+            c.m[0] = g("attr_set", 0)
+            c.m[1] = g("attr_clr", 0)
+            c.m[2] = g("propagation", 0)
+            c.n1 = 1 if g("recursive") else 0
+            c.n2 = g("userns_fd", -1)
+        elif op == "mknod":
+            c.s2 = _cstr(keep, st["target"])
+            c.n1 = st["mode"]
+            c.n2 = st["major"]
+            c.n3 = st["minor"]
+            c.m[0] = g("uid", 0)
+            c.m[1] = g("gid", 0)
+        elif op in ("bind_device", "symlink"):
+            c.s1 = _cstr(keep, st["source"] if op == "bind_device" else st["linkname"])
+            c.s2 = _cstr(keep, st["target"])
+        elif op == "mkdir":
+            c.s2 = _cstr(keep, st["target"])
+        elif op in ("mask", "readonly"):
+            c.s1 = _cstr(keep, st["path"])
+            c.s2 = _cstr(keep, g("data") or "")
+        elif op in ("sethostname", "setdomainname", "keyring"):
+            c.s1 = _cstr(keep, st["name"])
+        elif op == "write":
+            c.s1 = _cstr(keep, st["path"])
+            c.s2 = _cstr(keep, st["data"])
+        elif op == "rlimit":
+            c.n1 = st["resource"]
+            c.m[0] = _u64(st["soft"])
+            c.m[1] = _u64(st["hard"])
+        elif op == "close_fds":
+            c.n1 = g("keep", 0)
+        elif op == "identity":
+            c.n1 = st["uid"]
+            c.n2 = st["gid"]
+            c.v1 = _cvec(keep, g("groups") or [])
+            c.m[0] = st["caps"]["bounding"]
+            c.n3 = st["last_cap"]
+            c.n4 = 1 if g("setgroups_denied") else 0
+        elif op == "chdir":
+            c.s1 = _cstr(keep, st["path"])
+        elif op == "caps":
+            caps = st["caps"]
+            c.m[1] = caps["effective"]
+            c.m[2] = caps["permitted"]
+            c.m[3] = caps["inheritable"]
+            c.m[4] = caps["ambient"]
+            c.n3 = st["last_cap"]
+        elif op == "umask":
+            c.n1 = st["mask"]
+        elif op == "seccomp":
+            prog = st["program"]
+            b = ffi.new("char[]", prog)
+            keep.append(b)
+            c.buf = b
+            c.buflen = len(prog)
+            c.flags = g("flags", 0)
+        elif op in ("lookup", "exec"):
+            c.v1 = _cvec(keep, st["args"])
+            c.v2 = _cvec(keep, st["env"])
+        elif op == "console":
+            c.n1 = g("rows", 0)
+            c.n2 = g("cols", 0)
+            c.s1 = _cstr(keep, "1" if g("dev_console") else "")
+        elif op == "setns":
+            c.n1 = st["fd"]
+            c.n2 = st["nstype"]
+    return arr
+
+
+def _ns_flags(names):
+    from .plan import NS_FLAGS
+    f = 0
+    for n in names:
+        f |= NS_FLAGS[n]
+    return f
+
+
+class Launch:
+    """One init (or exec'd process) being brought up by the executor."""
+
+    def __init__(self, plan, fifo_fd=-1, force_stage1=False, context="container init"):
+        self.plan = plan
+        self.steps = plan["steps"]
+        self.fifo_fd = fifo_fd
+        self.force_stage1 = force_stage1
+        self.context = context
+        self.pid = 0
+        self.sock = -1
+        self._join_fds = []
+
+    def spawn(self):
+        from .plan import NS_FLAGS, NS_PROC_NAMES
+        keep = []
+        ns = self.plan["namespaces"]
+        clone = [n for n in ns["clone"] if n != "time"]
+        join = ns["join"]
+        fds = ffi.new("int[2]")
+        r = lib.pyrt_socketpair(fds)
+        if r < 0:
+            raise RuntimeErr("socketpair: " + strerror(-r))
+        self.sock, child_sock = fds[0], fds[1]
+        try:
+            jfds = []
+            jtypes = []
+            for j in join:
+                try:
+                    fd = os.open(j["path"], os.O_RDONLY | os.O_CLOEXEC)
+                except OSError as e:
+                    raise RuntimeErr("unable to join %s namespace %s: %s"
+                                     % (j["type"], j["path"], strerror(e.errno)))
+                jfds.append(fd)
+                jtypes.append(NS_FLAGS[j["type"]])
+            self._join_fds = jfds
+            sp = ffi.new("struct pyrt_spawn *")
+            sp.clone_flags = _ns_flags(clone)
+            sp.nsteps = len(self.steps)
+            sp.steps = to_c(self.steps, keep)
+            jf = ffi.new("int[]", jfds or [0])
+            jt = ffi.new("int[]", jtypes or [0])
+            keep += [jf, jt]
+            sp.njoin = len(jfds)
+            sp.join_fds = jf
+            sp.join_types = jt
+            offs = ""
+            if "time" in ns["clone"]:
+                sp.unshare_time = 1
+                for clock, v in (self.plan.get("time_offsets") or {}).items():
+                    offs += "%s %d %d\n" % (clock, v.get("secs", 0), v.get("nanosecs", 0))
+            sp.timens_offsets = _cstr(keep, offs)
+            sp.sock = child_sock
+            sp.parent_sock = self.sock
+            sp.fifo_fd = self.fifo_fd
+            sp.force_stage1 = 1 if self.force_stage1 else 0
+            pid = lib.pyrt_spawn(sp)
+        finally:
+            os.close(child_sock)
+            for fd in self._join_fds:
+                os.close(fd)
+            self._join_fds = []
+        if pid == lib.PYRT_STAGE_ERROR:
+            m = ffi.new("struct pyrt_msg *")
+            lib.pyrt_last_msg(m)
+            if m.step <= -100:
+                j = join[-100 - m.step]
+                what = "join %s namespace %s" % (j["type"], j["path"])
+            elif m.step == -2:
+                what = "create the time namespace"
+            else:
+                what = "clone the container init"
+            self.close()
+            raise RuntimeErr("unable to start %s: %s: %s" % (self.context, what, strerror(m.err)))
+        if pid < 0:
+            self.close()
+            raise RuntimeErr("unable to start %s: clone: %s" % (self.context, strerror(-pid)))
+        self.pid = pid
+        return pid
+
+    def send(self, kind=MSG_GO):
+        lib.pyrt_send(self.sock, kind, 0)
+
+    def recv(self, timeout_ms=-1):
+        m = ffi.new("struct pyrt_msg *")
+        fdp = ffi.new("int *")
+        r = lib.pyrt_recv(self.sock, m, fdp, timeout_ms)
+        if r < 0:
+            return None, r
+        return (m.kind, m.step, m.err, m.value, ffi.string(m.text).decode(errors="replace"), fdp[0]), 0
+
+    def run(self, on_sync=None, on_fd=None, until=MSG_READY):
+        """Process init messages until READY. Raises RuntimeErr on a failed step."""
+        while True:
+            msg, r = self.recv()
+            if msg is None:
+                if r == -32:  # EPIPE: the init died without a word (e.g. killed)
+                    raise RuntimeErr("unable to start %s: the init process exited unexpectedly" % self.context)
+                raise RuntimeErr("unable to start %s: sync: %s" % (self.context, strerror(-r)))
+            kind, step, err, value, text, fd = msg
+            if kind == until:
+                return
+            if kind == MSG_ERROR:
+                raise RuntimeErr(self.error_text(step, err, text))
+            if kind == MSG_SYNC:
+                st = self.steps[step]
+                try:
+                    if on_sync is not None:
+                        on_sync(st.get("tag"), st)
+                except BaseException:
+                    self.send(MSG_ABORT)
+                    raise
+                self.send(MSG_GO)
+            elif kind == MSG_FD:
+                if on_fd is not None:
+                    on_fd(self.steps[step], fd)
+                elif fd >= 0:
+                    os.close(fd)
+
+    def error_text(self, step, err, text):
+        if text.startswith("exec: "):
+            return "unable to start container process: " + text
+        desc = self.steps[step]["desc"] if 0 <= step < len(self.steps) else "step %d" % step
+        msg = "unable to start container process: error during %s: %s" % (self.context, desc)
+        if text:
+            msg += ": " + text
+        hint = self.steps[step].get("hint") if 0 <= step < len(self.steps) else None
+        msg += ": " + strerror(err) if err else ""
+        if hint:
+            msg += " (" + hint + ")"
+        return msg
+
+    def close(self):
+        if self.sock >= 0:
+            os.close(self.sock)
+            self.sock = -1
+
+    def kill(self):
+        """Kill the init and reap it (it is our child through CLONE_PARENT)."""
+        if self.pid > 0:
+            try:
+                os.kill(self.pid, 9)
+            except ProcessLookupError:
+                pass
+            try:
+                os.waitpid(self.pid, 0)
+            except ChildProcessError:
+                pass
+            self.pid = 0
+        self.close()
+
+
+def open_in_root(root, path, flags=os.O_RDONLY):
+    fd = lib.pyrt_open_in_root(root.encode(), path.encode(), flags)
+    if fd < 0:
+        raise OSError(-fd, os.strerror(-fd), path)
+    return fd
+
+
+def send_fd(sock, fd, name):
+    r = lib.pyrt_send_fd(sock, fd, name.encode())
+    if r < 0:
+        raise OSError(-r, os.strerror(-r))

@@ -1,0 +1,412 @@
+"""config.json -> plan: the ordered, plain-data steps the container init performs.
+
+Everything the init will do is decided here; the C executor only carries it out. The
+plan prints as JSON (`pyruntime plan`), so a user can see what would happen.
+"""
+import os
+import stat
+
+from .errors import ConfigError
+
+# <sched.h>
+NS_FLAGS = {
+    "mount": 0x00020000, "uts": 0x04000000, "ipc": 0x08000000, "user": 0x10000000,
+    "pid": 0x20000000, "network": 0x40000000, "cgroup": 0x02000000, "time": 0x00000080,
+}
+NS_PROC_NAMES = {"mount": "mnt", "uts": "uts", "ipc": "ipc", "user": "user", "pid": "pid",
+                 "network": "net", "cgroup": "cgroup", "time": "time"}
+# Join order: the user namespace first so the others are entered with its privileges;
+# mount last so the /proc paths above still resolve.
+JOIN_ORDER = ["user", "cgroup", "ipc", "uts", "network", "pid", "time", "mount"]
+
+# <sys/mount.h>
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
+MS_SYNCHRONOUS, MS_REMOUNT, MS_MANDLOCK, MS_DIRSYNC = 16, 32, 64, 128
+MS_NOSYMFOLLOW, MS_NOATIME, MS_NODIRATIME, MS_BIND = 256, 1024, 2048, 4096
+MS_MOVE, MS_REC, MS_SILENT = 8192, 16384, 32768
+MS_UNBINDABLE, MS_PRIVATE, MS_SLAVE, MS_SHARED = 1 << 17, 1 << 18, 1 << 19, 1 << 20
+MS_RELATIME, MS_I_VERSION, MS_STRICTATIME, MS_LAZYTIME = 1 << 21, 1 << 23, 1 << 24, 1 << 25
+
+MOUNT_ATTR_RDONLY, MOUNT_ATTR_NOSUID, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC = 1, 2, 4, 8
+MOUNT_ATTR__ATIME, MOUNT_ATTR_RELATIME, MOUNT_ATTR_NOATIME = 0x70, 0, 0x10
+MOUNT_ATTR_STRICTATIME, MOUNT_ATTR_NODIRATIME, MOUNT_ATTR_NOSYMFOLLOW = 0x20, 0x80, 0x200000
+
+# option -> (clear?, flag); the set runc accepts
+MOUNT_FLAGS = {
+    "async": (True, MS_SYNCHRONOUS), "atime": (True, MS_NOATIME), "bind": (False, MS_BIND),
+    "defaults": (False, 0), "dev": (True, MS_NODEV), "diratime": (True, MS_NODIRATIME),
+    "dirsync": (False, MS_DIRSYNC), "exec": (True, MS_NOEXEC), "iversion": (False, MS_I_VERSION),
+    "lazytime": (False, MS_LAZYTIME), "loud": (True, MS_SILENT), "mand": (False, MS_MANDLOCK),
+    "noatime": (False, MS_NOATIME), "nodev": (False, MS_NODEV), "nodiratime": (False, MS_NODIRATIME),
+    "noexec": (False, MS_NOEXEC), "noiversion": (True, MS_I_VERSION), "nolazytime": (True, MS_LAZYTIME),
+    "nomand": (True, MS_MANDLOCK), "norelatime": (True, MS_RELATIME), "nostrictatime": (True, MS_STRICTATIME),
+    "nosuid": (False, MS_NOSUID), "nosymfollow": (False, MS_NOSYMFOLLOW), "rbind": (False, MS_BIND | MS_REC),
+    "relatime": (False, MS_RELATIME), "remount": (False, MS_REMOUNT), "ro": (False, MS_RDONLY),
+    "rw": (True, MS_RDONLY), "silent": (False, MS_SILENT), "strictatime": (False, MS_STRICTATIME),
+    "suid": (True, MS_NOSUID), "sync": (False, MS_SYNCHRONOUS), "symfollow": (True, MS_NOSYMFOLLOW),
+}
+PROPAGATION = {
+    "private": MS_PRIVATE, "shared": MS_SHARED, "slave": MS_SLAVE, "unbindable": MS_UNBINDABLE,
+    "rprivate": MS_PRIVATE | MS_REC, "rshared": MS_SHARED | MS_REC, "rslave": MS_SLAVE | MS_REC,
+    "runbindable": MS_UNBINDABLE | MS_REC,
+}
+# recursive mount attributes (mount_setattr with AT_RECURSIVE): option -> (clear?, attr)
+RECURSIVE_ATTRS = {
+    "rro": (False, MOUNT_ATTR_RDONLY), "rrw": (True, MOUNT_ATTR_RDONLY),
+    "rnosuid": (False, MOUNT_ATTR_NOSUID), "rsuid": (True, MOUNT_ATTR_NOSUID),
+    "rnodev": (False, MOUNT_ATTR_NODEV), "rdev": (True, MOUNT_ATTR_NODEV),
+    "rnoexec": (False, MOUNT_ATTR_NOEXEC), "rexec": (True, MOUNT_ATTR_NOEXEC),
+    "rnodiratime": (False, MOUNT_ATTR_NODIRATIME), "rdiratime": (True, MOUNT_ATTR_NODIRATIME),
+    "rrelatime": (False, MOUNT_ATTR_RELATIME), "rnorelatime": (True, MOUNT_ATTR_RELATIME),
+    "rnoatime": (False, MOUNT_ATTR_NOATIME), "ratime": (True, MOUNT_ATTR_NOATIME),
+    "rstrictatime": (False, MOUNT_ATTR_STRICTATIME), "rnostrictatime": (True, MOUNT_ATTR_STRICTATIME),
+    "rnosymfollow": (False, MOUNT_ATTR_NOSYMFOLLOW), "rsymfollow": (True, MOUNT_ATTR_NOSYMFOLLOW),
+}
+# Options that are ours to interpret and never reach the kernel as data.
+EXTRA_OPTIONS = {"tmpcopyup", "idmap", "ridmap"}
+
+RLIMITS = {
+    "RLIMIT_CPU": 0, "RLIMIT_FSIZE": 1, "RLIMIT_DATA": 2, "RLIMIT_STACK": 3, "RLIMIT_CORE": 4,
+    "RLIMIT_RSS": 5, "RLIMIT_NPROC": 6, "RLIMIT_NOFILE": 7, "RLIMIT_MEMLOCK": 8, "RLIMIT_AS": 9,
+    "RLIMIT_LOCKS": 10, "RLIMIT_SIGPENDING": 11, "RLIMIT_MSGQUEUE": 12, "RLIMIT_NICE": 13,
+    "RLIMIT_RTPRIO": 14, "RLIMIT_RTTIME": 15,
+}
+
+CAPS = [
+    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID",
+    "CAP_KILL", "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BIND_SERVICE", "CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_IPC_LOCK",
+    "CAP_IPC_OWNER", "CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_SYS_CHROOT", "CAP_SYS_PTRACE",
+    "CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE", "CAP_SYS_RESOURCE",
+    "CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE", "CAP_AUDIT_WRITE",
+    "CAP_AUDIT_CONTROL", "CAP_SETFCAP", "CAP_MAC_OVERRIDE", "CAP_MAC_ADMIN", "CAP_SYSLOG",
+    "CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ", "CAP_PERFMON", "CAP_BPF",
+    "CAP_CHECKPOINT_RESTORE",
+]
+CAP_NUM = {n: i for i, n in enumerate(CAPS)}
+
+# The devices every container gets when /dev is not bind-mounted from the host.
+DEFAULT_DEVICES = [
+    ("/dev/null", "c", 1, 3), ("/dev/zero", "c", 1, 5), ("/dev/full", "c", 1, 7),
+    ("/dev/random", "c", 1, 8), ("/dev/urandom", "c", 1, 9), ("/dev/tty", "c", 5, 0),
+]
+DEV_SYMLINKS = [
+    ("/proc/self/fd", "/dev/fd"), ("/proc/self/fd/0", "/dev/stdin"),
+    ("/proc/self/fd/1", "/dev/stdout"), ("/proc/self/fd/2", "/dev/stderr"),
+]
+
+# Keys a container may set with linux.sysctl, and the namespace each needs.
+SYSCTL_IPC = {"kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", "kernel.shmall",
+              "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced"}
+
+
+def _last_cap():
+    try:
+        with open("/proc/sys/kernel/cap_last_cap") as f:
+            return int(f.read())
+    except OSError:
+        return len(CAPS) - 1
+
+
+def cap_mask(names, unknown):
+    m = 0
+    for n in names or ():
+        i = CAP_NUM.get(n)
+        if i is None:
+            unknown.append(n)
+            continue
+        m |= 1 << i
+    return m
+
+
+def parse_mount_options(options):
+    """-> (flags, clear, propagation list, recursive set/clear attrs, data string, extras)."""
+    flags = 0
+    clear = 0
+    prop = []
+    rset = rclr = 0
+    data = []
+    extras = set()
+    for o in options or ():
+        if o in MOUNT_FLAGS:
+            c, f = MOUNT_FLAGS[o]
+            if c:
+                flags &= ~f
+                clear |= f
+            else:
+                flags |= f
+                clear &= ~f
+        elif o in PROPAGATION:
+            prop.append(PROPAGATION[o])
+        elif o in RECURSIVE_ATTRS:
+            c, a = RECURSIVE_ATTRS[o]
+            if c:
+                rclr |= a
+            else:
+                rset |= a
+        elif o in EXTRA_OPTIONS:
+            extras.add(o)
+        else:
+            data.append(o)
+    return flags, clear, prop, rset, rclr, ",".join(data), extras
+
+
+def _step(op, desc, **kw):
+    kw["op"] = op
+    kw["desc"] = desc
+    return kw
+
+
+def _clean_dest(dest):
+    return "/" + "/".join(p for p in dest.split("/") if p)
+
+
+def resolve_host_source(src, bundle):
+    if not src:
+        return src
+    if not os.path.isabs(src):
+        src = os.path.join(bundle, src)
+    return src
+
+
+def mount_steps(m, bundle, userns, netns_new):
+    """Steps for one config mount entry."""
+    dest = m.get("destination", "")
+    if not dest.startswith("/"):
+        # spec 1.3: relative destinations are relative to the container's /
+        dest = "/" + dest
+    dest = _clean_dest(dest)
+    mtype = m.get("type") or ""
+    src = m.get("source") or ""
+    flags, _clear, prop, rset, rclr, data, extras = parse_mount_options(m.get("options"))
+    steps = []
+    is_bind = bool(flags & MS_BIND) or mtype == "bind"
+    if is_bind:
+        flags |= MS_BIND
+        src = resolve_host_source(src, bundle)
+        try:
+            st = os.stat(src)
+        except OSError as e:
+            raise ConfigError("mount %s to %s: %s" % (src, dest, _oserr(e)))
+        kind = 1 if stat.S_ISDIR(st.st_mode) else 2
+        steps.append(_step("mount", "bind mount %s to %s" % (src, dest), source=src, target=dest,
+                           fstype="", flags=flags & (MS_BIND | MS_REC), data="", mkdir=kind,
+                           sysfs_fallback=False))
+        # A bind mount ignores every other flag until it is remounted.
+        extra = flags & ~(MS_BIND | MS_REC | MS_REMOUNT)
+        if extra:
+            steps.append(_step("remount", "remount %s (%s)" % (dest, ",".join(m.get("options") or [])),
+                               target=dest, flags=extra, keep=False))
+    else:
+        if mtype == "cgroup":
+            raise ConfigError("internal: cgroup mounts are planned by the cgroup manager")
+        if mtype in ("proc", "sysfs", "mqueue", "devpts", "tmpfs", "cgroup2") or not src.startswith("/"):
+            source = src or mtype
+        else:
+            source = src
+        steps.append(_step("mount", "mount %s to %s" % (mtype or source, dest), source=source,
+                           target=dest, fstype=mtype, flags=flags & ~MS_REMOUNT, data=data, mkdir=1,
+                           sysfs_fallback=(mtype == "sysfs" and userns and not netns_new)))
+    for p in prop:
+        steps.append(_step("propagation", "set propagation of %s" % dest, target=dest, flags=p))
+    if rset or rclr:
+        steps.append(_step("setattr", "set recursive attributes of %s" % dest, target=dest,
+                           attr_set=rset, attr_clr=rclr, propagation=0, recursive=True))
+    if extras & {"idmap", "ridmap"}:
+        raise ConfigError("mounts: %s: idmapped mounts are not supported yet" % dest)
+    return steps
+
+
+def _oserr(e):
+    from .executor import strerror
+    return strerror(e.errno)
+
+
+def build(config, bundle, cid, opts=None, cgroup_mgr=None):
+    """Build the plan for `create`. opts: no_pivot, no_new_keyring, preserve_fds,
+    console (bool), listen_fds."""
+    opts = opts or {}
+    linux = config.get("linux") or {}
+    process = config.get("process") or {}
+    root = config.get("root") or {}
+    rootfs = config.get("_rootfs") or os.path.join(bundle, root.get("path", "rootfs"))
+
+    clone = []
+    join = []
+    seen = set()
+    for ns in linux.get("namespaces") or ():
+        t = ns.get("type")
+        if t in seen:
+            raise ConfigError("linux.namespaces: duplicate namespace %s" % t)
+        seen.add(t)
+        if ns.get("path"):
+            join.append({"type": t, "path": ns["path"]})
+        else:
+            clone.append(t)
+    join.sort(key=lambda j: JOIN_ORDER.index(j["type"]))
+    has = seen.__contains__
+    if not has("mount"):
+        raise ConfigError("linux.namespaces: a mount namespace is required")
+    userns = has("user")
+    new_userns = "user" in clone
+    netns_new = "network" in clone
+    plan = {
+        "id": cid,
+        "rootfs": rootfs,
+        "namespaces": {"clone": clone, "join": join},
+        "uid_mappings": linux.get("uidMappings") or [],
+        "gid_mappings": linux.get("gidMappings") or [],
+        "time_offsets": linux.get("timeOffsets") or {},
+        "steps": [],
+    }
+    steps = plan["steps"]
+    add = steps.append
+    if new_userns:
+        add(_step("become_root", "become root in the user namespace"))
+    add(_step("setsid", "create a new session"))
+    if "mount" in clone:
+        rprop = linux.get("rootfsPropagation")
+        pflags = PROPAGATION.get(rprop, MS_SLAVE | MS_REC) if rprop else MS_SLAVE | MS_REC
+        add(_step("root_propagation", "make / %s" % (rprop or "rslave"), flags=pflags | MS_REC
+                  if rprop in ("shared", "slave", "private", "unbindable") else pflags))
+        add(_step("bind_rootfs", "bind mount the rootfs %s onto itself" % rootfs, path=rootfs,
+                  parent=os.path.dirname(rootfs)))
+
+    mounts = config.get("mounts") or []
+    dev_bound = False
+    cgroupns = "cgroup" in seen
+    for m in mounts:
+        dest = _clean_dest("/" + m.get("destination", "").lstrip("/"))
+        if dest == "/dev" and (m.get("type") == "bind" or "bind" in (m.get("options") or ())
+                               or "rbind" in (m.get("options") or ())):
+            dev_bound = True
+        if m.get("type") == "cgroup":
+            if cgroup_mgr is None:
+                raise ConfigError("mounts: %s: cgroup mount needs the cgroup manager" % dest)
+            steps.extend(cgroup_mgr.mount_steps(m, cgroupns))
+            continue
+        steps.extend(mount_steps(m, bundle, userns, netns_new))
+
+    dev_mounted = any(_clean_dest("/" + m.get("destination", "").lstrip("/")) == "/dev" for m in mounts)
+    # runc makes the default devices only when /dev is its own (not the host's)
+    devices = []
+    configured = {d.get("path") for d in linux.get("devices") or ()}
+    if dev_mounted and not dev_bound:
+        for path, typ, major, minor in DEFAULT_DEVICES:
+            if path in configured:
+                continue
+            devices.append({"path": path, "type": typ, "major": major, "minor": minor,
+                            "fileMode": 0o666, "uid": 0, "gid": 0})
+    devices.extend(linux.get("devices") or ())
+    for d in devices:
+        path = _clean_dest(d["path"])
+        typ = d.get("type", "c")
+        mode = d.get("fileMode")
+        if mode is None:
+            mode = 0o666
+        if new_userns or userns:
+            # mknod is not allowed in a user namespace: bind the host's node instead
+            add(_step("bind_device", "bind mount device %s" % path, source=d["path"], target=path))
+            continue
+        fmt = {"c": stat.S_IFCHR, "u": stat.S_IFCHR, "b": stat.S_IFBLK, "p": stat.S_IFIFO}.get(typ)
+        if fmt is None:
+            raise ConfigError("linux.devices: %s: invalid device type %r" % (path, typ))
+        add(_step("mknod", "create device %s" % path, target=path, mode=fmt | (mode & 0o7777),
+                  major=d.get("major", 0), minor=d.get("minor", 0),
+                  uid=d.get("uid", 0) or 0, gid=d.get("gid", 0) or 0))
+    if dev_mounted and not dev_bound:
+        for target, link in DEV_SYMLINKS:
+            add(_step("symlink", "symlink %s -> %s" % (link, target), linkname=target, target=link))
+        if any(_clean_dest(m.get("destination", "")) == "/dev/pts" for m in mounts):
+            add(_step("symlink", "symlink /dev/ptmx -> pts/ptmx", linkname="pts/ptmx", target="/dev/ptmx"))
+
+    hooks = config.get("hooks") or {}
+    if any(hooks.get(k) for k in ("prestart", "createRuntime", "createContainer")):
+        add(_step("sync", "run createRuntime/createContainer hooks", tag="hooks"))
+
+    if "mount" in clone:
+        if opts.get("no_pivot"):
+            add(_step("chroot", "move the rootfs to / and chroot (--no-pivot)"))
+        else:
+            add(_step("pivot_root", "pivot_root into %s" % rootfs))
+
+    if process.get("terminal"):
+        cs = process.get("consoleSize") or {}
+        add(_step("console", "set up the console", rows=cs.get("height", 0), cols=cs.get("width", 0),
+                  dev_console=True))
+
+    if config.get("hostname") is not None and config.get("hostname") != "":
+        add(_step("sethostname", "sethostname %s" % config["hostname"], name=config["hostname"]))
+    if config.get("domainname"):
+        add(_step("setdomainname", "setdomainname %s" % config["domainname"], name=config["domainname"]))
+    for key, val in (linux.get("sysctl") or {}).items():
+        add(_step("write", "write sysctl %s" % key, path="/proc/sys/" + key.replace(".", "/"), data=str(val)))
+    for p in linux.get("readonlyPaths") or ():
+        add(_step("readonly", "make %s read-only" % p, path=p))
+    for p in linux.get("maskedPaths") or ():
+        add(_step("mask", "mask %s" % p, path=p, data=""))
+    if root.get("readonly"):
+        add(_step("remount_root_ro", "remount the root read-only"))
+
+    if process.get("oomScoreAdj") is not None:
+        v = process["oomScoreAdj"]
+        add(_step("write", "set oom_score_adj to %d" % v, path="/proc/self/oom_score_adj", data=str(v)))
+    if not opts.get("no_new_keyring"):
+        add(_step("keyring", "join a new session keyring", name="_ses." + cid))
+    for rl in process.get("rlimits") or ():
+        t = rl.get("type")
+        if t not in RLIMITS:
+            raise ConfigError("process.rlimits: unknown rlimit type %s" % t)
+        add(_step("rlimit", "setrlimit %s soft=%d hard=%d" % (t, rl.get("soft", 0), rl.get("hard", 0)),
+                  resource=RLIMITS[t], soft=rl.get("soft", 0), hard=rl.get("hard", 0), name=t))
+
+    steps.extend(process_steps(process, opts))
+    return plan
+
+
+def process_steps(process, opts, exec_mode=False):
+    """The tail shared by create and exec: fds, identity, caps, cwd, seccomp, exec."""
+    steps = []
+    add = steps.append
+    keep = int(opts.get("preserve_fds") or 0) + int(opts.get("listen_fds") or 0)
+    add(_step("close_fds", "close inherited file descriptors", keep=keep))
+    user = process.get("user") or {}
+    caps = process.get("capabilities") or {}
+    unknown = []
+    masks = {k: cap_mask(caps.get(k), unknown) for k in
+             ("bounding", "effective", "permitted", "inheritable", "ambient")}
+    last_cap = _last_cap()
+    add(_step("identity", "set user %d:%d" % (user.get("uid", 0), user.get("gid", 0)),
+              uid=user.get("uid", 0), gid=user.get("gid", 0),
+              groups=[str(g) for g in user.get("additionalGids") or ()],
+              caps=masks, last_cap=last_cap, setgroups_denied=bool(opts.get("setgroups_denied"))))
+    cwd = process.get("cwd") or "/"
+    add(_step("chdir", "chdir to %s" % cwd, path=cwd))
+    add(_step("caps", "apply capabilities", caps=masks, last_cap=last_cap))
+    seccomp_prog = opts.get("seccomp")
+    nnp = bool(process.get("noNewPrivileges"))
+    if seccomp_prog is not None and not nnp:
+        # Without no_new_privs, loading a filter needs CAP_SYS_ADMIN, which may be
+        # gone after capabilities are applied: runc loads it earlier in that case too.
+        steps.insert(0, _step("seccomp", "load the seccomp filter", **seccomp_prog))
+    if nnp:
+        add(_step("no_new_privs", "set no_new_privs"))
+    umask = user.get("umask")
+    add(_step("umask", "set umask %04o" % (0o022 if umask is None else umask),
+              mask=0o022 if umask is None else umask))
+    args = process.get("args") or []
+    env = list(process.get("env") or [])
+    add(_step("lookup", "find %s" % (args[0] if args else "?"), args=args, env=env))
+    if seccomp_prog is not None and nnp and seccomp_prog.get("notify"):
+        add(_step("seccomp", "load the seccomp filter", **seccomp_prog))
+    if not exec_mode:
+        add(_step("ready", "signal the runtime that the container is created"))
+        add(_step("wait_start", "wait for start"))
+    if seccomp_prog is not None and nnp and not seccomp_prog.get("notify"):
+        add(_step("seccomp", "load the seccomp filter", **seccomp_prog))
+    if exec_mode:
+        add(_step("ready", "signal the runtime that the process is set up"))
+    add(_step("exec", "exec %s" % (args[0] if args else "?"), args=args, env=env))
+    if unknown:
+        steps[0]["warnings"] = ["unknown capabilities ignored: %s" % ", ".join(unknown)]
+    return steps
