@@ -5,5 +5,6 @@ from setuptools import setup
 setup(
     cffi_modules=[
         "csrc/executor_build.py:ffibuilder",
+        "csrc/seccomp_build.py:ffibuilder",
     ],
 )
