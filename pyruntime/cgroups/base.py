@@ -1,0 +1,195 @@
+"""What the v1 and v2 managers share: state round-trip, pid listing, kill/destroy."""
+
+import copy
+import os
+import signal
+import time
+
+from pyruntime.errors import CgroupError
+from pyruntime.cgroups import common
+
+R = "linux.resources"
+
+
+class BaseManager:
+    driver = None
+
+    def __init__(self):
+        self.id = None
+        self.cgroups_path = None
+        self.resources = {}
+        self.rootless = False
+        self.linux_devices = None
+        self.paths = {}       # hierarchy key -> leaf dir on the host
+        self.mounts = {}      # hierarchy key -> mountpoint
+        self.created = []     # dirs create() made, top-down
+        self.skipped = []     # rootless: hierarchies we could not create
+        self.mode = None
+
+    # ---------------------------------------------------------- state
+
+    def to_state(self):
+        return {
+            "driver": self.driver, "mode": self.mode, "id": self.id,
+            "cgroups_path": self.cgroups_path, "paths": dict(self.paths),
+            "mounts": dict(self.mounts), "created": list(self.created),
+            "skipped": list(self.skipped),
+            "resources": copy.deepcopy(self.resources), "rootless": self.rootless,
+            "linux_devices": copy.deepcopy(self.linux_devices),
+        }
+
+    @classmethod
+    def from_state(cls, d):
+        m = cls.__new__(cls)
+        BaseManager.__init__(m)
+        m.mode = d.get("mode")
+        m.id = d.get("id")
+        m.cgroups_path = d.get("cgroups_path")
+        m.paths = dict(d.get("paths") or {})
+        m.mounts = dict(d.get("mounts") or {})
+        m.created = list(d.get("created") or [])
+        m.skipped = list(d.get("skipped") or [])
+        m.resources = copy.deepcopy(d.get("resources") or {})
+        m.rootless = bool(d.get("rootless"))
+        m.linux_devices = d.get("linux_devices")
+        m._init_from_state(d)
+        return m
+
+    def _init_from_state(self, d):
+        pass
+
+    # ---------------------------------------------------------- lifecycle
+
+    def dirs(self):
+        """Distinct leaf dirs (co-mounted controllers share one)."""
+        seen, out = set(), []
+        for k, d in self.paths.items():
+            if d not in seen and k not in self.skipped:
+                seen.add(d)
+                out.append((k, d))
+        return out
+
+    def create(self):
+        made = []
+        try:
+            for key, d in self.dirs():
+                try:
+                    made.extend(self._create_one(key, d))
+                except CgroupError:
+                    # rootless without delegation: run without that hierarchy;
+                    # a resource needing it fails later, naming its key
+                    if not self.rootless:
+                        raise
+                    self.skipped.append(key)
+        except BaseException:
+            for d in reversed(made):
+                common.rmdir_bounded(d, wait=0)
+            raise
+        self.created.extend(made)
+
+    def _create_one(self, key, d):
+        return common.mkdirs(self.mounts[key], d)
+
+    def add_pid(self, pid):
+        for key, d in self.dirs():
+            try:
+                common.write_file(d, "cgroup.procs", str(pid), f"cgroup {key or 'unified'}")
+            except CgroupError:
+                if self.rootless:
+                    continue
+                raise
+
+    def pids(self):
+        d = self._pids_dir()
+        return common.all_pids(d) if d and os.path.isdir(d) else []
+
+    def _pids_dir(self):
+        raise NotImplementedError
+
+    def update(self, resources):
+        merged = copy.deepcopy(self.resources)
+        for k, v in (resources or {}).items():
+            if isinstance(v, dict) and isinstance(merged.get(k), dict):
+                merged[k].update(v)
+            else:
+                merged[k] = v
+        self._set(merged, resources or {}, update=True)
+        self.resources = merged
+
+    def apply(self):
+        self._set(self.resources, self.resources, update=False)
+
+    def kill_all(self, sig=signal.SIGKILL):
+        """Signal every process in the cgroup, frozen so none can fork meanwhile."""
+        was_frozen = self.is_frozen()
+        if not was_frozen:
+            try:
+                self.freeze()
+            except CgroupError:
+                pass  # best effort: signal anyway
+        try:
+            for pid in self.pids():
+                try:
+                    os.kill(pid, sig)
+                except ProcessLookupError:
+                    pass
+        finally:
+            # frozen tasks cannot die: thaw after SIGKILL even if the container
+            # was paused (as runc does); other signals keep a paused one paused
+            if not was_frozen or int(sig) == signal.SIGKILL:
+                self.thaw()
+
+    def destroy(self, timeout=5.0):
+        """Kill what is left, wait for the cgroup to empty, remove our dirs."""
+        if any(os.path.isdir(d) for _, d in self.dirs()):
+            deadline = time.monotonic() + timeout
+            delay = 0.005
+            while True:
+                pids = self.pids()
+                if not pids:
+                    break
+                try:
+                    self.kill_all(signal.SIGKILL)
+                except CgroupError:
+                    pass
+                if time.monotonic() > deadline:
+                    break
+                time.sleep(delay)
+                delay = min(delay * 2, 0.1)
+        failed = []
+        # deepest first; nested dirs below ours (made inside the container) too
+        for d in sorted(self.created, key=lambda p: p.count("/"), reverse=True):
+            for cur, subdirs, _ in os.walk(d, topdown=False):
+                if cur != d and not common.rmdir_bounded(cur):
+                    failed.append(cur)
+            if not common.rmdir_bounded(d):
+                failed.append(d)
+        self.created = [d for d in self.created if os.path.isdir(d)]
+        if failed:
+            raise CgroupError(f"cgroup: rmdir {failed[0]}: device or resource busy")
+
+    # ---------------------------------------------------------- helpers
+
+    def _path_parts(self):
+        """Components of the leaf below its base, validated."""
+        if not self.cgroups_path:
+            if not self.id or "/" in self.id or self.id in (".", ".."):
+                raise CgroupError(f"cgroup: invalid container id {self.id!r} for the default cgroup path")
+            return False, [self.id]
+        parts = common.check_inner(self.cgroups_path)
+        return self.cgroups_path.startswith("/"), parts
+
+
+def need(r, key):
+    """r[key] as a dict or {} (absent/None)."""
+    v = r.get(key)
+    return v if isinstance(v, dict) else {}
+
+
+def num(v, dflt=0):
+    return dflt if v is None else v
+
+
+def maxstr(v):
+    """v2 style: negative means 'max'."""
+    return "max" if v < 0 else str(v)
