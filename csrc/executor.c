@@ -58,6 +58,7 @@ static const char *g_rootpath;
 static char g_exe[PATH_MAX];
 static int g_step = -1;
 static struct pyrt_msg g_last;
+static int g_fell_back;
 
 /* ---- messaging ---------------------------------------------------------------------- */
 
@@ -243,6 +244,12 @@ static void do_mount(struct pyrt_step *s)
     fdpath(fd, target, sizeof target);
     if (mount(s->s1 && *s->s1 ? s->s1 : "none", target, s->s3, s->flags, s->s4) < 0) {
         int e = errno;
+        /* the plan's alternative for this mount follows it (e.g. cgroup2 -> bind) */
+        if (s->n4 > 0 && e < 64 && (s->n3 & (1L << e))) {
+            g_fell_back = 1;
+            close(fd);
+            return;
+        }
         /* sysfs in a new user namespace without a new network namespace cannot be
          * mounted; runc binds the host's /sys read-only instead, so do the same. */
         if (s->n2 && (e == EPERM || e == EBUSY) &&
@@ -842,7 +849,10 @@ static __attribute__((noreturn)) void init_main(struct pyrt_spawn *sp)
     wait_go();
     for (i = 0; i < sp->nsteps; i++) {
         g_step = i;
+        g_fell_back = 0;
         run_step(sp, &sp->steps[i]);
+        if (sp->steps[i].op == OP_MOUNT && sp->steps[i].n4 > 0 && !g_fell_back)
+            i += (int)sp->steps[i].n4;
     }
     _exit(0);
 }

@@ -186,7 +186,8 @@ class Runtime:
         if self._needs_cgroup(config):
             from . import cgroups
             mgr = cgroups.new(c.id, linux.get("cgroupsPath"), linux.get("resources"),
-                              systemd=self.systemd_cgroup, rootless=self._is_rootless())
+                              systemd=self.systemd_cgroup, rootless=self._is_rootless(),
+                              linux_devices=linux.get("devices"))
         opts = {"no_pivot": no_pivot, "no_new_keyring": no_new_keyring,
                 "preserve_fds": preserve_fds, "listen_fds": _listen_fds()}
         if linux.get("seccomp"):
@@ -207,7 +208,12 @@ class Runtime:
             c.save()
             self._write_id_maps(pid, plan)
             if mgr is not None:
-                mgr.create()
+                try:
+                    mgr.create()
+                finally:
+                    # what create made must be on record even if it failed halfway
+                    c.data["cgroup"] = mgr.to_state()
+                    c.save()
                 mgr.apply()
                 mgr.add_pid(pid)
             launch.send()

@@ -1,4 +1,5 @@
 """Hands a plan to the C executor and speaks the sync protocol with the init."""
+import errno as errno_mod
 import os
 
 from .errors import RuntimeErr
@@ -72,6 +73,12 @@ def to_c(steps, keep):
             c.flags = g("flags", 0)
             c.n1 = _MKDIR.get(g("mkdir"), 0)
             c.n2 = 1 if g("sysfs_fallback") else 0
+            if g("fallback_n"):
+                mask = 0
+                for e in g("fallback_errnos") or ():
+                    mask |= 1 << (getattr(errno_mod, e) if isinstance(e, str) else e)
+                c.n3 = mask
+                c.n4 = g("fallback_n")
         elif op == "remount":
             c.s2 = _cstr(keep, st["target"])
             c.flags = g("flags", 0)
@@ -90,9 +97,13 @@ def to_c(steps, keep):
             c.n3 = st["minor"]
             c.m[0] = g("uid", 0)
             c.m[1] = g("gid", 0)
-        elif op in ("bind_device", "symlink"):
-            c.s1 = _cstr(keep, st["source"] if op == "bind_device" else st["linkname"])
+        elif op == "bind_device":
+            c.s1 = _cstr(keep, st["source"])
             c.s2 = _cstr(keep, st["target"])
+        elif op == "symlink":
+            # like ln -s: target is the link's text, linkname where it is made
+            c.s1 = _cstr(keep, st["target"])
+            c.s2 = _cstr(keep, st["linkname"])
         elif op == "mkdir":
             c.s2 = _cstr(keep, st["target"])
         elif op in ("mask", "readonly"):
@@ -147,6 +158,26 @@ def to_c(steps, keep):
     return arr
 
 
+def flatten(steps):
+    """Inline each step's "fallback" steps after it (the executor runs them only when the
+    step fails with one of its fallback_errnos, and skips them otherwise)."""
+    if not any("fallback" in s for s in steps):
+        return steps
+    out = []
+    for s in steps:
+        fb = s.get("fallback")
+        if fb:
+            s = dict(s)
+            del s["fallback"]
+            fb = flatten(fb)
+            s["fallback_n"] = len(fb)
+            out.append(s)
+            out.extend(fb)
+        else:
+            out.append(s)
+    return out
+
+
 def _ns_flags(names):
     from .plan import NS_FLAGS
     f = 0
@@ -160,7 +191,7 @@ class Launch:
 
     def __init__(self, plan, fifo_fd=-1, force_stage1=False, context="container init"):
         self.plan = plan
-        self.steps = plan["steps"]
+        self.steps = flatten(plan["steps"])
         self.fifo_fd = fifo_fd
         self.force_stage1 = force_stage1
         self.context = context

@@ -316,9 +316,9 @@ def build(config, bundle, cid, opts=None, cgroup_mgr=None):
                   uid=d.get("uid", 0) or 0, gid=d.get("gid", 0) or 0))
     if dev_mounted and not dev_bound:
         for target, link in DEV_SYMLINKS:
-            add(_step("symlink", "symlink %s -> %s" % (link, target), linkname=target, target=link))
+            add(_step("symlink", "symlink %s -> %s" % (link, target), linkname=link, target=target))
         if any(_clean_dest(m.get("destination", "")) == "/dev/pts" for m in mounts):
-            add(_step("symlink", "symlink /dev/ptmx -> pts/ptmx", linkname="pts/ptmx", target="/dev/ptmx"))
+            add(_step("symlink", "symlink /dev/ptmx -> pts/ptmx", linkname="/dev/ptmx", target="pts/ptmx"))
 
     hooks = config.get("hooks") or {}
     if any(hooks.get(k) for k in ("prestart", "createRuntime", "createContainer")):

@@ -25,7 +25,8 @@ def run(opts, args, g):
     linux = config.get("linux") or {}
     from .. import cgroups
     mgr = cgroups.new(cid, linux.get("cgroupsPath"), linux.get("resources"),
-                      systemd=g.systemd_cgroup, rootless=False)
+                      systemd=g.systemd_cgroup, rootless=False,
+                      linux_devices=linux.get("devices"))
     popts = {"no_pivot": opts.get("no_pivot"), "no_new_keyring": opts.get("no_new_keyring"),
              "preserve_fds": opts.get("preserve_fds") or 0}
     if linux.get("seccomp"):
