@@ -60,6 +60,16 @@ static int g_step = -1;
 static struct pyrt_msg g_last;
 static int g_fell_back;
 
+/* Go-style (lower-case) error text, as runc prints it. */
+static const char *lerr(int e)
+{
+    static char b[128];
+    snprintf(b, sizeof b, "%s", strerror(e));
+    if (b[0] >= 'A' && b[0] <= 'Z')
+        b[0] += 'a' - 'A';
+    return b;
+}
+
 /* ---- messaging ---------------------------------------------------------------------- */
 
 static void send_msg(int kind, int step, int err, int value, const char *text)
@@ -595,7 +605,7 @@ static void do_lookup(struct pyrt_step *s)
 
     if (strchr(name, '/')) {
         if (stat(name, &st) < 0)
-            fail(errno, "exec: \"%s\": stat %s: %s", name, name, strerror(errno));
+            fail(errno, "exec: \"%s\": stat %s: %s", name, name, lerr(errno));
         if (S_ISDIR(st.st_mode) || access(name, X_OK) < 0)
             fail(EACCES, "exec: \"%s\": permission denied", name);
         snprintf(g_exe, sizeof g_exe, "%s", name);

@@ -128,7 +128,7 @@ class Runtime:
         from . import config as config_mod
         bundle = os.path.abspath(bundle or ".")
         st.ensure_root(self.root)
-        config = config_mod.load(bundle, cache_dir=os.path.join(self.root, "~cache", "config"))
+        config = config_mod.load(bundle, cache_dir=_cache_dir("config"))
         if not config.get("process"):
             raise RuntimeErr("process: the container's process is required for create")
         path = os.path.join(self.root, cid)
@@ -192,7 +192,7 @@ class Runtime:
                 "preserve_fds": preserve_fds, "listen_fds": _listen_fds()}
         if linux.get("seccomp"):
             from . import seccomp
-            prog = seccomp.compile(linux["seccomp"], cache_dir=os.path.join(self.root, "~cache", "seccomp"))
+            prog = seccomp.compile(linux["seccomp"], cache_dir=_cache_dir("seccomp"))
             opts["seccomp"] = {"program": prog.bpf, "flags": prog.flags, "notify": prog.notify}
         plan = plan_mod.build(config, bundle, c.id, opts, cgroup_mgr=mgr)
         fifo = os.path.join(c.dir, st.FIFO)
@@ -462,6 +462,19 @@ class Runtime:
         finally:
             if c.dirfd is not None:
                 os.close(c.dirfd)
+
+
+def _cache_dir(kind):
+    """Content-addressed caches (validated configs, compiled seccomp filters). Kept out of
+    the state root, which holds containers and nothing else."""
+    base = os.environ.get("PYRUNTIME_CACHE_DIR")
+    if not base:
+        if os.geteuid() == 0:
+            base = "/var/cache/pyruntime"
+        else:
+            base = os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"),
+                                "pyruntime")
+    return os.path.join(base, kind)
 
 
 def _listen_fds():
