@@ -31,6 +31,7 @@
 #include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <net/if.h>
 #include <linux/capability.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
@@ -153,12 +154,13 @@ static int openat2_in_root(int dirfd, const char *path, int flags)
 
 /* Open (O_PATH) `path` inside the rootfs, creating missing components as directories
  * (and the last one as `kind`: 'd' directory, 'f' file, 0 nothing). Symlinks are resolved
- * as if the rootfs were "/", so nothing can point the runtime outside it. */
+ * as if the rootfs were "/", so nothing can point the runtime outside it; a dangling
+ * symlink is followed and its target made inside the rootfs, as runc's SecureJoin does. */
 static int resolve_in_root(const char *path, int kind)
 {
-    char buf[PATH_MAX];
-    char *p, *next;
-    int fd;
+    char rem[2 * PATH_MAX], cur[PATH_MAX], tmp[2 * PATH_MAX];
+    char *p;
+    int fd, links = 0;
 
     while (*path == '/')
         path++;
@@ -167,58 +169,99 @@ static int resolve_in_root(const char *path, int kind)
     fd = openat2_in_root(g_rootfd, path, O_PATH);
     if (fd >= 0 || errno != ENOENT || !kind)
         return fd;
-    if (strlen(path) >= sizeof buf) {
+    if (strlen(path) >= PATH_MAX) {
         errno = ENAMETOOLONG;
         return -1;
     }
-    strcpy(buf, path);
-    p = buf;
+    snprintf(rem, sizeof rem, "%s", path);
+    cur[0] = 0;
+    p = rem;
     for (;;) {
-        int parent, last, r;
-        next = strchr(p, '/');
-        if (next)
-            *next = 0;
-        last = !next || !next[1];
-        /* buf now holds the prefix up to and including this component */
-        fd = openat2_in_root(g_rootfd, buf, O_PATH);
-        if (fd < 0 && errno == ENOENT) {
-            char *slash = strrchr(buf, '/');
-            const char *name = slash ? slash + 1 : buf;
-            if (slash) {
-                *slash = 0;
-                parent = openat2_in_root(g_rootfd, buf, O_PATH | O_DIRECTORY);
-                *slash = '/';
-            } else {
-                parent = openat2_in_root(g_rootfd, ".", O_PATH | O_DIRECTORY);
+        char comp[NAME_MAX + 1];
+        size_t len;
+        int dfd, last;
+        struct stat st;
+
+        while (*p == '/')
+            p++;
+        if (!*p)
+            break;
+        len = strcspn(p, "/");
+        if (len > NAME_MAX) {
+            errno = ENAMETOOLONG;
+            return -1;
+        }
+        memcpy(comp, p, len);
+        comp[len] = 0;
+        p += len;
+        while (*p == '/')
+            p++;
+        last = !*p;
+        if (!strcmp(comp, "."))
+            continue;
+        if (!strcmp(comp, "..")) {
+            char *sl = strrchr(cur, '/');
+            if (sl)
+                *sl = 0;
+            else
+                cur[0] = 0;
+            continue;
+        }
+        dfd = openat2_in_root(g_rootfd, cur[0] ? cur : ".", O_PATH | O_DIRECTORY);
+        if (dfd < 0)
+            return -1;
+        if (fstatat(dfd, comp, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+            if (S_ISLNK(st.st_mode)) {
+                char target[PATH_MAX];
+                ssize_t n;
+                if (++links > 40) {
+                    close(dfd);
+                    errno = ELOOP;
+                    return -1;
+                }
+                n = readlinkat(dfd, comp, target, sizeof target - 1);
+                close(dfd);
+                if (n < 0)
+                    return -1;
+                target[n] = 0;
+                if (target[0] == '/')
+                    cur[0] = 0;
+                snprintf(tmp, sizeof tmp, "%s/%s", target, p);
+                snprintf(rem, sizeof rem, "%s", tmp);
+                p = rem;
+                continue;
             }
-            if (parent < 0)
-                return -1;
+        } else if (errno == ENOENT) {
+            int r;
             if (last && kind == 'f') {
-                r = openat(parent, name, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0644);
+                r = openat(dfd, comp, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0644);
                 if (r >= 0)
                     close(r);
             } else {
-                r = mkdirat(parent, name, 0755);
+                r = mkdirat(dfd, comp, 0755);
             }
             if (r < 0 && errno != EEXIST) {
                 int e = errno;
-                close(parent);
+                close(dfd);
                 errno = e;
                 return -1;
             }
-            close(parent);
-            fd = openat2_in_root(g_rootfd, buf, O_PATH);
-        }
-        if (fd < 0)
+        } else {
+            int e = errno;
+            close(dfd);
+            errno = e;
             return -1;
-        if (last)
-            return fd;
-        close(fd);
-        *next = '/';
-        p = next + 1;
-        while (*p == '/')
-            p++;
+        }
+        close(dfd);
+        if (strlen(cur) + len + 2 >= sizeof cur) {
+            errno = ENAMETOOLONG;
+            return -1;
+        }
+        if (cur[0])
+            strcat(cur, "/");
+        strcat(cur, comp);
     }
+    return openat2_in_root(g_rootfd, cur[0] ? cur : ".", O_PATH);
 }
 
 static void fdpath(int fd, char *out, size_t len)
@@ -831,6 +874,25 @@ static void run_step(struct pyrt_spawn *sp, struct pyrt_step *s)
             dprintf(2, "pyruntime: exec %s: %s\n", s->v1[0], strerror(e));
             fail(e, NULL);
         }
+    case OP_LOOPBACK_UP: {
+        struct ifreq ifr;
+        int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+            fail(errno, NULL);
+        memset(&ifr, 0, sizeof ifr);
+        snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "lo");
+        if (ioctl(fd, SIOCGIFFLAGS, &ifr) < 0)
+            fail(errno, NULL);
+        ifr.ifr_flags |= IFF_UP;
+        if (ioctl(fd, SIOCSIFFLAGS, &ifr) < 0)
+            fail(errno, NULL);
+        close(fd);
+        break;
+    }
+    case OP_UNSHARE:
+        if (unshare((int)s->flags) < 0)
+            fail(errno, NULL);
+        break;
     case OP_SETNS:
         if (setns((int)s->n1, (int)s->n2) < 0)
             fail(errno, NULL);

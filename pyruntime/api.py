@@ -194,6 +194,10 @@ class Runtime:
             from . import seccomp
             prog = seccomp.compile(linux["seccomp"], cache_dir=_cache_dir("seccomp"))
             opts["seccomp"] = {"program": prog.bpf, "flags": prog.flags, "notify": prog.notify}
+        env = process.get("env") or []
+        if not any(e.startswith("HOME=") for e in env):
+            # runc: HOME from the container's passwd entry for the user, else "/"
+            process["env"] = env + ["HOME=" + _home_of(config["_rootfs"], (process.get("user") or {}).get("uid", 0))]
         plan = plan_mod.build(config, bundle, c.id, opts, cgroup_mgr=mgr)
         fifo = os.path.join(c.dir, st.FIFO)
         os.mkfifo(fifo, 0o622)
@@ -475,6 +479,24 @@ def _cache_dir(kind):
             base = os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"),
                                 "pyruntime")
     return os.path.join(base, kind)
+
+
+def _home_of(rootfs, uid):
+    from .executor import open_in_root
+    try:
+        fd = open_in_root(rootfs, "/etc/passwd")
+    except OSError:
+        return "/"
+    try:
+        with os.fdopen(fd, "rb") as f:
+            data = f.read(1 << 20)
+    except OSError:
+        return "/"
+    for line in data.decode(errors="replace").splitlines():
+        parts = line.split(":")
+        if len(parts) >= 6 and parts[2] == str(uid):
+            return parts[5] or "/"
+    return "/"
 
 
 def _listen_fds():

@@ -217,6 +217,19 @@ def mount_steps(m, bundle, userns, netns_new):
     return steps
 
 
+def _mount_point_of(path):
+    best = "/"
+    try:
+        with open("/proc/self/mountinfo") as f:
+            for line in f:
+                mp = line.split()[4].replace("\\040", " ")
+                if (path == mp or path.startswith(mp.rstrip("/") + "/")) and len(mp) > len(best):
+                    best = mp
+    except OSError:
+        pass
+    return best
+
+
 def _oserr(e):
     from .executor import strerror
     return strerror(e.errno)
@@ -247,6 +260,11 @@ def build(config, bundle, cid, opts=None, cgroup_mgr=None):
     has = seen.__contains__
     if not has("mount"):
         raise ConfigError("linux.namespaces: a mount namespace is required")
+    if "cgroup" in clone:
+        clone.remove("cgroup")
+        unshare_cgroup = True
+    else:
+        unshare_cgroup = False
     userns = has("user")
     new_userns = "user" in clone
     netns_new = "network" in clone
@@ -263,14 +281,23 @@ def build(config, bundle, cid, opts=None, cgroup_mgr=None):
     add = steps.append
     if new_userns:
         add(_step("become_root", "become root in the user namespace"))
+    if unshare_cgroup:
+        # after the runtime put us in our cgroup, so that it becomes the namespace's root
+        add(_step("unshare", "create the cgroup namespace", flags=NS_FLAGS["cgroup"]))
     add(_step("setsid", "create a new session"))
+    if netns_new:
+        add(_step("loopback_up", "bring up the loopback interface"))
     if "mount" in clone:
         rprop = linux.get("rootfsPropagation")
         pflags = PROPAGATION.get(rprop, MS_SLAVE | MS_REC) if rprop else MS_SLAVE | MS_REC
         add(_step("root_propagation", "make / %s" % (rprop or "rslave"), flags=pflags | MS_REC
                   if rprop in ("shared", "slave", "private", "unbindable") else pflags))
+        parent = ""
+        if rprop in ("shared", "rshared"):
+            # pivot_root refuses a new root whose parent mount is shared
+            parent = _mount_point_of(os.path.dirname(rootfs))
         add(_step("bind_rootfs", "bind mount the rootfs %s onto itself" % rootfs, path=rootfs,
-                  parent=os.path.dirname(rootfs)))
+                  parent=parent))
 
     mounts = config.get("mounts") or []
     dev_bound = False
@@ -320,6 +347,11 @@ def build(config, bundle, cid, opts=None, cgroup_mgr=None):
         if any(_clean_dest(m.get("destination", "")) == "/dev/pts" for m in mounts):
             add(_step("symlink", "symlink /dev/ptmx -> pts/ptmx", linkname="/dev/ptmx", target="pts/ptmx"))
 
+    cwd = process.get("cwd") or "/"
+    if "mount" in clone and cwd.startswith("/") and cwd != "/":
+        # runc makes a missing cwd (as root, before the pivot); never through a symlink out
+        add(_step("mkdir", "create the working directory %s" % cwd, target=cwd))
+
     hooks = config.get("hooks") or {}
     if any(hooks.get(k) for k in ("prestart", "createRuntime", "createContainer")):
         add(_step("sync", "run createRuntime/createContainer hooks", tag="hooks"))
@@ -329,6 +361,10 @@ def build(config, bundle, cid, opts=None, cgroup_mgr=None):
             add(_step("chroot", "move the rootfs to / and chroot (--no-pivot)"))
         else:
             add(_step("pivot_root", "pivot_root into %s" % rootfs))
+
+    if "mount" in clone and linux.get("rootfsPropagation") in ("shared", "rshared"):
+        add(_step("propagation", "make / %s" % linux["rootfsPropagation"], target="/",
+                  flags=PROPAGATION[linux["rootfsPropagation"]]))
 
     if process.get("terminal"):
         cs = process.get("consoleSize") or {}

@@ -86,6 +86,10 @@ class Globals:
 
     def error(self, msg):
         self._emit("error", msg)
+        if self.log and self.log != "/dev/stderr":
+            # runc: with --log pointing at a file, the bare message still goes to stderr
+            sys.stderr.write(msg + "\n")
+            sys.stderr.flush()
 
     def warn(self, msg):
         self._emit("warning", msg)
