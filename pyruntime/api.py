@@ -530,3 +530,47 @@ class _ConsoleSender:
             raise RuntimeErr("failed to send the console to %s: %s" % (self.path, e.strerror))
         finally:
             s.close()
+
+
+# ---- operations that live in their own modules (one concern each) ----------------------
+# Runtime's methods below are thin: the work is in pyruntime/execproc.py (exec),
+# pyruntime/cgroupops.py (pause, resume, update, events, ps). Keeping them out of this file
+# keeps each concern easy to find and lets each import only what it needs.
+
+def _exec(self, cid, process, **kw):
+    """Run `process` (an OCI process dict) in the container; see pyruntime.execproc."""
+    from .execproc import exec_process
+    return exec_process(self, cid, process, **kw)
+
+
+def _pause(self, cid):
+    from .cgroupops import pause
+    return pause(self, cid)
+
+
+def _resume(self, cid):
+    from .cgroupops import resume
+    return resume(self, cid)
+
+
+def _update(self, cid, resources):
+    from .cgroupops import update
+    return update(self, cid, resources)
+
+
+def _stats(self, cid):
+    from .cgroupops import stats
+    return stats(self, cid)
+
+
+def _ps(self, cid):
+    from .cgroupops import pids
+    return pids(self, cid)
+
+
+Runtime.exec = _exec
+Runtime.pause = _pause
+Runtime.resume = _resume
+Runtime.update = _update
+Runtime.stats = _stats
+Runtime.pids = _ps
