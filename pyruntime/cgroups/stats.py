@@ -40,6 +40,12 @@ _BLK_OMIT = {"major", "minor", "op", "value"}
 
 
 def omit_empty(s):
+    # Go encodes maps with sorted keys and structs in field order: match both
+    s["memory"]["raw"] = dict(sorted(s["memory"]["raw"].items()))
+    s["hugetlb"] = dict(sorted(s["hugetlb"].items()))
+    if s["cpuset"]:
+        order = list(empty_stats()["cpuset"])
+        s["cpuset"] = {k: s["cpuset"][k] for k in order if k in s["cpuset"]}
     for path, keys in _OMIT.items():
         d = s
         for p in path:

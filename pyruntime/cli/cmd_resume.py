@@ -1,10 +1,16 @@
-from ..errors import RuntimeErr
+from ._common import runtime
 
-HELP = "resume (not available in this build yet)"
-USAGE = "resume <container-id>"
-NARGS = (0, None)
-STOP_AT_FIRST_ARG = True
+HELP = "resumes all processes that have been previously paused"
+USAGE = """resume <container-id>
+
+Where "<container-id>" is the name for the instance of the container to be
+resumed."""
+DESCRIPTION = """The resume command resumes all processes in the instance of the container.
+
+Use pyruntime list to identify instances of containers and their current status."""
+NARGS = (1, 1)
 
 
 def run(opts, args, g):
-    raise RuntimeErr("resume is not supported by this build of pyruntime yet")
+    runtime(g).resume(args[0])
+    return 0

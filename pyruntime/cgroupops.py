@@ -1,0 +1,189 @@
+"""Operations on a live container's cgroup: pause, resume, update, stats, pids, events.
+
+Runtime.pause/resume/update/stats/pids (api.py) call these. Messages are runc 1.1.5's,
+since engines match on them ("container not running", "container not paused").
+"""
+import os
+
+from .errors import InvalidState, RuntimeErr
+
+# What `runc update` takes from a LinuxResources object; the rest (devices, hugepage
+# limits, network, rdma, blkio throttles) is ignored as runc ignores it: engines send the
+# whole object back and re-applying e.g. the device list would disturb a running container.
+UPDATABLE = {
+    "memory": ("limit", "reservation", "swap", "kernel", "kernelTCP", "checkBeforeUpdate"),
+    "cpu": ("shares", "quota", "period", "burst", "realtimeRuntime", "realtimePeriod",
+            "cpus", "mems", "idle"),
+    "blockIO": ("weight",),
+    "pids": ("limit",),
+}
+
+
+def _manager(c):
+    cg = c.data.get("cgroup")
+    if not cg:
+        raise RuntimeErr("container %s has no cgroup" % c.id)
+    from . import cgroups
+    return cgroups.from_state(cg)
+
+
+def _locked(rt, cid):
+    return rt.load(cid, lock=True)
+
+
+def _release(c):
+    if c.dirfd is not None:
+        os.close(c.dirfd)
+        c.dirfd = None
+
+
+def pause(rt, cid):
+    c = _locked(rt, cid)
+    try:
+        if c.status() not in ("running", "created"):
+            raise InvalidState("container not running")
+        mgr = _manager(c)
+        # state.py reports a frozen created container as "created": ask the cgroup too
+        if mgr.is_frozen():
+            raise InvalidState("container not running")
+        mgr.freeze()
+    finally:
+        _release(c)
+
+
+def resume(rt, cid):
+    c = _locked(rt, cid)
+    try:
+        if not c.alive():
+            raise InvalidState("container not paused")
+        mgr = _manager(c)
+        if not mgr.is_frozen():
+            raise InvalidState("container not paused")
+        mgr.thaw()
+    finally:
+        _release(c)
+
+
+def filter_update(resources):
+    """The part of a LinuxResources object `update` applies, validated like Go's JSON
+    decoding into runc's struct would (a wrong type is an error naming the field)."""
+    if resources is None:
+        return {}
+    if not isinstance(resources, dict):
+        raise RuntimeErr("json: cannot unmarshal %s into Go value of type specs.LinuxResources"
+                         % _jtype(resources))
+    out = {}
+    for sect, keys in UPDATABLE.items():
+        v = resources.get(sect)
+        if v is None:
+            continue
+        if not isinstance(v, dict):
+            raise RuntimeErr("json: cannot unmarshal %s into Go struct field LinuxResources.%s"
+                             % (_jtype(v), sect))
+        d = {}
+        for k in keys:
+            x = v.get(k)
+            if x is None:
+                continue
+            want = bool if k == "checkBeforeUpdate" else str if k in ("cpus", "mems") else int
+            if want is int and (isinstance(x, bool) or not isinstance(x, int)) or \
+                    want is not int and not isinstance(x, want):
+                raise RuntimeErr("json: cannot unmarshal %s into Go struct field %s.%s of type %s"
+                                 % (_jtype(x), sect, k, want.__name__))
+            d[k] = x
+        # 0 / "" mean "leave as is" in runc's update (its fs drivers skip zero values)
+        if sect == "pids" and d.get("limit") == 0:
+            del d["limit"]
+        if d:
+            out[sect] = d
+    u = resources.get("unified")
+    if u:
+        if not isinstance(u, dict) or not all(isinstance(x, str) for x in u.values()):
+            raise RuntimeErr("json: cannot unmarshal into Go struct field LinuxResources.unified "
+                             "of type map[string]string")
+        out["unified"] = dict(u)
+    return out
+
+
+def _jtype(x):
+    if isinstance(x, bool):
+        return "bool"
+    if isinstance(x, (int, float)):
+        return "number"
+    if isinstance(x, str):
+        return "string"
+    if isinstance(x, list):
+        return "array"
+    return "object"
+
+
+def update(rt, cid, resources):
+    """Apply `resources` (a LinuxResources dict) to a live container and record the merged
+    result in state.json, so later updates and stats start from it."""
+    import json
+    res = filter_update(resources)
+    c = _locked(rt, cid)
+    try:
+        if c.status() in ("stopped", "creating"):
+            raise InvalidState("container not running")
+        mgr = _manager(c)
+        mem = res.get("memory") or {}
+        if mem.get("kernel") or mem.get("kernelTCP"):
+            rt._warn("Kernel memory settings are ignored and will be removed")
+        before = json.loads(json.dumps(mgr.resources))
+        mgr.update(res)  # raises before recording: state.json keeps the last good set
+        if mgr.resources != before:
+            c.data["cgroup"] = mgr.to_state()
+            c.save()
+    finally:
+        _release(c)
+
+
+def stats(rt, cid):
+    """runc's `events --stats` data object."""
+    c = rt.load(cid)
+    if c.status() in ("stopped", "creating"):
+        raise InvalidState("container with id %s is not running" % cid)
+    return _manager(c).stats()
+
+
+def pids(rt, cid):
+    """Host pids of every process in the container's cgroup (empty once it stopped)."""
+    c = rt.load(cid)
+    if not c.data.get("cgroup"):
+        return []
+    return _manager(c).pids()
+
+
+def events(rt, cid, interval, emit, stats_only=False):
+    """`events`: emit(dict) a stats event every `interval` seconds and an oom event
+    whenever the cgroup's OOM-kill count rises, until the container stops or its cgroup
+    goes away. stats_only: one stats event, then return."""
+    import time
+    c = rt.load(cid)
+    if c.status() in ("stopped", "creating"):
+        raise InvalidState("container with id %s is not running" % cid)
+    mgr = _manager(c)
+    if stats_only:
+        emit({"type": "stats", "id": cid, "data": mgr.stats()})
+        return
+    ooms = mgr.oom_count()
+    # OOM kills are checked often, stats at the interval; no inotify/eventfd needed for
+    # a count that only grows
+    tick = min(interval, 0.2)
+    next_stats = time.monotonic() + interval
+    while True:
+        time.sleep(tick)
+        n = mgr.oom_count()
+        if n > ooms:
+            for _ in range(n - ooms):
+                emit({"type": "oom", "id": cid})
+            ooms = n
+        if not c.alive() or not any(os.path.isdir(d) for _, d in mgr.dirs()):
+            return
+        if time.monotonic() >= next_stats:
+            next_stats += interval
+            try:
+                emit({"type": "stats", "id": cid, "data": mgr.stats()})
+            except RuntimeErr as e:
+                rt._warn(str(e))
