@@ -22,8 +22,9 @@ Validation has two parts:
 Every failure raises :class:`pyruntime.errors.ConfigError` with a one-line message.
 """
 
-import json
 import os
+
+from . import fastjson
 
 from .errors import ConfigError
 
@@ -79,12 +80,14 @@ def _read(path):
 def parse(raw):
     """bytes -> object, with a positioned one-line error for bad JSON."""
     try:
-        return json.loads(raw)
-    except json.JSONDecodeError as e:
-        raise ConfigError(f"config.json: invalid JSON at line {e.lineno}, column {e.colno}: "
-                          f"{e.msg}") from None
-    except (UnicodeDecodeError, ValueError) as e:
+        return fastjson.loads(raw)
+    except ValueError as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        if hasattr(e, "lineno"):
+            raise ConfigError(f"config.json: invalid JSON at line {e.lineno}, column {e.colno}: "
+                              f"{e.msg}") from None
         raise ConfigError(f"config.json: invalid JSON: {e}") from None
+    except RecursionError:
+        raise ConfigError("config.json: invalid JSON: nested too deeply") from None
 
 
 def _errstr(e):
@@ -109,7 +112,7 @@ def _get_validator():
         import jsonschema  # lazy: the expensive import, skipped on cache hits
 
         with open(SCHEMA_PATH, "rb") as f:
-            schema = json.load(f)
+            schema = fastjson.loads(f.read())
         cls = jsonschema.validators.validator_for(schema)
         _validator = cls(schema)
     return _validator
@@ -166,7 +169,7 @@ def json_path(parts):
         elif p.isidentifier():
             out += f".{p}" if out else p
         else:
-            out += f"[{json.dumps(p)}]"
+            out += f"[{fastjson.dumps(p)}]"
     return out
 
 
@@ -304,8 +307,8 @@ def _check_namespaces(linux):
     for entry in linux.get("namespaces", []):
         t, p = entry["type"], entry.get("path", "")
         if t in ns:
-            raise ConfigError(f"malformed spec file: duplicated ns {{{json.dumps(t)} "
-                              f"{json.dumps(p)}}}")
+            raise ConfigError(f"malformed spec file: duplicated ns {{{fastjson.dumps(t)} "
+                              f"{fastjson.dumps(p)}}}")
         if p and not p.startswith("/"):
             raise ConfigError(f"namespace {t}: path {p!r} is not an absolute path")
         ns[t] = p
@@ -401,7 +404,7 @@ def _check_intelrdt(linux):
         return
     clos = rdt.get("closID", "")
     if clos in (".", "..") or "/" in clos:
-        raise ConfigError(f"invalid intelRdt.ClosID {json.dumps(clos)}")
+        raise ConfigError(f"invalid intelRdt.ClosID {fastjson.dumps(clos)}")
 
 
 def _check_mounts(spec, linux, ns, warnings):

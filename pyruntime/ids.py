@@ -1,9 +1,18 @@
 """Container id validation, as strict as runc's."""
-import re
-
 from .errors import RuntimeErr
 
-_ID_RE = re.compile(r"[\w+\-.]+\Z", re.ASCII)
+# runc's [\w+-.]: ASCII letters, digits, underscore, plus, minus, dot (no regex: `re` is
+# costly to import on every command)
+_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_+-.")
+
+
+class _IdMatcher:
+    @staticmethod
+    def match(s):
+        return bool(s) and _ID_CHARS.issuperset(s)
+
+
+_ID_RE = _IdMatcher()
 
 
 def validate(cid):

@@ -1,9 +1,16 @@
 """What the v1 and v2 managers share: state round-trip, pid listing, kill/destroy."""
 
-import copy
 import os
-import signal
 import time
+
+
+def _deepcopy(v):
+    # plain JSON data only; `copy` would cost an import on every create
+    if isinstance(v, dict):
+        return {k: _deepcopy(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_deepcopy(x) for x in v]
+    return v
 
 from pyruntime.errors import CgroupError
 from pyruntime.cgroups import common
@@ -34,8 +41,8 @@ class BaseManager:
             "cgroups_path": self.cgroups_path, "paths": dict(self.paths),
             "mounts": dict(self.mounts), "created": list(self.created),
             "skipped": list(self.skipped),
-            "resources": copy.deepcopy(self.resources), "rootless": self.rootless,
-            "linux_devices": copy.deepcopy(self.linux_devices),
+            "resources": _deepcopy(self.resources), "rootless": self.rootless,
+            "linux_devices": _deepcopy(self.linux_devices),
         }
 
     @classmethod
@@ -49,7 +56,7 @@ class BaseManager:
         m.mounts = dict(d.get("mounts") or {})
         m.created = list(d.get("created") or [])
         m.skipped = list(d.get("skipped") or [])
-        m.resources = copy.deepcopy(d.get("resources") or {})
+        m.resources = _deepcopy(d.get("resources") or {})
         m.rootless = bool(d.get("rootless"))
         m.linux_devices = d.get("linux_devices")
         m._init_from_state(d)
@@ -107,7 +114,7 @@ class BaseManager:
         raise NotImplementedError
 
     def update(self, resources):
-        merged = copy.deepcopy(self.resources)
+        merged = _deepcopy(self.resources)
         for k, v in (resources or {}).items():
             if isinstance(v, dict) and isinstance(merged.get(k), dict):
                 merged[k].update(v)
@@ -119,7 +126,7 @@ class BaseManager:
     def apply(self):
         self._set(self.resources, self.resources, update=False)
 
-    def kill_all(self, sig=signal.SIGKILL):
+    def kill_all(self, sig=9):
         """Signal every process in the cgroup, frozen so none can fork meanwhile."""
         was_frozen = self.is_frozen()
         if not was_frozen:
@@ -136,7 +143,7 @@ class BaseManager:
         finally:
             # frozen tasks cannot die: thaw after SIGKILL even if the container
             # was paused (as runc does); other signals keep a paused one paused
-            if not was_frozen or int(sig) == signal.SIGKILL:
+            if not was_frozen or int(sig) == 9:
                 self.thaw()
 
     def destroy(self, timeout=5.0):
@@ -149,7 +156,7 @@ class BaseManager:
                 if not pids:
                     break
                 try:
-                    self.kill_all(signal.SIGKILL)
+                    self.kill_all(9)
                 except CgroupError:
                     pass
                 if time.monotonic() > deadline:

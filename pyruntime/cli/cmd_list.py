@@ -1,7 +1,7 @@
-import json
 import sys
 
 from ._common import runtime
+from ..fastjson import dumps
 from ..errors import RuntimeErr
 
 HELP = "lists containers started by pyruntime with the given root"
@@ -29,7 +29,7 @@ def run(opts, args, g):
         sys.stdout.write("".join(s["id"] + "\n" for s in items))
         return 0
     if fmt == "json":
-        sys.stdout.write(json.dumps(items or None, separators=(",", ":")) + "\n")
+        sys.stdout.write(dumps(items or None, compact=True) + "\n")
         return 0
     if fmt != "table":
         raise RuntimeErr("invalid format option")

@@ -1,7 +1,7 @@
-import json
 import sys
 
 from ._common import runtime
+from ..fastjson import dumps_indent
 
 HELP = "output the state of a container"
 USAGE = "state <container-id>"
@@ -10,5 +10,5 @@ NARGS = (1, 1)
 
 def run(opts, args, g):
     s = runtime(g).state(args[0])
-    sys.stdout.write(json.dumps(s, indent=2))
+    sys.stdout.write(dumps_indent(s))
     return 0

@@ -1,0 +1,41 @@
+"""Write a fast `pyruntime` launcher: `python -m pyruntime.install_launcher DEST`.
+
+pip's console-script wrapper starts Python with `site` (and, for an editable install, its
+import hooks): about 15 ms of every container start. This launcher starts the same
+interpreter isolated and without `site` (-IS) and puts exactly the two directories it
+needs on sys.path, so environment variables (PYTHONPATH, PYTHONDONTWRITEBYTECODE, ...)
+cannot change what runs or slow it down.
+"""
+import os
+import sys
+
+
+def launcher_text():
+    import _cffi_backend
+    import pyruntime
+    pkg_parent = os.path.dirname(os.path.dirname(os.path.abspath(pyruntime.__file__)))
+    deps = os.path.dirname(os.path.abspath(_cffi_backend.__file__))
+    paths = [pkg_parent] + ([deps] if deps != pkg_parent else [])
+    return ("#!%s -IS\n"
+            "import sys\n"
+            "sys.path[:0] = %r\n"
+            "from pyruntime.cli import main\n"
+            "sys.exit(main())\n" % (sys.executable, paths))
+
+
+def install(dest):
+    import compileall
+    import pyruntime
+    # bytecode once, here: the launcher never has to compile (or fail to write) it
+    compileall.compile_dir(os.path.dirname(os.path.abspath(pyruntime.__file__)), quiet=1)
+    tmp = dest + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(launcher_text())
+    os.chmod(tmp, 0o755)
+    os.replace(tmp, dest)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        sys.exit("usage: python -m pyruntime.install_launcher DEST")
+    install(sys.argv[1])
