@@ -23,9 +23,22 @@ def launcher_text():
             "sys.exit(main())\n" % (sys.executable, paths))
 
 
+def _record_commit(pkg_dir):
+    import subprocess
+    try:
+        commit = subprocess.run(["git", "-C", pkg_dir, "rev-parse", "HEAD"], capture_output=True,
+                                text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        commit = ""
+    if commit:
+        with open(os.path.join(pkg_dir, "_version_info.py"), "w") as f:
+            f.write("COMMIT = %r\n" % commit)
+
+
 def install(dest):
     import compileall
     import pyruntime
+    _record_commit(os.path.dirname(os.path.abspath(pyruntime.__file__)))
     # bytecode once, here: the launcher never has to compile (or fail to write) it
     compileall.compile_dir(os.path.dirname(os.path.abspath(pyruntime.__file__)), quiet=1)
     tmp = dest + ".tmp"
