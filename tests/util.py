@@ -1,0 +1,145 @@
+"""Small helpers shared by the test harness (conftest.py) and tests: ``import util``.
+
+Everything here reads /proc directly: the harness must keep working when the runtime under
+test is broken.
+"""
+import os
+import re
+import subprocess
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def default_config(args=("/bin/true",), terminal=False):
+    """The `runc spec` default config (runc 1.1), with the given args and terminal."""
+    caps = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
+    return {
+        "ociVersion": "1.0.2-dev",
+        "process": {
+            "terminal": bool(terminal),
+            "user": {"uid": 0, "gid": 0},
+            "args": list(args),
+            "env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                    "TERM=xterm"],
+            "cwd": "/",
+            "capabilities": {"bounding": list(caps), "effective": list(caps),
+                             "permitted": list(caps), "ambient": list(caps)},
+            "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}],
+            "noNewPrivileges": True,
+        },
+        "root": {"path": "rootfs", "readonly": True},
+        "hostname": "runc",
+        "mounts": [
+            {"destination": "/proc", "type": "proc", "source": "proc"},
+            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
+             "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
+            {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
+             "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620",
+                         "gid=5"]},
+            {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
+             "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
+            {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
+             "options": ["nosuid", "noexec", "nodev"]},
+            {"destination": "/sys", "type": "sysfs", "source": "sysfs",
+             "options": ["nosuid", "noexec", "nodev", "ro"]},
+            {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+             "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]},
+        ],
+        "linux": {
+            "resources": {"devices": [{"allow": False, "access": "rwm"}]},
+            "namespaces": [{"type": "pid"}, {"type": "network"}, {"type": "ipc"},
+                           {"type": "uts"}, {"type": "mount"}],
+            "maskedPaths": ["/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys",
+                            "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats",
+                            "/proc/sched_debug", "/sys/firmware", "/proc/scsi"],
+            "readonlyPaths": ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys",
+                              "/proc/sysrq-trigger"],
+        },
+    }
+
+
+
+class CommandTimeout(subprocess.TimeoutExpired):
+    def __str__(self):
+        return "command %r timed out after %s s\n--- stdout:\n%s\n--- stderr:\n%s" % (
+            self.cmd, self.timeout, self.stdout or "", self.stderr or "")
+
+
+
+_OCTAL = re.compile(r"\\([0-7]{3})")
+
+
+def unescape_mountinfo(field):
+    # mountinfo escapes space, tab, newline and backslash as \ooo.
+    return _OCTAL.sub(lambda m: chr(int(m.group(1), 8)), field)
+
+
+def mounts(pid="self"):
+    """[(mount_id, mount_point, fstype, source)] from /proc/<pid>/mountinfo, in mount order."""
+    out = []
+    with open("/proc/%s/mountinfo" % pid) as f:
+        for line in f:
+            left, _, right = line.partition(" - ")
+            lf = left.split()
+            rf = right.split()
+            out.append((int(lf[0]), unescape_mountinfo(lf[4]),
+                        rf[0] if rf else "", unescape_mountinfo(rf[1]) if len(rf) > 1 else ""))
+    return out
+
+
+def mounts_under(path, pid="self"):
+    """Mount points at or below `path` (deepest/latest last)."""
+    path = os.path.abspath(path).rstrip("/")
+    return [m for m in mounts(pid) if m[1] == path or m[1].startswith(path + "/")]
+
+
+def proc_stat(pid):
+    """(state, starttime) of a process from /proc/PID/stat, or None if it does not exist."""
+    try:
+        with open("/proc/%d/stat" % pid, "rb") as f:
+            data = f.read()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    except OSError:
+        return None
+    # comm may contain spaces and parentheses: split after the last ')'.
+    rest = data[data.rindex(b")") + 2:].split()
+    return rest[0].decode(), int(rest[19])
+
+
+def start_time(pid):
+    st = proc_stat(pid)
+    return st[1] if st else None
+
+
+def pid_alive(pid, starttime=None):
+    """True if `pid` is a live (non-zombie) process and, when given, has that start time."""
+    st = proc_stat(pid)
+    if st is None or st[0] in ("Z", "X", "x"):
+        return False
+    return starttime is None or st[1] == starttime
+
+
+def wait_for(pred, timeout=10.0, interval=0.02):
+    """Poll `pred()` until it returns a truthy value (returned) or `timeout` passes (None)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v:
+            return v
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(interval)
+
+
+def children(pid):
+    """Direct children of `pid` (needs CONFIG_PROC_CHILDREN, present on this kernel)."""
+    out = []
+    try:
+        for tid in os.listdir("/proc/%d/task" % pid):
+            with open("/proc/%d/task/%s/children" % (pid, tid)) as f:
+                out.extend(int(x) for x in f.read().split())
+    except OSError:
+        pass
+    return out
