@@ -133,6 +133,9 @@ else
     echo "$stamp" >"$STAMP_FILE"
 fi
 
+# Replace pip's console script with the fast launcher (python -IS, fixed sys.path,
+# precompiled bytecode): interpreter start-up is on the path of every container start.
+quiet "$VPY" -m pyruntime.install_launcher "$REPO/.venv/bin/pyruntime"
 if [ "$(readlink /usr/local/bin/pyruntime 2>/dev/null)" != "$REPO/.venv/bin/pyruntime" ]; then
     say "link: /usr/local/bin/pyruntime -> .venv/bin/pyruntime"
     ln -sfn "$REPO/.venv/bin/pyruntime" /usr/local/bin/pyruntime
