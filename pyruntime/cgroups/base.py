@@ -59,6 +59,7 @@ class BaseManager:
         m.resources = _deepcopy(d.get("resources") or {})
         m.rootless = bool(d.get("rootless"))
         m.linux_devices = d.get("linux_devices")
+        _check_record(m)
         m._init_from_state(d)
         return m
 
@@ -200,3 +201,20 @@ def num(v, dflt=0):
 def maxstr(v):
     """v2 style: negative means 'max'."""
     return "max" if v < 0 else str(v)
+
+
+def _check_record(m):
+    """A state file is input like any other: every directory a manager will signal, freeze
+    or remove must lie strictly below a cgroup mount, so a damaged or forged record can
+    never turn `delete` into killing every process of a hierarchy."""
+    mounts = set()
+    for mp in m.mounts.values():
+        if not isinstance(mp, str) or os.path.normpath(mp) != mp or not mp.startswith("/sys/fs/cgroup"):
+            raise CgroupError("cgroup state: invalid mount point %r" % (mp,))
+        mounts.add(mp)
+    for d in list(m.paths.values()) + list(m.created):
+        ok = (isinstance(d, str) and d.startswith("/") and os.path.normpath(d) == d
+              and ".." not in d.split("/") and d not in mounts
+              and any(d.startswith(mp.rstrip("/") + "/") for mp in mounts))
+        if not ok:
+            raise CgroupError("cgroup state: refusing cgroup path %r (not strictly below a cgroup mount)" % (d,))
