@@ -1,10 +1,68 @@
+"""exec: run a new process inside a container (runc exec)."""
+from ._common import runtime
 from ..errors import RuntimeErr
 
-HELP = "exec (not available in this build yet)"
-USAGE = "exec <container-id>"
-NARGS = (0, None)
+HELP = "execute new process inside the container"
+USAGE = ("exec [command options] <container-id> <command> [command options]  "
+         "|| -p process.json <container-id>")
+DESCRIPTION = """Where "<container-id>" is the name for the instance of the container and
+"<command>" is the command to be executed in the container.
+"<command>" can't be empty unless a "-p" flag provided."""
+FLAGS = [
+    (("--console-socket",), "console_socket", "str", "path to an AF_UNIX socket which will receive a file descriptor referencing the master end of the console's pseudoterminal"),
+    (("--pidfd-socket",), "pidfd_socket", "str", "path to an AF_UNIX socket which will receive a file descriptor referencing the exec process"),
+    (("--cwd",), "cwd", "str", "current working directory in the container"),
+    (("--env", "-e"), "env", "list", "set environment variables"),
+    (("--tty", "-t"), "tty", "bool", "allocate a pseudo-TTY"),
+    (("--user", "-u"), "user", "str", "UID (format: <uid>[:<gid>])"),
+    (("--additional-gids", "-g"), "gids", "list", "additional gids"),
+    (("--process", "-p"), "process", "str", "path to the process.json"),
+    (("--detach", "-d"), "detach", "bool", "detach from the container's process"),
+    (("--pid-file",), "pid_file", "str", "specify the file to write the process id to"),
+    (("--process-label",), "process_label", "str", "set the asm process label for the process commonly used with selinux"),
+    (("--apparmor",), "apparmor", "str", "set the apparmor profile for the process"),
+    (("--no-new-privs",), "no_new_privs", "bool", "set the no new privileges value for the process"),
+    (("--cap", "-c"), "cap", "list", "add a capability to the bounding set for the process"),
+    (("--preserve-fds",), "preserve_fds", "int", "Pass N additional file descriptors to the container (stdio + $LISTEN_FDS + N in total) (default: 0)"),
+    (("--cgroup",), "cgroup", "list", "run the process in an (existing) sub-cgroup(s). Format is [<controller>:]<cgroup>."),
+    (("--ignore-paused",), "ignore_paused", "bool", "allow exec in a paused container"),
+]
+NARGS = (1, None)
 STOP_AT_FIRST_ARG = True
 
 
 def run(opts, args, g):
-    raise RuntimeErr("exec is not supported by this build of pyruntime yet")
+    try:
+        return _exec(opts, args, g)
+    except RuntimeErr as e:
+        # runc: "exec failed: ..." and exit status 255 (engines tell it from the process's)
+        g.error("exec failed: %s" % e)
+        return 255
+
+
+def _exec(opts, args, g):
+    from .. import execproc
+    rt = runtime(g)
+    cid, argv = args[0], args[1:]
+    c = rt.load(cid)  # "container does not exist" before anything about the process
+    execproc._check_state(c, opts.get("ignore_paused"))
+    if opts.get("process"):
+        process = execproc.load_process_file(opts["process"])
+    else:
+        if not argv:
+            raise RuntimeErr("process args cannot be empty")
+        try:
+            base = (c.config() or {}).get("process") or {}
+        except (OSError, ValueError):
+            base = {}
+        process = execproc.process_from_flags(
+            base, argv, cwd=opts.get("cwd"), env=opts.get("env") or (), user=opts.get("user"),
+            gids=opts.get("gids") or (), caps=opts.get("cap") or (),
+            no_new_privs=opts.get("no_new_privs"), apparmor=opts.get("apparmor"),
+            label=opts.get("process_label"), tty=opts.get("tty"))
+    r = rt.exec(cid, process, detach=opts.get("detach", False), pid_file=opts.get("pid_file"),
+                console_socket=opts.get("console_socket"),
+                preserve_fds=opts.get("preserve_fds") or 0,
+                pidfd_socket=opts.get("pidfd_socket"), cgroup=opts.get("cgroup") or (),
+                ignore_paused=opts.get("ignore_paused", False))
+    return 0 if opts.get("detach") else r

@@ -1,0 +1,198 @@
+"""OCI hooks (runtime-spec config.md, "POSIX-platform Hooks").
+
+    run_hooks(config["hooks"], "createRuntime", state_dict)               # runtime namespaces
+    run_hooks(config["hooks"], "createContainer", state_dict, ns_pid=pid)  # the init's namespaces
+    run_hooks(config["hooks"], "poststop", state_dict, warn=log_warning)   # failures only warn
+
+Each hook: `path` is executed with `args` (args[0] is argv[0]; none: [path]) and `env`
+(none: the runtime's environment, as runc's Go exec does), the state JSON on stdin, stdout
+and stderr captured for the error message, `timeout` seconds enforced (killed, fails).
+startContainer hooks are not run here: the container init runs them (plan "hook" steps).
+Errors read like runc's: "error running hook #N: <kind> hook <path>: exit status 3, stdout:
+..., stderr: ..." ("error running hook #N: " is what engines and people grep for).
+"""
+import json
+import os
+import select
+import signal
+import time
+
+from .errors import HookError
+
+KINDS = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop")
+
+
+def run_hooks(hooks, kind, state, ns_pid=None, warn=None):
+    """Run the `kind` hooks in order. The first failure raises HookError, unless `warn`
+    is given (poststop): then each failure is passed to warn() and the rest still run."""
+    for i, h in enumerate((hooks or {}).get(kind) or ()):
+        try:
+            run_hook(h, kind, state, ns_pid=ns_pid)
+        except HookError as e:
+            msg = "error running hook #%d: %s" % (i, e)
+            if warn is None:
+                raise HookError(msg) from None
+            warn(msg)
+
+
+def run_hook(h, kind, state, ns_pid=None):
+    path = h.get("path") or ""
+    args = list(h.get("args") or [path])
+    env = h.get("env")
+    if env is None:
+        env = ["%s=%s" % kv for kv in os.environ.items()]
+    timeout = h.get("timeout")
+    what = "%s hook %s" % (kind, path)
+    data = json.dumps(state).encode()
+    # stdin from a sealed-size memfd: the hook may read it or not, we never block on it
+    stdin = os.memfd_create("pyrt-hook-state", os.MFD_CLOEXEC)
+    out_r = err_r = -1
+    pid = -1
+    try:
+        os.write(stdin, data)
+        os.lseek(stdin, 0, os.SEEK_SET)
+        out_r, out_w = os.pipe2(os.O_CLOEXEC)
+        err_r, err_w = os.pipe2(os.O_CLOEXEC)
+        try:
+            if ns_pid:
+                pid = _spawn_in_ns(ns_pid, path, args, env, stdin, out_w, err_w)
+            else:
+                pid = _spawn(path, args, env, stdin, out_w, err_w, cwd=state.get("bundle"))
+        except HookError as e:
+            raise HookError("%s: %s" % (what, e)) from None
+        finally:
+            os.close(out_w)
+            os.close(err_w)
+        out, err, timed_out = _collect(out_r, err_r, timeout)
+        if timed_out:
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        status = _reap(pid)
+        pid = -1
+    finally:
+        os.close(stdin)
+        for fd in (out_r, err_r):
+            if fd >= 0:
+                os.close(fd)
+        if pid > 0:  # interrupted: leave nothing running
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except OSError:
+                pass
+            _reap(pid)
+    if timed_out:
+        raise HookError("%s: hook ran past specified timeout of %.1fs" % (what, float(timeout)))
+    if os.WIFSIGNALED(status):
+        raise HookError("%s: signal: %s, stdout: %s, stderr: %s"
+                        % (what, _signame(os.WTERMSIG(status)), out, err))
+    code = os.WEXITSTATUS(status)
+    if code:
+        raise HookError("%s: exit status %d, stdout: %s, stderr: %s" % (what, code, out, err))
+
+
+def _spawn(path, args, env, stdin, out_w, err_w, cwd=None):
+    """fork+exec in its own process group (a timeout kills the group)."""
+    import subprocess
+    from .executor import strerror
+    if cwd and not os.path.isdir(cwd):
+        cwd = None
+    envd = {}
+    for e in env:
+        k, sep, v = e.partition("=")
+        if sep:
+            envd[k] = v
+    try:
+        p = subprocess.Popen(args, executable=path, env=envd, stdin=stdin, stdout=out_w,
+                             stderr=err_w, cwd=cwd, start_new_session=True)
+    except OSError as e:
+        raise HookError("fork/exec %s: %s" % (path, strerror(e.errno) if e.errno else e))
+    p.returncode = 0  # reaped by _reap(), not by the Popen object
+    return p.pid
+
+
+def _spawn_in_ns(ns_pid, path, args, env, stdin, out_w, err_w):
+    """Run the hook in the namespaces of `ns_pid` (createContainer: the container's mount
+    namespace, before pivot_root). The runtime's user namespace is kept: host root can
+    enter every namespace the container's user namespace owns."""
+    from .execproc import namespaces_to_join
+    from .plan import NS_FLAGS
+    from ._executor import ffi, lib
+    from .executor import strerror
+    joins = [j for j in namespaces_to_join(ns_pid) if j["type"] != "user"]
+    fds, types = [], []
+    try:
+        for j in joins:
+            try:
+                fds.append(os.open(j["path"], os.O_RDONLY | os.O_CLOEXEC))
+            except OSError as e:
+                raise HookError("open %s: %s" % (j["path"], strerror(e.errno)))
+            types.append(NS_FLAGS[j["type"]])
+        keep = []
+
+        def vec(items):
+            arr = ffi.new("char *[]", len(items) + 1)
+            for i, s in enumerate(items):
+                b = ffi.new("char[]", s.encode() if isinstance(s, str) else s)
+                keep.append(b)
+                arr[i] = b
+            arr[len(items)] = ffi.NULL
+            keep.append(arr)
+            return arr
+
+        pid = lib.pyrt_setns_run(len(fds), ffi.new("int[]", fds or [0]),
+                                 ffi.new("int[]", types or [0]), os.fsencode(path), vec(args),
+                                 vec(env), stdin, out_w, err_w)
+        if pid < 0:
+            raise HookError("fork: %s" % strerror(-pid))
+        return pid
+    finally:
+        for fd in fds:
+            os.close(fd)
+
+
+def _collect(out_r, err_r, timeout):
+    """Read both pipes to EOF (or until the deadline); -> (stdout, stderr, timed_out)."""
+    bufs = {out_r: bytearray(), err_r: bytearray()}
+    p = select.poll()
+    for fd in bufs:
+        p.register(fd, select.POLLIN)
+    open_ = set(bufs)
+    deadline = time.monotonic() + timeout if timeout else None
+    while open_:
+        ms = -1
+        if deadline is not None:
+            ms = max(0, int((deadline - time.monotonic()) * 1000))
+        events = p.poll(ms)
+        if not events and deadline is not None and time.monotonic() >= deadline:
+            return _text(bufs[out_r]), _text(bufs[err_r]), True
+        for fd, _ev in events:
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                p.unregister(fd)
+                open_.discard(fd)
+            elif len(bufs[fd]) < 1 << 20:
+                bufs[fd] += chunk
+    return _text(bufs[out_r]), _text(bufs[err_r]), False
+
+
+def _text(b):
+    return bytes(b).decode(errors="replace")
+
+
+def _reap(pid):
+    while True:
+        try:
+            return os.waitpid(pid, 0)[1]
+        except InterruptedError:
+            continue
+        except ChildProcessError:
+            return 0
+
+
+def _signame(n):
+    try:
+        return signal.strsignal(n) or str(n)
+    except ValueError:
+        return str(n)
