@@ -10,11 +10,11 @@
 
 Errors raise pyruntime.errors.RuntimeErr (str() is the one-line message).
 """
-import json
 import os
 import time
 
-from . import state as st
+from . import faults
+from . import fastjson, state as st
 from .errors import InvalidState, NotExist, RuntimeErr
 from .ids import validate
 
@@ -125,6 +125,8 @@ class Runtime:
                no_new_keyring=False, preserve_fds=0, _foreground=False):
         """Create the container; returns the init pid. The init waits for start()."""
         validate(cid)
+        # run in the foreground may relay the terminal itself (no console socket needed)
+        self._fg = _foreground
         from . import config as config_mod
         bundle = os.path.abspath(bundle or ".")
         st.ensure_root(self.root)
@@ -136,6 +138,9 @@ class Runtime:
             os.mkdir(path, 0o711)
         except FileExistsError:
             raise RuntimeErr("container with given ID already exists")
+        except OSError as e:
+            raise RuntimeErr("unable to create the state directory %s: %s"
+                             % (path, st._strerror(e)))
         dirfd = st.lock_dir(path)
         fifo_fd = -1
         launch = None
@@ -146,15 +151,20 @@ class Runtime:
             "bundle": bundle, "rootfs": config["_rootfs"], "created": _now_rfc3339(),
             "owner": "", "annotations": config.get("annotations") or {},
             "creator_pid": os.getpid(), "creator_start": cr_start,
+            # the hooks later commands run, so start/delete need not read config.json
+            "hooks": {k: v for k, v in (config.get("hooks") or {}).items()
+                      if k in ("poststart", "poststop") and v},
         })
         try:
             c.save()
             st.write_atomic(os.path.join(path, "config.json"),
-                            json.dumps({k: v for k, v in config.items() if not k.startswith("_")}).encode())
+                            fastjson.dumps({k: v for k, v in config.items() if not k.startswith("_")}).encode())
+            faults.at("create:state-dir")
             launch, mgr = self._launch_init(c, config, bundle, console_socket, no_pivot,
                                             no_new_keyring, preserve_fds)
             c.data["status"] = "created"
             c.save()
+            faults.at("create:before-pidfile")
             if pid_file:
                 _write_pid_file(pid_file, launch.pid)
             pid = launch.pid
@@ -171,6 +181,14 @@ class Runtime:
                 except Exception:
                     pass
             st.remove_dir(path)
+            if (config.get("hooks") or {}).get("poststop"):
+                # runc destroys a failed container the usual way: poststop hooks run
+                from . import hooks as hooks_mod
+                try:
+                    hooks_mod.run_hooks(config["hooks"], "poststop", c.oci_state("stopped"),
+                                        warn=self._warn)
+                except Exception:
+                    pass
             raise
         finally:
             os.close(dirfd)
@@ -190,6 +208,10 @@ class Runtime:
                               linux_devices=linux.get("devices"))
         opts = {"no_pivot": no_pivot, "no_new_keyring": no_new_keyring,
                 "preserve_fds": preserve_fds, "listen_fds": _listen_fds()}
+        if opts["listen_fds"]:
+            # runc: socket activation fds follow stdio, and the process is told so
+            process["env"] = list(process.get("env") or []) + [
+                "LISTEN_FDS=%d" % opts["listen_fds"], "LISTEN_PID=1"]
         if linux.get("seccomp"):
             from . import seccomp
             prog = seccomp.compile(linux["seccomp"], cache_dir=_cache_dir("seccomp"))
@@ -198,19 +220,44 @@ class Runtime:
         if not any(e.startswith("HOME=") for e in env):
             # runc: HOME from the container's passwd entry for the user, else "/"
             process["env"] = env + ["HOME=" + _home_of(config["_rootfs"], (process.get("user") or {}).get("uid", 0))]
+        if os.geteuid() != 0 and linux.get("gidMappings"):
+            from . import rootless
+            # the runtime will deny setgroups before writing its own gid as the only map
+            opts["setgroups_denied"] = rootless.setgroups_denied(
+                {"gid_mappings": linux["gidMappings"]})
+        cg_replace = None
+        if mgr is not None and self._is_rootless() and isinstance(getattr(mgr, "mounts", None), dict):
+            from . import rootless
+            cg_replace = rootless.settle_cgroups(mgr, c)
         plan = plan_mod.build(config, bundle, c.id, opts, cgroup_mgr=mgr)
+        if cg_replace:
+            rootless.cgroup_binds(plan, cg_replace)
         fifo = os.path.join(c.dir, st.FIFO)
         os.mkfifo(fifo, 0o622)
         fifo_fd = os.open(fifo, os.O_RDWR | os.O_CLOEXEC)
+        idmap_fds = []
+        if any(st.get("idmap") for st in plan["steps"]):
+            from . import idmap
+            try:
+                idmap_fds = idmap.prepare(plan)
+            except BaseException:
+                os.close(fifo_fd)
+                raise
         launch = Launch(plan, fifo_fd)
         try:
             pid = launch.spawn()
+            for fd in idmap_fds:   # the init has its own copies now
+                os.close(fd)
+            idmap_fds = []
             c.data["pid"] = pid
             c.data["start_time"], _ = st.proc_start_time(pid)
             if mgr is not None:
                 c.data["cgroup"] = mgr.to_state()
             c.save()
+            faults.at("create:spawned")
             self._write_id_maps(pid, plan)
+            if plan.get("oom_score_adj") is not None:
+                _write_oom_score_adj(pid, plan["oom_score_adj"])
             if mgr is not None:
                 try:
                     mgr.create()
@@ -218,20 +265,32 @@ class Runtime:
                     # what create made must be on record even if it failed halfway
                     c.data["cgroup"] = mgr.to_state()
                     c.save()
+            faults.at("create:cgroup")
+            launch.send()
+            faults.at("create:go")
+            if mgr is not None:
+                # concurrently with the init's own setup; it waits at its "cgroup" sync
                 mgr.apply()
                 mgr.add_pid(pid)
-            launch.send()
-            console = _ConsoleSender(console_socket) if process.get("terminal") else None
+            console = None
+            if process.get("terminal"):
+                console = _ConsoleSender(console_socket) if console_socket else _ConsoleKeeper(launch)
             hooks = config.get("hooks") or {}
 
             def on_sync(tag, step):
+                faults.at("create:sync")
                 if tag == "hooks":
                     from . import hooks as hooks_mod
                     s = c.oci_state("creating")
                     s["pid"] = pid
-                    hooks_mod.run_hooks(hooks, "prestart", s)
-                    hooks_mod.run_hooks(hooks, "createRuntime", s)
-                    hooks_mod.run_hooks(hooks, "createContainer", s, ns_pid=pid)
+                    try:
+                        hooks_mod.run_hooks(hooks, "prestart", s)
+                        hooks_mod.run_hooks(hooks, "createRuntime", s)
+                        hooks_mod.run_hooks(hooks, "createContainer", s, ns_pid=pid)
+                    except RuntimeErr as e:
+                        # runc's wording: the hooks run during the init's setup
+                        raise RuntimeErr("unable to start container process: error during "
+                                         "container init: %s" % e) from None
 
             def on_fd(step, fd):
                 try:
@@ -256,6 +315,8 @@ class Runtime:
             raise
         finally:
             os.close(fifo_fd)
+            for fd in idmap_fds:
+                os.close(fd)
         return launch, mgr
 
     def _is_rootless(self):
@@ -270,22 +331,33 @@ class Runtime:
 
     def _refuse_unsupported(self, config, console_socket):
         process = config["process"]
-        if process.get("terminal") and not console_socket:
+        fg = getattr(self, "_fg", False)
+        if process.get("terminal") and not console_socket and not fg:
             raise RuntimeErr("cannot allocate tty if runc will detach without setting console socket")
-        if not process.get("terminal") and console_socket:
+        if (not process.get("terminal") or fg) and console_socket:
             raise RuntimeErr("cannot use console socket if runc will not detach or allocate tty")
         linux = config.get("linux") or {}
         for key in ("intelRdt", "personality", "netDevices", "memoryPolicy"):
             if linux.get(key):
                 raise RuntimeErr("linux.%s is not supported by this build of pyruntime" % key)
-        for key in ("apparmorProfile", "selinuxLabel", "ioPriority", "scheduler", "execCPUAffinity"):
+        for key in ("ioPriority", "scheduler", "execCPUAffinity"):
             if process.get(key):
                 raise RuntimeErr("process.%s is not supported by this build of pyruntime" % key)
-        if linux.get("mountLabel"):
-            raise RuntimeErr("linux.mountLabel is not supported by this build of pyruntime")
+        # apparmorProfile / selinuxLabel / mountLabel are applied by the plan (writes to
+        # /proc/self/attr, context= mount data), failing as runc 1.1 does where the host
+        # lacks the LSM; runc refuses a process label up front when SELinux is off.
+        if process.get("selinuxLabel"):
+            from .features import selinux_enabled
+            if not selinux_enabled():
+                raise RuntimeErr("selinux label is specified in config, but selinux is disabled "
+                                 "or not supported")
 
     def _write_id_maps(self, pid, plan):
         if "user" not in plan["namespaces"]["clone"]:
+            return
+        if os.geteuid() != 0:
+            from . import rootless
+            rootless.write_id_maps(pid, plan["uid_mappings"], plan["gid_mappings"])
             return
         for kind, maps in (("uid", plan["uid_mappings"]), ("gid", plan["gid_mappings"])):
             if not maps:
@@ -318,16 +390,13 @@ class Runtime:
                 os.write(fd, b"0")
             finally:
                 os.close(fd)
+            faults.at("start:fifo-written")
             os.unlink(fifo)
-            cfg = None
-            try:
-                cfg = c.config()
-            except (OSError, ValueError):
-                pass
-            if cfg and (cfg.get("hooks") or {}).get("poststart"):
+            hooks = c.hooks()
+            if hooks.get("poststart"):
                 from . import hooks as hooks_mod
                 try:
-                    hooks_mod.run_hooks(cfg["hooks"], "poststart", c.oci_state("running"))
+                    hooks_mod.run_hooks(hooks, "poststart", c.oci_state("running"))
                 except RuntimeErr:
                     try:
                         os.kill(c.pid, 9)
@@ -341,7 +410,7 @@ class Runtime:
     def run(self, cid, bundle, detach=False, keep=False, **create_kw):
         """create + start; in the foreground wait and return the exit status (128+N for
         a signal), forwarding signals to the container."""
-        import signal
+        import _signal as signal  # the C module: `signal` imports enum
         if detach:
             pid = self.create(cid, bundle, **create_kw)
             try:
@@ -373,7 +442,16 @@ class Runtime:
                 self.start(cid)
                 for s in pending:
                     os.kill(pid, s)
-                while True:
+                master = getattr(launch, "console_master", None)
+                if master is not None:
+                    # run -t without --console-socket: a person at a terminal
+                    from .tty import relay
+                    try:
+                        status = relay(master, pid)
+                    finally:
+                        os.close(master)
+                        launch.console_master = None
+                while master is None:
                     try:
                         _, status = os.waitpid(pid, 0)
                         break
@@ -429,6 +507,17 @@ class Runtime:
             if force:
                 return
             raise
+        except st.CorruptState:
+            if not force:
+                raise
+            # nothing in it can be trusted to find a process or cgroup: free the id
+            self._warn("container %s: removing its unreadable state" % cid)
+            dirfd = st.lock_dir(os.path.join(self.root, cid))
+            try:
+                st.remove_dir(os.path.join(self.root, cid))
+            finally:
+                os.close(dirfd)
+            return
         try:
             status = c.status()
             if status in ("running", "paused") and not force:
@@ -451,17 +540,14 @@ class Runtime:
                 except ProcessLookupError:
                     pass
                 _wait_gone(c.pid, c.data.get("start_time"))
+                faults.at("delete:killed")
             if mgr is not None:
                 mgr.destroy()
-            cfg = None
-            try:
-                cfg = c.config()
-            except (OSError, ValueError):
-                pass
+            hooks = c.hooks()
             st.remove_dir(c.dir)
-            if cfg and (cfg.get("hooks") or {}).get("poststop"):
+            if hooks.get("poststop"):
                 from . import hooks as hooks_mod
-                hooks_mod.run_hooks(cfg["hooks"], "poststop", c.oci_state("stopped"),
+                hooks_mod.run_hooks(hooks, "poststop", c.oci_state("stopped"),
                                     warn=self._warn)
         finally:
             if c.dirfd is not None:
@@ -499,6 +585,19 @@ def _home_of(rootfs, uid):
     return "/"
 
 
+def _write_oom_score_adj(pid, v):
+    try:
+        with open("/proc/%d/oom_score_adj" % pid, "w") as f:
+            f.write(str(v))
+    except OSError as e:
+        from .executor import strerror
+        hint = ""
+        if e.errno in (1, 13) and v < 0:
+            hint = " (lowering oom_score_adj needs CAP_SYS_RESOURCE, which this host does not grant)"
+        raise RuntimeErr("unable to start container process: error during container init: "
+                         "set oom_score_adj to %d: %s%s" % (v, strerror(e.errno), hint))
+
+
 def _listen_fds():
     if os.environ.get("LISTEN_PID") == str(os.getpid()):
         try:
@@ -511,6 +610,20 @@ def _listen_fds():
 def _write_pid_file(path, pid):
     path = os.path.abspath(path)
     st.write_atomic(path, str(pid).encode(), mode=0o644)
+
+
+class _ConsoleKeeper:
+    """run -t without --console-socket: keep the console master for the terminal relay."""
+
+    def __init__(self, launch):
+        self.launch = launch
+
+    def send(self, fd):
+        self.launch.console_master = os.dup(fd)
+        if os.isatty(0):
+            # before start: the process sees our size from its first instruction
+            from .tty import copy_winsize
+            copy_winsize(0, fd)
 
 
 class _ConsoleSender:

@@ -7,10 +7,10 @@ A per-container flock on the directory serialises commands on one id.
 """
 import errno
 import fcntl
-import json
 import os
 import stat as _stat
 
+from . import fastjson
 from .errors import NotExist, RuntimeErr
 from .ids import _ID_RE, validate
 
@@ -75,17 +75,23 @@ class Container:
             return "creating" if self._creator_alive() else "stopped"
         if not self.alive():
             return "stopped"
-        if os.path.exists(os.path.join(self.dir, FIFO)):
+        # runc reports a frozen container as paused even before it was started
+        if _frozen(self.data.get("cgroup")):
+            return "paused"
+        if os.path.exists(os.path.join(self.dir, FIFO)) and self._waits_on_fifo():
             return "created"
-        cg = self.data.get("cgroup")
-        if cg:
-            try:
-                from . import cgroups
-                if cgroups.from_state(cg).is_frozen():
-                    return "paused"
-            except Exception:
-                pass
         return "running"
+
+    def _waits_on_fifo(self):
+        # The fifo outlives the wait when a `start` dies between its write and the unlink:
+        # only the waiting init holds it open for reading (it closes it before exec), so a
+        # non-blocking open for writing fails with ENXIO once the process runs.
+        try:
+            fd = os.open(os.path.join(self.dir, FIFO), os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError as e:
+            return e.errno != errno.ENXIO
+        os.close(fd)
+        return True
 
     def _creator_alive(self):
         cp = self.data.get("creator_pid")
@@ -112,14 +118,58 @@ class Container:
         return out
 
     def save(self):
-        write_atomic(os.path.join(self.dir, STATE_FILE), json.dumps(self.data).encode())
+        write_atomic(os.path.join(self.dir, STATE_FILE), fastjson.dumps(self.data).encode())
+
+    def hooks(self):
+        """poststart/poststop hooks: from state.json (recorded at create), or from the
+        stored config for containers created before that was recorded."""
+        h = self.data.get("hooks")
+        if isinstance(h, dict):
+            return h
+        try:
+            return self.config().get("hooks") or {}
+        except (OSError, ValueError, AttributeError):
+            return {}
 
     def config(self):
         with open(os.path.join(self.dir, "config.json"), "rb") as f:
-            return json.loads(f.read())
+            return fastjson.loads(f.read())
+
+
+def _frozen(cg):
+    """The freezer state, read directly: importing the cgroup managers would cost every
+    `state`, `start` and `list` a few ms. Same rule as the managers' is_frozen()."""
+    if not cg:
+        return False
+    paths = cg.get("paths") or {}
+    try:
+        if cg.get("driver") == "v2":
+            d = paths.get("")
+            with open(os.path.join(d, "cgroup.freeze"), "rb") as f:
+                return f.read().strip() == b"1"
+        d = paths.get("freezer")
+        if not d or "freezer" in (cg.get("skipped") or ()):
+            return False
+        with open(os.path.join(d, "freezer.state"), "rb") as f:
+            return f.read().strip() in (b"FROZEN", b"FREEZING")
+    except (OSError, TypeError, AttributeError):
+        return False
 
 
 def write_atomic(path, data, mode=0o600):
+    try:
+        _write_atomic(path, data, mode)
+    except OSError as e:
+        # a full or read-only state root is the user's to fix: one line, not a traceback
+        raise RuntimeErr("unable to write %s: %s" % (path, _strerror(e)))
+
+
+def _strerror(e):
+    s = e.strerror or str(e)
+    return s[:1].lower() + s[1:]
+
+
+def _write_atomic(path, data, mode):
     tmp = "%s.tmp.%d" % (path, os.getpid())
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW, mode)
     try:
@@ -166,7 +216,15 @@ def load(root, cid, lock=False):
             raise
     try:
         with open(os.path.join(path, STATE_FILE), "rb") as f:
+            fst = os.fstat(f.fileno())
             raw = f.read()
+        if fst.st_uid not in (os.geteuid(), 0) or fst.st_mode & 0o022:
+            # the state names the pid kill/delete signal: a file another user could have
+            # written is not trusted
+            if dirfd is not None:
+                os.close(dirfd)
+            raise RuntimeErr("container %s: state file is not owned by the current user "
+                             "(or is writable by others): not trusted" % cid)
     except FileNotFoundError:
         if dirfd is not None:
             os.close(dirfd)
@@ -174,15 +232,69 @@ def load(root, cid, lock=False):
             # a directory without state: a create that died before writing any
             return Container(root, cid, {"status": "creating"}, None)
         raise NotExist()
-    try:
-        data = json.loads(raw)
-        if not isinstance(data, dict):
-            raise ValueError("not an object")
-    except ValueError as e:
+    except OSError as e:
         if dirfd is not None:
             os.close(dirfd)
-        raise RuntimeErr("container %s: corrupt state file: %s" % (cid, e))
+        raise CorruptState("container %s: corrupt state file: %s" % (cid, e.strerror))
+    try:
+        data = fastjson.loads(raw)
+        if not isinstance(data, dict):
+            raise ValueError("not an object")
+        _sanitize(data)
+    except (ValueError, RecursionError) as e:
+        if dirfd is not None:
+            os.close(dirfd)
+        raise CorruptState("container %s: corrupt state file: %s" % (cid, e))
     return Container(root, cid, data, dirfd)
+
+
+class CorruptState(RuntimeErr):
+    """state.json is unreadable or inconsistent: `delete --force` removes the dir."""
+
+
+def _sanitize(d):
+    """The state names what kill/delete act on (a pid, cgroup dirs whose every process
+    gets SIGKILL): a damaged record must never point at the host's processes."""
+    pid = d.get("pid", 0)
+    if type(pid) is not int or not 1 < pid < 1 << 22:
+        if pid not in (0, None):
+            raise ValueError("invalid pid %r" % (pid,))
+    st_ = d.get("start_time")
+    if st_ is not None and type(st_) is not int:
+        raise ValueError("invalid start_time")
+    if not isinstance(d.get("status", ""), str):
+        raise ValueError("invalid status")
+    cg = d.get("cgroup")
+    if cg is not None and not _cgroup_record_ok(cg):
+        raise ValueError("invalid cgroup record")
+
+
+def _cgroup_record_ok(cg):
+    # Every dir must be a normalised path strictly below a cgroup hierarchy mount, not a
+    # mount itself, ending with the container's own cgroup path: never "..", a hierarchy
+    # root or the runtime's own cgroup.
+    if not isinstance(cg, dict):
+        return False
+    mounts, paths, created = cg.get("mounts") or {}, cg.get("paths") or {}, cg.get("created") or []
+    if not (isinstance(mounts, dict) and isinstance(paths, dict) and isinstance(created, list)):
+        return False
+    tail = cg.get("cgroups_path") or cg.get("id") or ""
+    if not isinstance(tail, str):
+        return False
+    parts = [x for x in tail.split("/") if x]
+    if not parts or any(x in (".", "..") for x in parts):
+        return False
+    tail = "/" + "/".join(parts)
+    roots = [m for m in mounts.values() if isinstance(m, str)]
+    for p in paths.values():
+        if (not isinstance(p, str) or not p.startswith("/") or os.path.normpath(p) != p
+                or not any(p.startswith(r.rstrip("/") + "/") for r in roots)
+                or not p.endswith(tail) or os.path.ismount(p)):
+            return False
+    # made by create: a leaf or one of the dirs of the container's path above it
+    made = {p[:len(p) - len(tail)] + "/" + "/".join(parts[:k])
+            for p in paths.values() for k in range(1, len(parts) + 1)}
+    return all(isinstance(p, str) and p in made for p in created)
 
 
 def list_ids(root):
