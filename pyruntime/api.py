@@ -151,6 +151,7 @@ class Runtime:
             "bundle": bundle, "rootfs": config["_rootfs"], "created": _now_rfc3339(),
             "owner": "", "annotations": config.get("annotations") or {},
             "creator_pid": os.getpid(), "creator_start": cr_start,
+            "no_new_keyring": bool(no_new_keyring),
             # the hooks later commands run, so start/delete need not read config.json
             "hooks": {k: v for k, v in (config.get("hooks") or {}).items()
                       if k in ("poststart", "poststop") and v},

@@ -70,7 +70,8 @@ class Globals:
             line = json.dumps({"level": level, "msg": msg, "time": ts}) + "\n"
         else:
             line = 'time="%s" level=%s msg="%s"\n' % (
-                ts, level, msg.replace("\\", "\\\\").replace('"', '\\"'))
+                ts, level, msg.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+                .replace("\t", "\\t"))
         if self.log and self.log != "/dev/stderr":
             try:
                 fd = os.open(self.log, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
@@ -200,8 +201,9 @@ def command_help(name, mod):
 
 
 def _load(name):
-    import importlib
-    return importlib.import_module("pyruntime.cli.cmd_" + COMMANDS[name])
+    modname = "pyruntime.cli.cmd_" + COMMANDS[name]
+    __import__(modname)  # importlib itself costs an import
+    return sys.modules[modname]
 
 
 def version_text():
@@ -274,6 +276,12 @@ def main(argv=None):
         return 1
     except KeyboardInterrupt:
         return 130
+    except RecursionError:
+        # only input nesting (JSON thousands of levels deep) gets the runtime here
+        if g is None:
+            g = Globals({})
+        g.error("invalid input: nested too deeply")
+        return 1
     except Exception as e:  # never a traceback for a user: one line, exit 1
         if g is None:
             g = Globals({})
