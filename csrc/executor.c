@@ -25,11 +25,13 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/vfs.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/types.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 #include <net/if.h>
 #include <linux/capability.h>
@@ -288,12 +290,57 @@ static unsigned long locked_flags(const char *path)
 
 /* ---- the steps ----------------------------------------------------------------------- */
 
+/* Open `path` in the root without following any symlink (ELOOP if one is there). */
+static int open_no_symlinks(const char *path, int flags)
+{
+    struct open_how how;
+    memset(&how, 0, sizeof how);
+    how.flags = flags | O_CLOEXEC;
+    how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
+    return syscall(SYS_openat2, g_rootfd, path, &how, sizeof how);
+}
+
+/* After a mount with a required type (proc, sysfs): the path must reach that filesystem
+ * with no symlink on the way, so later writes to it cannot be redirected. */
+static void check_mounted_fs(struct pyrt_step *s)
+{
+    struct statfs sf;
+    int fd;
+    if (!s->m[0] && !s->m[1])
+        return;
+    fd = s->m[1] ? open_no_symlinks(s->s2, O_PATH) : resolve_in_root(s->s2, 0);
+    if (fd < 0)
+        fail(errno, "%s must be mounted on an ordinary directory", s->s3 ? s->s3 : s->s1);
+    if (s->m[0] && (fstatfs(fd, &sf) < 0 || (unsigned long long)sf.f_type != s->m[0]))
+        fail(0, "%s is not a %s filesystem after mounting", s->s2, s->s3 ? s->s3 : "?");
+    close(fd);
+}
+
 static void do_mount(struct pyrt_step *s)
 {
     char target[64];
-    int fd = resolve_in_root(s->s2, s->n1 == 1 ? 'd' : s->n1 == 2 ? 'f' : 0);
+    int fd;
+    if (s->m[1]) {
+        /* the destination must not be a symlink (CVE-2019-16884, CVE-2023-28642) */
+        fd = open_no_symlinks(s->s2, O_PATH);
+        if (fd < 0 && errno == ELOOP)
+            fail(0, "filesystem \"%s\" must be mounted on ordinary directory",
+                 s->s3 ? s->s3 : s->s1);
+        if (fd >= 0)
+            close(fd);
+    }
+    fd = resolve_in_root(s->s2, s->n1 == 1 ? 'd' : s->n1 == 2 ? 'f' : 0);
     if (fd < 0)
         fail(errno, NULL);
+    if (s->m[3]) {
+        /* a mount the runtime prepared (idmapped): attach it */
+        if (syscall(SYS_move_mount, (int)(s->m[3] - 1), "", fd, "",
+                    0x00000004 /* MOVE_MOUNT_F_EMPTY_PATH */ | 0x00000040 /* T_EMPTY_PATH */) < 0)
+            fail(errno, "move_mount");
+        close((int)(s->m[3] - 1));
+        close(fd);
+        return;
+    }
     fdpath(fd, target, sizeof target);
     if (mount(s->s1 && *s->s1 ? s->s1 : "none", target, s->s3, s->flags, s->s4) < 0) {
         int e = errno;
@@ -308,11 +355,26 @@ static void do_mount(struct pyrt_step *s)
         if (s->n2 && (e == EPERM || e == EBUSY) &&
             mount("/sys", target, NULL, MS_BIND | MS_REC, NULL) == 0) {
             close(fd);
+            if (s->m[2]) {
+                /* the bind brings the host's submounts (cgroupfs!) along: they get the
+                 * mount's ro/nosuid/... too, recursively (CVE-2023-25809) */
+                struct mount_attr a;
+                int t = resolve_in_root(s->s2, 0);
+                if (t < 0)
+                    fail(errno, NULL);
+                memset(&a, 0, sizeof a);
+                a.attr_set = s->m[2];
+                if (syscall(SYS_mount_setattr, t, "", AT_EMPTY_PATH | AT_RECURSIVE, &a, sizeof a) < 0)
+                    fail(errno, "make the bound /sys read-only");
+                close(t);
+            }
+            check_mounted_fs(s);
             return;
         }
         fail(e, NULL);
     }
     close(fd);
+    check_mounted_fs(s);
 }
 
 static void do_remount(struct pyrt_step *s)
@@ -543,8 +605,12 @@ static void do_write(struct pyrt_step *s)
 {
     int fd = open(s->s1, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
     size_t len = strlen(s->s2);
+    struct statfs sf;
     if (fd < 0)
         fail(errno, NULL);
+    /* a /proc write must reach procfs, not a file mounted over it (CVE-2025-52881) */
+    if (s->m[0] && (fstatfs(fd, &sf) < 0 || (unsigned long long)sf.f_type != s->m[0]))
+        fail(0, "%s is not on procfs", s->s1);
     if (write(fd, s->s2, len) != (ssize_t)len)
         fail(errno, NULL);
     close(fd);
@@ -734,6 +800,128 @@ static void do_console(struct pyrt_step *s)
         close(slave);
 }
 
+/* A startContainer hook, run by the init after start and before the user's program, in
+ * the container (runc does the same). s1 path, v1 argv, v2 env (NULL: inherit), the state
+ * JSON is s2 + our pid + s3 on stdin, n1 timeout in seconds (0: none), n2 the hook's index.
+ * After start nobody reads the sync socket: failures also go to the container's stderr. */
+extern char **environ;
+
+static void hook_fail(struct pyrt_step *s, const char *fmt, ...)
+{
+    char what[400], text[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    snprintf(text, sizeof text, "error running hook #%ld: startContainer hook %s: %s", s->n2, s->s1, what);
+    dprintf(2, "%s\n", text);
+    send_msg(MSG_ERROR, g_step, 0, 0, text);
+    _exit(1);
+}
+
+static void do_hook(struct pyrt_step *s)
+{
+    int in[2], out[2], err[2], st[2];
+    char obuf[200], ebuf[200], *state;
+    size_t olen = 0, elen = 0;
+    int e = 0, status, open_fds = 2, timed_out = 0;
+    ssize_t n;
+    struct timespec t0, now;
+    pid_t pid;
+
+    {
+        size_t len = (s->s2 ? strlen(s->s2) : 0) + (s->s3 ? strlen(s->s3) : 0) + 24;
+        state = malloc(len);
+        if (!state)
+            hook_fail(s, "%s", lerr(ENOMEM));
+        snprintf(state, len, "%s%d%s", s->s2 ? s->s2 : "", (int)getpid(), s->s3 ? s->s3 : "");
+    }
+    if (pipe2(in, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0 ||
+        pipe2(st, O_CLOEXEC) < 0)
+        hook_fail(s, "pipe: %s", lerr(errno));
+    pid = fork();
+    if (pid < 0)
+        hook_fail(s, "fork: %s", lerr(errno));
+    if (pid == 0) {
+        int x;
+        dup2(in[0], 0);
+        dup2(out[1], 1);
+        dup2(err[1], 2);
+        execve(s->s1, s->v1, s->v2 ? s->v2 : environ);
+        x = errno;
+        (void)!write(st[1], &x, sizeof x);
+        _exit(127);
+    }
+    close(in[0]);
+    close(out[1]);
+    close(err[1]);
+    close(st[1]);
+    /* non-blocking: a hook that never reads its stdin must not hang the init */
+    fcntl(in[1], F_SETFL, O_NONBLOCK);
+    (void)!write(in[1], state, strlen(state));
+    close(in[1]);
+    free(state);
+    if (read(st[0], &e, sizeof e) == (ssize_t)sizeof e) {
+        while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+            ;
+        hook_fail(s, "fork/exec %s: %s", s->s1, lerr(e));
+    }
+    close(st[0]);
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    while (open_fds > 0) {
+        struct pollfd p[2] = { { out[0], POLLIN, 0 }, { err[0], POLLIN, 0 } };
+        int ms = -1, r;
+        if (s->n1 > 0) {
+            long el;
+            clock_gettime(CLOCK_MONOTONIC, &now);
+            el = (now.tv_sec - t0.tv_sec) * 1000 + (now.tv_nsec - t0.tv_nsec) / 1000000;
+            ms = el >= s->n1 * 1000 ? 0 : (int)(s->n1 * 1000 - el);
+        }
+        if (out[0] < 0) p[0].fd = -1;
+        if (err[0] < 0) p[1].fd = -1;
+        r = poll(p, 2, ms);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r == 0) {
+            timed_out = 1;
+            kill(pid, SIGKILL);
+            break;
+        }
+        if (p[0].revents) {
+            char tmp[512];
+            n = read(out[0], tmp, sizeof tmp);
+            if (n <= 0) { close(out[0]); out[0] = -1; open_fds--; }
+            else if (olen < sizeof obuf - 1) {
+                size_t k = (size_t)n < sizeof obuf - 1 - olen ? (size_t)n : sizeof obuf - 1 - olen;
+                memcpy(obuf + olen, tmp, k);
+                olen += k;
+            }
+        }
+        if (p[1].revents) {
+            char tmp[512];
+            n = read(err[0], tmp, sizeof tmp);
+            if (n <= 0) { close(err[0]); err[0] = -1; open_fds--; }
+            else if (elen < sizeof ebuf - 1) {
+                size_t k = (size_t)n < sizeof ebuf - 1 - elen ? (size_t)n : sizeof ebuf - 1 - elen;
+                memcpy(ebuf + elen, tmp, k);
+                elen += k;
+            }
+        }
+    }
+    obuf[olen] = 0;
+    ebuf[elen] = 0;
+    if (out[0] >= 0) close(out[0]);
+    if (err[0] >= 0) close(err[0]);
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    if (timed_out)
+        hook_fail(s, "hook ran past specified timeout of %ld.0s", s->n1);
+    if (WIFSIGNALED(status))
+        hook_fail(s, "signal: %s, stdout: %s, stderr: %s", strsignal(WTERMSIG(status)), obuf, ebuf);
+    if (WEXITSTATUS(status) != 0)
+        hook_fail(s, "exit status %d, stdout: %s, stderr: %s", WEXITSTATUS(status), obuf, ebuf);
+}
+
 static void run_step(struct pyrt_spawn *sp, struct pyrt_step *s)
 {
     switch (s->op) {
@@ -893,6 +1081,7 @@ static void run_step(struct pyrt_spawn *sp, struct pyrt_step *s)
         if (unshare((int)s->flags) < 0)
             fail(errno, NULL);
         break;
+    case OP_HOOK: do_hook(s); break;
     case OP_SETNS:
         if (setns((int)s->n1, (int)s->n2) < 0)
             fail(errno, NULL);
@@ -908,6 +1097,12 @@ static __attribute__((noreturn)) void init_main(struct pyrt_spawn *sp)
     if (sp->parent_sock >= 0)
         close(sp->parent_sock);
     g_sock = sp->sock;
+    /* The init is a clone of the runtime (the host's python, its libraries, its fds, and
+     * until the pivot the host's root): nothing in the container may ptrace it or open
+     * its /proc/<pid>/{exe,fd,root,cwd,mem} before it execs the container's program
+     * (CVE-2019-5736, CVE-2016-9962). execve makes the new program dumpable again. */
+    if (!sp->keep_dumpable)
+        prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
     /* Until READY, a dying runtime takes the half-made container with it. */
     prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
     {
@@ -919,6 +1114,7 @@ static __attribute__((noreturn)) void init_main(struct pyrt_spawn *sp)
                 signal(i, SIG_DFL);
     }
     wait_go();
+    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
     for (i = 0; i < sp->nsteps; i++) {
         g_step = i;
         g_fell_back = 0;
@@ -957,6 +1153,8 @@ int pyrt_spawn(struct pyrt_spawn *sp)
         sp->parent_sock = -1;
         g_sock = sp->sock;
         prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+        /* about to enter the container's namespaces with the runtime's memory and fds */
+        prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
         for (i = 0; i < sp->njoin; i++) {
             g_step = -100 - i;
             if (setns(sp->join_fds[i], sp->join_types[i]) < 0)
@@ -1119,7 +1317,8 @@ int pyrt_recv_fd(int sock)
 
 /* Run a program after joining the given namespaces (hooks that run "in the container").
  * Returns the child's pid; the caller waits for it. */
-int pyrt_setns_run(int npaths, const int *fds, const int *types, char *const *argv,
+int pyrt_setns_run(int npaths, const int *fds, const int *types, const char *path,
+                   char *const *argv,
                    char *const *envp, int stdin_fd, int stdout_fd, int stderr_fd)
 {
     pid_t pid = fork();
@@ -1127,6 +1326,8 @@ int pyrt_setns_run(int npaths, const int *fds, const int *types, char *const *ar
         return -errno;
     if (pid == 0) {
         int i;
+        /* its own process group: a timeout kills the hook and the helper together */
+        setpgid(0, 0);
         for (i = 0; i < npaths; i++)
             if (setns(fds[i], types[i]) < 0)
                 _exit(126);
@@ -1138,7 +1339,8 @@ int pyrt_setns_run(int npaths, const int *fds, const int *types, char *const *ar
         if (pid < 0)
             _exit(126);
         if (pid == 0) {
-            execve(argv[0], argv, envp);
+            execve(path, argv, envp);
+            dprintf(2, "fork/exec %s: %s", path, lerr(errno));
             _exit(127);
         }
         {

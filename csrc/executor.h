@@ -12,7 +12,7 @@ enum {
     OP_READONLY, OP_REMOUNT_ROOT_RO, OP_SETHOSTNAME, OP_SETDOMAINNAME, OP_WRITE, OP_RLIMIT,
     OP_KEYRING, OP_SETSID, OP_CLOSE_FDS, OP_IDENTITY, OP_CHDIR, OP_CAPS, OP_UMASK,
     OP_NO_NEW_PRIVS, OP_SECCOMP, OP_LOOKUP, OP_READY, OP_WAIT_START, OP_EXEC, OP_BECOME_ROOT,
-    OP_CONSOLE, OP_DUP_STDIO, OP_SETNS, OP_MKDIR, OP_UNSHARE, OP_LOOPBACK_UP
+    OP_CONSOLE, OP_DUP_STDIO, OP_SETNS, OP_MKDIR, OP_UNSHARE, OP_LOOPBACK_UP, OP_HOOK
 };
 
 /* Message kinds on the sync socket. */
@@ -46,6 +46,8 @@ struct pyrt_spawn {
     int parent_sock;    /* the runtime's end: closed in the children */
     int fifo_fd;        /* exec fifo, opened O_RDWR by the runtime; -1 when none */
     int force_stage1;   /* exec: always go through an intermediate process */
+    int keep_dumpable;  /* stay dumpable until the first GO (an unprivileged runtime must
+                           still write the uid/gid maps); non-dumpable from the start otherwise */
 };
 
 struct pyrt_msg {
@@ -63,7 +65,8 @@ void pyrt_last_msg(struct pyrt_msg *out);
 int pyrt_recv(int fd, struct pyrt_msg *msg, int *fd_out, int timeout_ms);
 int pyrt_send(int fd, int kind, int value);
 int pyrt_open_in_root(const char *root, const char *path, int flags);
-int pyrt_setns_run(int npaths, const int *fds, const int *types, char *const *argv,
+int pyrt_setns_run(int npaths, const int *fds, const int *types, const char *path,
+                   char *const *argv,
                    char *const *envp, int stdin_fd, int stdout_fd, int stderr_fd);
 int pyrt_send_fd(int sock, int fd, const char *name);
 int pyrt_recv_fd(int sock);

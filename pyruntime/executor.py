@@ -13,6 +13,7 @@ OPS = {
     "setsid": 21, "close_fds": 22, "identity": 23, "chdir": 24, "caps": 25, "umask": 26,
     "no_new_privs": 27, "seccomp": 28, "lookup": 29, "ready": 30, "wait_start": 31,
     "exec": 32, "become_root": 33, "console": 34, "dup_stdio": 35, "setns": 36, "mkdir": 37, "unshare": 38, "loopback_up": 39,
+    "hook": 40,
 }
 MSG_PID, MSG_SYNC, MSG_READY, MSG_ERROR, MSG_FD = 1, 2, 3, 4, 5
 MSG_GO, MSG_ABORT = 10, 11
@@ -30,7 +31,11 @@ def strerror(errno):
 def _cstr(keep, s):
     if s is None:
         return ffi.NULL
-    b = ffi.new("char[]", s.encode() if isinstance(s, str) else s)
+    s = s.encode() if isinstance(s, str) else s
+    if b"\0" in s:
+        # C would silently cut the string there (runc: "invalid argument")
+        raise ValueError("%r contains a NUL byte" % s.decode(errors="replace")[:80])
+    b = ffi.new("char[]", s)
     keep.append(b)
     return b
 
@@ -50,9 +55,21 @@ def _u64(v):
 
 
 def to_c(steps, keep):
+    where = [None]
+    try:
+        return _to_c(steps, keep, where)
+    except (OverflowError, TypeError, ValueError) as e:
+        # a value the C side cannot hold (huge ints, NUL bytes): one line, not a traceback
+        desc = (where[0] or {}).get("desc", "")
+        raise RuntimeErr("unable to start container process: invalid value for %s: %s"
+                         % (desc, e))
+
+
+def _to_c(steps, keep, where):
     arr = ffi.new("struct pyrt_step[]", len(steps))
     keep.append(arr)
     for i, st in enumerate(steps):
+        where[0] = st
         c = arr[i]
         op = st["op"]
         c.op = OPS[op]
@@ -73,6 +90,11 @@ def to_c(steps, keep):
             c.flags = g("flags", 0)
             c.n1 = _MKDIR.get(g("mkdir"), 0)
             c.n2 = 1 if g("sysfs_fallback") else 0
+            c.m[0] = g("fs_magic", 0)           # the target must be this fs after mounting
+            c.m[1] = 1 if g("no_symlinks") else 0  # no symlink anywhere in the target path
+            c.m[2] = g("fallback_attrs", 0)     # MOUNT_ATTR_* for the sysfs bind fallback (recursive)
+            if g("mount_fd") is not None:       # a detached mount to move in (idmapped mounts)
+                c.m[3] = g("mount_fd") + 1
             if g("fallback_n"):
                 mask = 0
                 for e in g("fallback_errnos") or ():
@@ -114,6 +136,7 @@ def to_c(steps, keep):
         elif op == "write":
             c.s1 = _cstr(keep, st["path"])
             c.s2 = _cstr(keep, st["data"])
+            c.m[0] = g("fs_magic", 0)
         elif op == "rlimit":
             c.n1 = st["resource"]
             c.m[0] = _u64(st["soft"])
@@ -157,6 +180,14 @@ def to_c(steps, keep):
         elif op == "setns":
             c.n1 = st["fd"]
             c.n2 = st["nstype"]
+        elif op == "hook":
+            c.s1 = _cstr(keep, st["path"])
+            c.v1 = _cvec(keep, st.get("args") or [st["path"]])
+            c.v2 = _cvec(keep, st["env"]) if st.get("env") is not None else ffi.NULL
+            c.s2 = _cstr(keep, g("stdin_head", ""))
+            c.s3 = _cstr(keep, g("stdin_tail", ""))
+            c.n1 = int(g("timeout") or 0)
+            c.n2 = g("index", 0)
     return arr
 
 
@@ -244,6 +275,11 @@ class Launch:
             sp.parent_sock = self.sock
             sp.fifo_fd = self.fifo_fd
             sp.force_stage1 = 1 if self.force_stage1 else 0
+            # An unprivileged runtime writes the maps of a new user namespace itself: the
+            # init's /proc files must stay its own until then (the init stays dumpable
+            # only until the first GO, before it does anything).
+            sp.keep_dumpable = 1 if (os.geteuid() != 0 and "user" in clone
+                                     and self.plan.get("uid_mappings")) else 0
             pid = lib.pyrt_spawn(sp)
         finally:
             os.close(child_sock)
@@ -316,7 +352,7 @@ class Launch:
             msg += ": " + text
         hint = self.steps[step].get("hint") if 0 <= step < len(self.steps) else None
         msg += ": " + strerror(err) if err else ""
-        if hint:
+        if hint and err in (1, 13):  # EPERM, EACCES
             msg += " (" + hint + ")"
         return msg
 

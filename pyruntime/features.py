@@ -14,12 +14,39 @@ def _kernel_namespaces():
     return have
 
 
+def apparmor_enabled():
+    """As runc: the module is loaded and enabled, and its securityfs is there."""
+    try:
+        with open("/sys/module/apparmor/parameters/enabled") as f:
+            on = f.read().startswith("Y")
+    except OSError:
+        return False
+    return on and os.path.isdir("/sys/kernel/security/apparmor")
+
+
+def selinux_enabled():
+    """selinuxfs mounted (go-selinux GetEnabled's test)."""
+    return os.path.exists("/sys/fs/selinux/enforce")
+
+
+def _idmap_supported():
+    """mount_setattr(2) (Linux 5.12) is what idmapped mounts need."""
+    import ctypes
+    import errno
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall.restype = ctypes.c_long
+    if libc.syscall(442, -1, None, 0, None, 0) == 0:  # SYS_mount_setattr on a bad fd
+        return True
+    return ctypes.get_errno() != errno.ENOSYS
+
+
 def document():
     doc = {
         "ociVersionMin": "1.0.0",
         "ociVersionMax": OCI_VERSION,
         "hooks": ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"],
-        "mountOptions": sorted(set(MOUNT_FLAGS) | set(PROPAGATION) | set(RECURSIVE_ATTRS)),
+        "mountOptions": sorted(set(MOUNT_FLAGS) | set(PROPAGATION) | set(RECURSIVE_ATTRS)
+                               | ({"idmap", "ridmap"} if _idmap_supported() else set())),
         "linux": {
             "namespaces": _kernel_namespaces(),
             "capabilities": CAPS,
@@ -27,7 +54,7 @@ def document():
             "apparmor": {"enabled": False},
             "selinux": {"enabled": False},
             "intelRdt": {"enabled": False},
-            "mountExtensions": {"idmap": {"enabled": False}},
+            "mountExtensions": {"idmap": {"enabled": _idmap_supported()}},
         },
         "annotations": {"org.opencontainers.runc.checkpoint.enabled": "false",
                         "io.github.pyruntime.version": __import__("pyruntime").__version__},

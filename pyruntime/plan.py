@@ -169,7 +169,7 @@ def resolve_host_source(src, bundle):
     return src
 
 
-def mount_steps(m, bundle, userns, netns_new):
+def mount_steps(m, bundle, userns, netns_new, linux=None):
     """Steps for one config mount entry."""
     dest = m.get("destination", "")
     if not dest.startswith("/"):
@@ -181,6 +181,8 @@ def mount_steps(m, bundle, userns, netns_new):
     flags, _clear, prop, rset, rclr, data, extras = parse_mount_options(m.get("options"))
     steps = []
     is_bind = bool(flags & MS_BIND) or mtype == "bind"
+    if mtype != "proc" and (dest == "/proc" or dest.startswith("/proc/")):
+        _check_proc_mount(dest, resolve_host_source(src, bundle) if is_bind else src, is_bind)
     if is_bind:
         flags |= MS_BIND
         src = resolve_host_source(src, bundle)
@@ -189,14 +191,31 @@ def mount_steps(m, bundle, userns, netns_new):
         except OSError as e:
             raise ConfigError("mount %s to %s: %s" % (src, dest, _oserr(e)))
         kind = 1 if stat.S_ISDIR(st.st_mode) else 2
-        steps.append(_step("mount", "bind mount %s to %s" % (src, dest), source=src, target=dest,
-                           fstype="", flags=flags & (MS_BIND | MS_REC), data="", mkdir=kind,
-                           sysfs_fallback=False))
+        step = _step("mount", "bind mount %s to %s" % (src, dest), source=src, target=dest,
+                     fstype="", flags=flags & (MS_BIND | MS_REC), data="", mkdir=kind,
+                     sysfs_fallback=False)
+        if extras & {"idmap", "ridmap"} or "uidMappings" in m:
+            # the runtime makes the idmapped clone (pyruntime.idmap), the init moves it in
+            linux = linux or {}
+            uids = m.get("uidMappings") or linux.get("uidMappings")
+            gids = m.get("gidMappings") or linux.get("gidMappings")
+            if not uids or not gids:
+                raise ConfigError("mounts: %s: idmap needs uidMappings/gidMappings (of the mount "
+                                  "or of the container's user namespace)" % dest)
+            # rbind clones the submounts too; only ridmap maps them as well
+            step["idmap"] = {"uid_mappings": uids, "gid_mappings": gids,
+                             "recursive": bool(flags & MS_REC), "map_recursive": "ridmap" in extras}
+            step["desc"] = "idmapped bind mount %s to %s" % (src, dest)
+        steps.append(step)
         # A bind mount ignores every other flag until it is remounted.
         extra = flags & ~(MS_BIND | MS_REC | MS_REMOUNT)
         if extra:
             steps.append(_step("remount", "remount %s (%s)" % (dest, ",".join(m.get("options") or [])),
                                target=dest, flags=extra, keep=False))
+        if flags & MS_REC and flags & MS_RDONLY and os.path.realpath(src) == "/sys":
+            # rootless' sysfs stand-in: the host's cgroupfs comes along under it, writable
+            # once the container unmounts what covers it (CVE-2023-25809): ro all the way
+            rset |= MOUNT_ATTR_RDONLY | _ms_to_attr(flags)
     else:
         if mtype == "cgroup":
             raise ConfigError("internal: cgroup mounts are planned by the cgroup manager")
@@ -204,17 +223,77 @@ def mount_steps(m, bundle, userns, netns_new):
             source = src or mtype
         else:
             source = src
-        steps.append(_step("mount", "mount %s to %s" % (mtype or source, dest), source=source,
-                           target=dest, fstype=mtype, flags=flags & ~MS_REMOUNT, data=data, mkdir=1,
-                           sysfs_fallback=(mtype == "sysfs" and userns and not netns_new)))
+        label = (linux or {}).get("mountLabel")
+        if label and mtype not in ("proc", "sysfs", "cgroup", "cgroup2"):
+            # SELinux context of the new filesystem (runc: label.FormatMountLabel)
+            data = (data + "," if data else "") + 'context="%s"' % label
+        step = _step("mount", "mount %s to %s" % (mtype or source, dest), source=source,
+                     target=dest, fstype=mtype, flags=flags & ~MS_REMOUNT, data=data, mkdir=1,
+                     sysfs_fallback=(mtype == "sysfs" and userns and not netns_new))
+        if mtype in FS_MAGIC:
+            # The runtime writes below /proc after this (sysctl, oom_score_adj) and reads
+            # /sys: an image must not make these mount points symlinks or shadow them
+            # (CVE-2019-16884, CVE-2019-19921, CVE-2023-27561, CVE-2023-28642).
+            step["no_symlinks"] = True
+            step["fs_magic"] = FS_MAGIC[mtype]
+        if step["sysfs_fallback"]:
+            # the host's /sys is bound instead, with its submounts: make them all as
+            # restricted as the sysfs mount asked (CVE-2023-25809)
+            step["fallback_attrs"] = _ms_to_attr(flags) | MOUNT_ATTR_RDONLY
+        steps.append(step)
     for p in prop:
         steps.append(_step("propagation", "set propagation of %s" % dest, target=dest, flags=p))
     if rset or rclr:
         steps.append(_step("setattr", "set recursive attributes of %s" % dest, target=dest,
                            attr_set=rset, attr_clr=rclr, propagation=0, recursive=True))
-    if extras & {"idmap", "ridmap"}:
-        raise ConfigError("mounts: %s: idmapped mounts are not supported yet" % dest)
+    if extras & {"idmap", "ridmap"} and not is_bind:
+        raise ConfigError("mounts: %s: idmapped mounts are supported only for bind mounts" % dest)
     return steps
+
+
+PROC_SUPER_MAGIC, SYSFS_MAGIC = 0x9FA0, 0x62656572
+FS_MAGIC = {"proc": PROC_SUPER_MAGIC, "sysfs": SYSFS_MAGIC}
+# Files below /proc that may be mounted over (what lxcfs emulates), as runc allows.
+PROC_MOUNT_OK = {"/proc/cpuinfo", "/proc/diskstats", "/proc/meminfo", "/proc/stat", "/proc/swaps",
+                 "/proc/uptime", "/proc/loadavg", "/proc/slabinfo", "/proc/net/dev",
+                 "/proc/sys/kernel/ns_last_pid"}
+
+
+def _check_proc_mount(dest, src, is_bind):
+    """runc's checkProcMount: nothing but procfs on /proc, nothing inside /proc except the
+    lxcfs files: the runtime's own /proc writes must reach the container's procfs."""
+    if dest == "/proc":
+        if not src:
+            return
+        if is_bind:
+            try:
+                if os.statvfs(src) and _fs_type(src) == PROC_SUPER_MAGIC:
+                    return
+            except OSError:
+                pass
+        raise ConfigError('mounts: "%s" cannot be mounted because it is not of type proc' % dest)
+    if dest in PROC_MOUNT_OK:
+        return
+    raise ConfigError('mounts: "%s" cannot be mounted because it is inside /proc' % dest)
+
+
+def _fs_type(path):
+    import ctypes
+    buf = ctypes.create_string_buffer(120)  # struct statfs; f_type is the first word
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.statfs(os.fsencode(path), buf) != 0:
+        e = ctypes.get_errno()
+        raise OSError(e, os.strerror(e), path)
+    return ctypes.c_long.from_buffer(buf).value
+
+
+def _ms_to_attr(flags):
+    attr = 0
+    for ms, a in ((MS_RDONLY, MOUNT_ATTR_RDONLY), (MS_NOSUID, MOUNT_ATTR_NOSUID),
+                  (MS_NODEV, MOUNT_ATTR_NODEV), (MS_NOEXEC, MOUNT_ATTR_NOEXEC)):
+        if flags & ms:
+            attr |= a
+    return attr
 
 
 def _mount_point_of(path):
@@ -312,7 +391,7 @@ def build(config, bundle, cid, opts=None, cgroup_mgr=None):
                 raise ConfigError("mounts: %s: cgroup mount needs the cgroup manager" % dest)
             steps.extend(cgroup_mgr.mount_steps(m, cgroupns))
             continue
-        steps.extend(mount_steps(m, bundle, userns, netns_new))
+        steps.extend(mount_steps(m, bundle, userns, netns_new, linux=linux))
 
     dev_mounted = any(_clean_dest("/" + m.get("destination", "").lstrip("/")) == "/dev" for m in mounts)
     # runc makes the default devices only when /dev is its own (not the host's)
@@ -376,7 +455,8 @@ def build(config, bundle, cid, opts=None, cgroup_mgr=None):
     if config.get("domainname"):
         add(_step("setdomainname", "setdomainname %s" % config["domainname"], name=config["domainname"]))
     for key, val in (linux.get("sysctl") or {}).items():
-        add(_step("write", "write sysctl %s" % key, path="/proc/sys/" + key.replace(".", "/"), data=str(val)))
+        add(_step("write", "write sysctl %s" % key, path="/proc/sys/" + key.replace(".", "/"), data=str(val),
+                  fs_magic=PROC_SUPER_MAGIC))
     for p in linux.get("readonlyPaths") or ():
         add(_step("readonly", "make %s read-only" % p, path=p))
     for p in linux.get("maskedPaths") or ():
@@ -386,7 +466,9 @@ def build(config, bundle, cid, opts=None, cgroup_mgr=None):
 
     if process.get("oomScoreAdj") is not None:
         v = process["oomScoreAdj"]
-        add(_step("write", "set oom_score_adj to %d" % v, path="/proc/self/oom_score_adj", data=str(v)))
+        # Written by the runtime into /proc/<pid>/oom_score_adj (as runc does): the init,
+        # non-dumpable and maybe in a user namespace, cannot open its own /proc files.
+        plan["oom_score_adj"] = v
     if not opts.get("no_new_keyring"):
         add(_step("keyring", "join a new session keyring", name="_ses." + cid))
     for rl in process.get("rlimits") or ():
@@ -394,10 +476,50 @@ def build(config, bundle, cid, opts=None, cgroup_mgr=None):
         if t not in RLIMITS:
             raise ConfigError("process.rlimits: unknown rlimit type %s" % t)
         add(_step("rlimit", "setrlimit %s soft=%d hard=%d" % (t, rl.get("soft", 0), rl.get("hard", 0)),
-                  resource=RLIMITS[t], soft=rl.get("soft", 0), hard=rl.get("hard", 0), name=t))
+                  resource=RLIMITS[t], soft=rl.get("soft", 0), hard=rl.get("hard", 0), name=t,
+                  hint="a limit above the host's hard limit needs CAP_SYS_RESOURCE"))
 
     steps.extend(process_steps(process, opts))
+    if hooks.get("startContainer"):
+        # in the container, after start, before the user's program (runc: with the
+        # process's identity applied; before a no_new_privs seccomp filter)
+        at = next(i for i, st in enumerate(steps) if st["op"] == "wait_start") + 1
+        steps[at:at] = start_container_hook_steps(hooks["startContainer"], config, bundle, cid)
+    if cgroup_mgr is not None:
+        # The runtime places the init in its cgroup while the init sets up the rootfs (the
+        # first write to a v1 cgroup.procs waits for an RCU grace period): the init waits
+        # for it only where it matters, before a cgroup namespace is made, before hooks
+        # run, and otherwise before it reports ready.
+        at = None
+        for tag_op in (("unshare", None), ("sync", "hooks"), ("ready", None)):
+            for i, st in enumerate(steps):
+                if st["op"] == tag_op[0] and (tag_op[1] is None or st.get("tag") == tag_op[1]):
+                    at = i
+                    break
+            if at is not None:
+                break
+        steps.insert(at, _step("sync", "wait for the runtime to place the init in its cgroup",
+                               tag="cgroup"))
     return plan
+
+
+def start_container_hook_steps(hook_list, config, bundle, cid):
+    """"hook" steps; the state on stdin is runc's for startContainer ("created", the pid
+    as the init sees it), split around the pid, which only the init knows."""
+    import json
+    # a NUL cannot occur in an id, a path or (escaped) anywhere else: a safe placeholder
+    state = {"ociVersion": "1.3.0", "id": cid, "status": "created", "pid": "\0", "bundle": bundle}
+    if config.get("annotations"):
+        state["annotations"] = config["annotations"]
+    head, tail = json.dumps(state).split('"\\u0000"', 1)
+    out = []
+    for i, h in enumerate(hook_list):
+        out.append(_step("hook", "run startContainer hook #%d %s" % (i, h.get("path")),
+                         path=h.get("path"), args=list(h.get("args") or [h.get("path")]),
+                         env=list(h["env"]) if h.get("env") is not None else None,
+                         timeout=h.get("timeout") or 0, index=i, stdin_head=head,
+                         stdin_tail=tail))
+    return out
 
 
 def process_steps(process, opts, exec_mode=False):
@@ -406,6 +528,20 @@ def process_steps(process, opts, exec_mode=False):
     add = steps.append
     keep = int(opts.get("preserve_fds") or 0) + int(opts.get("listen_fds") or 0)
     add(_step("close_fds", "close inherited file descriptors", keep=keep))
+    # LSM labels, before identity and capabilities change, as runc applies them: each is a
+    # write to the process's own /proc/self/attr (taking effect at execve). Where the host
+    # lacks the LSM the write fails, with runc's words.
+    if process.get("apparmorProfile"):
+        aa = "/proc/self/attr/apparmor/exec"
+        if not os.path.exists(aa):
+            aa = "/proc/self/attr/exec"
+        add(_step("write", "unable to apply apparmor profile: apparmor failed to apply profile: "
+                  "write %s" % aa, path=aa, data="exec " + process["apparmorProfile"],
+                  fs_magic=PROC_SUPER_MAGIC))
+    if process.get("selinuxLabel"):
+        add(_step("write", "set the SELinux exec label: write /proc/self/attr/exec",
+                  path="/proc/self/attr/exec", data=process["selinuxLabel"],
+                  fs_magic=PROC_SUPER_MAGIC))
     user = process.get("user") or {}
     caps = process.get("capabilities") or {}
     unknown = []

@@ -562,3 +562,37 @@ def load_for_test(prog, set_nnp=True):
     if rc < 0:
         raise OSError(-rc, "seccomp(SECCOMP_SET_MODE_FILTER): " + os.strerror(-rc))
     return rc if prog.notify else None
+
+
+# --- seccomp notify: hand the listener to the agent --------------------------
+
+def send_listener(seccomp_cfg, fd, state_dict):
+    """Send the notify fd to ``listenerPath`` (runtime-spec config-linux.md,
+    "seccomp" / runtime.md): one message on a unix stream socket whose payload is
+    the containerProcessState JSON and whose SCM_RIGHTS carry the fds named in
+    its "fds" list (here only the listener, "seccompFd")."""
+    import json
+    import socket
+
+    from . import OCI_VERSION
+
+    path = seccomp_cfg.get("listenerPath") or ""
+    if not path:
+        raise SeccompError("seccomp: a notify listener was created but listenerPath is empty")
+    msg = json.dumps({
+        "ociVersion": OCI_VERSION,
+        "fds": ["seccompFd"],
+        "pid": state_dict.get("pid", 0),
+        "metadata": seccomp_cfg.get("listenerMetadata") or "",
+        "state": state_dict,
+    }).encode()
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    try:
+        s.connect(path)
+        s.sendmsg([msg], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, struct.pack("i", fd))])
+    except OSError as e:
+        from .executor import strerror
+        raise SeccompError("seccomp: cannot send the notify fd to %s: %s"
+                           % (path, strerror(e.errno) if e.errno else e)) from None
+    finally:
+        s.close()
