@@ -316,6 +316,7 @@ class Sandbox:
         self.tag = os.path.basename(self.dir).replace("_", "")  # unique, contains "pyrt"
         self.daemons = []
         self.cgroup_names = [self.tag]
+        self.netns = None
 
     def path(self, *parts):
         p = os.path.join(self.dir, *parts)
@@ -333,8 +334,24 @@ class Sandbox:
             f.write(text)
         return p
 
+    def private_net(self):
+        """Start the daemons from now on in one network namespace of their own, with only lo
+        up: bridges, addresses, routes, iptables rules and listening ports they make (swarm's
+        docker_gwbridge, a registry's port) never reach the host's namespace. The namespace
+        is bound on <dir>/netns (cleanup unmounts it, which frees it with all its devices).
+        """
+        path = self.path("netns")
+        open(path, "w").close()
+        subprocess.run(["unshare", "--net=" + path, "ip", "link", "set", "lo", "up"],
+                       check=True)
+        self.netns = path
+        return path
+
     def start(self, name, argv, sock=None, env=None, timeout=60):
         log = self.path(name + ".log")
+        if self.netns:
+            # nsenter execs the daemon: the Popen pid is the daemon's.
+            argv = ["nsenter", "--net=" + self.netns, "--"] + list(argv)
         e = dict(os.environ)
         e.update(env or {})
         p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=open(log, "ab"),
