@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -62,6 +63,25 @@ static char g_exe[PATH_MAX];
 static int g_step = -1;
 static struct pyrt_msg g_last;
 static int g_fell_back;
+
+/* Raw credential syscalls. glibc's wrappers broadcast the change to every thread it
+ * knows of and wait for each to acknowledge; a child cloned from a multi-threaded runtime
+ * inherits that thread list but not the threads, and would wait forever. The init is
+ * single-threaded, so the plain syscalls are exactly right. */
+static int sys_setresuid(uid_t u)
+{
+    return (int)syscall(SYS_setresuid, u, u, u);
+}
+
+static int sys_setresgid(gid_t g)
+{
+    return (int)syscall(SYS_setresgid, g, g, g);
+}
+
+static int sys_setgroups(int n, const gid_t *groups)
+{
+    return (int)syscall(SYS_setgroups, n, groups);
+}
 
 /* Go-style (lower-case) error text, as runc prints it. */
 static const char *lerr(int e)
@@ -636,11 +656,11 @@ static void do_identity(struct pyrt_step *s)
             groups[n] = (gid_t)strtoul(s->v1[n], NULL, 10);
     /* setgroups is denied in a user namespace whose setgroups file says so; an empty
      * list is then already in force */
-    if (setgroups(n, groups) < 0 && !(errno == EPERM && n == 0 && s->n4))
+    if (sys_setgroups(n, groups) < 0 && !(errno == EPERM && n == 0 && s->n4))
         fail(errno, "setgroups");
-    if (setresgid((gid_t)s->n2, (gid_t)s->n2, (gid_t)s->n2) < 0)
+    if (sys_setresgid((gid_t)s->n2) < 0)
         fail(errno, "setresgid %ld", s->n2);
-    if (setresuid((uid_t)s->n1, (uid_t)s->n1, (uid_t)s->n1) < 0)
+    if (sys_setresuid((uid_t)s->n1) < 0)
         fail(errno, "setresuid %ld", s->n1);
 }
 
@@ -831,8 +851,10 @@ static void do_hook(struct pyrt_step *s)
 
     {
         size_t len = (s->s2 ? strlen(s->s2) : 0) + (s->s3 ? strlen(s->s3) : 0) + 24;
-        state = malloc(len);
-        if (!state)
+        /* mmap, not malloc: the init may have been cloned while another thread of the
+         * runtime held an allocator lock */
+        state = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (state == MAP_FAILED)
             hook_fail(s, "%s", lerr(ENOMEM));
         snprintf(state, len, "%s%d%s", s->s2 ? s->s2 : "", (int)getpid(), s->s3 ? s->s3 : "");
     }
@@ -860,7 +882,7 @@ static void do_hook(struct pyrt_step *s)
     fcntl(in[1], F_SETFL, O_NONBLOCK);
     (void)!write(in[1], state, strlen(state));
     close(in[1]);
-    free(state);
+    munmap(state, (s->s2 ? strlen(s->s2) : 0) + (s->s3 ? strlen(s->s3) : 0) + 24);
     if (read(st[0], &e, sizeof e) == (ssize_t)sizeof e) {
         while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
             ;
@@ -930,7 +952,7 @@ static void run_step(struct pyrt_spawn *sp, struct pyrt_step *s)
         wait_go();
         break;
     case OP_BECOME_ROOT:
-        if (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0)
+        if (sys_setresgid(0) < 0 || sys_setresuid(0) < 0)
             fail(errno, NULL);
         break;
     case OP_ROOT_PROPAGATION:
