@@ -15,12 +15,14 @@ VPY=$REPO/.venv/bin/python
 
 failed=()
 passed=()
+LOGS=$(mktemp -d /tmp/pyrt-run-tests-XXXXXX)
+trap 'rm -rf "$LOGS"' EXIT
 stage() {
     local name=$1 rc
     shift
     printf '\n==> stage %s: %s\n' "$name" "$*"
-    "$@"
-    rc=$?
+    "$@" 2>&1 | tee "$LOGS/$name.log"
+    rc=${PIPESTATUS[0]}
     if ((rc == 0)); then
         passed+=("$name")
     else
@@ -45,9 +47,15 @@ stage cgroup-v2 tools/cgroup-v2-vm/run-v2-tests.sh
 # temp dir, running their containers on pyruntime; ~1 min (+~30 s first apt install)
 stage engines tests/engines/run.sh
 
+# One closing line for the whole run: the pytest counts of every stage added up.
+total() { cat "$LOGS"/*.log 2>/dev/null | grep -E '^(=+ )?[0-9]+ (passed|failed)' \
+    | grep -oE "[0-9]+ $1" | awk '{s += $1} END {print s + 0}'; }
+npass=$(total passed); nfail=$(total failed); nerr=$(total error)
 printf '\n==> passed: %s\n' "${passed[*]:-none}"
 if ((${#failed[@]})); then
     printf '==> FAILED: %s\n' "${failed[*]}"
+    echo "tests: $npass passed, $((nfail + nerr)) failed"
     exit 1
 fi
 echo "==> all stages passed"
+echo "tests: $npass passed, $((nfail + nerr)) failed"
