@@ -104,6 +104,7 @@ class Runtime:
 
     def list(self):
         out = []
+        names = {}  # uid -> user name: one passwd lookup per owner, not per container
         for cid in st.list_ids(self.root):
             try:
                 c = st.load(self.root, cid)
@@ -112,10 +113,16 @@ class Runtime:
             s = c.oci_state()
             try:
                 uid = os.stat(c.dir).st_uid
-                import pwd
-                s["owner"] = pwd.getpwuid(uid).pw_name
-            except (OSError, KeyError):
-                s["owner"] = "#%d" % uid if "uid" in locals() else ""
+            except OSError:
+                s["owner"] = ""
+            else:
+                if uid not in names:
+                    try:
+                        import pwd
+                        names[uid] = pwd.getpwuid(uid).pw_name
+                    except KeyError:
+                        names[uid] = "#%d" % uid
+                s["owner"] = names[uid]
             out.append(s)
         return out
 
