@@ -426,16 +426,8 @@ PROCESS_GARBAGE = {
 # accepted by runc too: unknown capabilities are a warning
 PROCESS_ACCEPTED = {"caps-bogus"}
 # pyruntime/execproc.py does not check these yet (runc rejects them when decoding)
-PROCESS_XFAIL = {
-    "user-string": "execproc: a non-object process.user raises AttributeError",
-    "console-size-bad": "execproc: process.json is not checked against the schema",
-}
-
-
 @pytest.mark.parametrize("name", sorted(PROCESS_GARBAGE))
 def test_malformed_exec_process(rt, make_bundle, cid, pyrt_tmp, name, pyrt_counts, request):
-    if name in PROCESS_XFAIL and rt.is_pyruntime:
-        request.node.add_marker(pytest.mark.xfail(reason=PROCESS_XFAIL[name], strict=False))
     b = make_bundle(["/bin/sleep", "1000"])
     rt.ok("run", "--detach", "--bundle", b.path, cid)
     pfile = os.path.join(pyrt_tmp, "process.json")
