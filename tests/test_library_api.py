@@ -28,6 +28,8 @@ def test_lifecycle_through_the_library(rt, make_bundle, cid, pyrt_tmp):
         s1 = rt.state(%r)
         rt.start(%r)
         s2 = rt.state(%r)
+        code = rt.exec(%r, {"args": ["sh", "-c", "until [ -s /tmp/out ]; do sleep 0.05; done; cat /tmp/out; exit 3"], "cwd": "/",
+                            "env": ["PATH=/bin"]})
         rt.kill(%r, "SIGKILL")
         import time
         for _ in range(200):
@@ -41,10 +43,13 @@ def test_lifecycle_through_the_library(rt, make_bundle, cid, pyrt_tmp):
             gone = False
         except pyruntime.RuntimeErr as e:
             gone = str(e)
-        print(json.dumps([pid, s1, s2, s3, gone]))
-    """ % ((rt.root,) + (cid, b.path) + (cid,) * 8))
+        print(json.dumps([pid, s1, s2, s3, gone, code]))
+    """ % ((rt.root,) + (cid, b.path) + (cid,) * 9))
     assert p.returncode == 0, p.stderr
-    pid, s1, s2, s3, gone = json.loads(p.stdout)
+    out = p.stdout.splitlines()
+    assert out[0] == "lib-ok"  # the exec'd process's output: inherited stdout
+    pid, s1, s2, s3, gone, code = json.loads(out[-1])
+    assert code == 3
     assert pid > 0 and s1["pid"] == pid and s1["status"] == "created"
     assert s2["status"] == "running"
     assert s3["status"] == "stopped"
