@@ -21,6 +21,8 @@ def test_lifecycle_through_the_library(rt, make_bundle, cid, pyrt_tmp):
         import pytest
         pytest.skip("pyruntime's library API")
     b = make_bundle(["sh", "-c", "echo lib-ok > /tmp/out; sleep 100"])
+    b.config["root"]["readonly"] = False
+    b.save()
     p = _py("""
         import json, pyruntime
         rt = pyruntime.Runtime(%r)
@@ -28,7 +30,7 @@ def test_lifecycle_through_the_library(rt, make_bundle, cid, pyrt_tmp):
         s1 = rt.state(%r)
         rt.start(%r)
         s2 = rt.state(%r)
-        code = rt.exec(%r, {"args": ["sh", "-c", "until [ -s /tmp/out ]; do sleep 0.05; done; cat /tmp/out; exit 3"], "cwd": "/",
+        code = rt.exec(%r, {"args": ["sh", "-c", "for i in $(seq 100); do [ -s /tmp/out ] && break; sleep 0.05; done; cat /tmp/out; exit 3"], "cwd": "/",
                             "env": ["PATH=/bin"]})
         rt.kill(%r, "SIGKILL")
         import time
