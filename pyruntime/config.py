@@ -118,6 +118,29 @@ def _get_validator():
     return _validator
 
 
+_checker = None
+
+
+def _fast_valid(spec):
+    """The common case without importing jsonschema (see pyruntime.schemacheck); a
+    config it rejects goes to jsonschema, whose message names the JSON path."""
+    global _checker
+    from . import schemacheck
+    if _checker is None:
+        with open(SCHEMA_PATH, "rb") as f:
+            schema = fastjson.loads(f.read())
+        try:
+            _checker = schemacheck.Checker(schema)
+        except schemacheck._Unsupported:
+            _checker = False
+    if _checker is False:
+        return False
+    try:
+        return _checker.valid(spec)
+    except RecursionError:
+        return False
+
+
 def check_schema(spec, *, raw=None, cache_dir=None):
     """Validate ``spec`` against our schema; raise ConfigError naming the JSON path.
 
@@ -132,6 +155,10 @@ def check_schema(spec, *, raw=None, cache_dir=None):
         key = h.hexdigest()
         if os.path.exists(os.path.join(cache_dir, key)):
             return
+    if _fast_valid(spec):
+        if key is not None:
+            _remember(cache_dir, key)
+        return
     v = _get_validator()
     err = _first_error(v, spec)
     if err is not None:

@@ -541,11 +541,21 @@ def test_cache_hit_skips_jsonschema(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
                          env=dict(os.environ, PYTHONPATH=str(REPO)), check=True)
     assert out.stdout.strip() == "False"
-    # Without the cache the same load does import it.
+    # Without the cache a valid config is still judged without jsonschema (the fast
+    # checker, pyruntime.schemacheck); an invalid one imports it to name the JSON path.
     code = code.replace(f"cache_dir={str(cache)!r}", "cache_dir=None")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
                          env=dict(os.environ, PYTHONPATH=str(REPO)), check=True)
-    assert out.stdout.strip() == "True"
+    assert out.stdout.strip() == "False"
+    bad = make_bundle(tmp_path / "bad", with_("linux.namespaces", [{"type": "foo"}]))
+    code = ("import sys; from pyruntime import config\n"
+            "try:\n"
+            f"    config.load({str(bad)!r}, cache_dir=None)\n"
+            "except config.ConfigError as e:\n"
+            "    print('jsonschema' in sys.modules, e)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
+                         env=dict(os.environ, PYTHONPATH=str(REPO)), check=True)
+    assert out.stdout.startswith("True config.json: linux.namespaces[0].type:"), out.stdout
 
 
 def test_cache_never_records_failures(tmp_path):
