@@ -109,18 +109,15 @@ static void send_msg(int kind, int step, int err, int value, const char *text)
         ;
 }
 
-static void send_fd_msg(int step, int fd, int value)
+/* sendmsg of one buffer with one fd attached (SCM_RIGHTS) */
+static int send_with_fd(int sock, const void *buf, size_t len, int fd)
 {
-    struct pyrt_msg m;
-    struct iovec iov = { &m, sizeof m };
+    struct iovec iov = { (void *)buf, len };
     char cbuf[CMSG_SPACE(sizeof(int))];
     struct msghdr mh;
     struct cmsghdr *c;
+    int r;
 
-    memset(&m, 0, sizeof m);
-    m.kind = MSG_FD;
-    m.step = step;
-    m.value = value;
     memset(&mh, 0, sizeof mh);
     memset(cbuf, 0, sizeof cbuf);
     mh.msg_iov = &iov;
@@ -132,8 +129,19 @@ static void send_fd_msg(int step, int fd, int value)
     c->cmsg_type = SCM_RIGHTS;
     c->cmsg_len = CMSG_LEN(sizeof(int));
     memcpy(CMSG_DATA(c), &fd, sizeof(int));
-    while (sendmsg(g_sock, &mh, MSG_NOSIGNAL) < 0 && errno == EINTR)
+    while ((r = sendmsg(sock, &mh, MSG_NOSIGNAL)) < 0 && errno == EINTR)
         ;
+    return r < 0 ? -errno : 0;
+}
+
+static void send_fd_msg(int step, int fd, int value)
+{
+    struct pyrt_msg m;
+    memset(&m, 0, sizeof m);
+    m.kind = MSG_FD;
+    m.step = step;
+    m.value = value;
+    send_with_fd(g_sock, &m, sizeof m, fd);
 }
 
 static __attribute__((noreturn)) void fail(int err, const char *fmt, ...)
@@ -1298,24 +1306,7 @@ int pyrt_open_in_root(const char *root, const char *path, int flags)
 
 int pyrt_send_fd(int sock, int fd, const char *name)
 {
-    struct iovec iov = { (void *)name, strlen(name) };
-    char cbuf[CMSG_SPACE(sizeof(int))];
-    struct msghdr mh;
-    struct cmsghdr *c;
-    memset(&mh, 0, sizeof mh);
-    memset(cbuf, 0, sizeof cbuf);
-    mh.msg_iov = &iov;
-    mh.msg_iovlen = 1;
-    mh.msg_control = cbuf;
-    mh.msg_controllen = sizeof cbuf;
-    c = CMSG_FIRSTHDR(&mh);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int));
-    memcpy(CMSG_DATA(c), &fd, sizeof(int));
-    if (sendmsg(sock, &mh, MSG_NOSIGNAL) < 0)
-        return -errno;
-    return 0;
+    return send_with_fd(sock, name, strlen(name), fd);
 }
 
 int pyrt_recv_fd(int sock)
