@@ -181,13 +181,7 @@ class Runtime:
                 launch.pid = 0
             return launch if _foreground else pid
         except BaseException:
-            if launch is not None:
-                launch.kill()
-            if mgr is not None:
-                try:
-                    mgr.destroy()
-                except Exception:
-                    pass
+            _abort(launch, mgr)
             st.remove_dir(path)
             if (config.get("hooks") or {}).get("poststop"):
                 # runc destroys a failed container the usual way: poststop hooks run
@@ -314,12 +308,7 @@ class Runtime:
 
             launch.run(on_sync=on_sync, on_fd=on_fd)
         except BaseException:
-            launch.kill()
-            if mgr is not None:
-                try:
-                    mgr.destroy()
-                except Exception:
-                    pass
+            _abort(launch, mgr)
             raise
         finally:
             os.close(fifo_fd)
@@ -560,6 +549,18 @@ class Runtime:
         finally:
             if c.dirfd is not None:
                 os.close(c.dirfd)
+
+
+def _abort(launch, mgr):
+    """Undo a create that failed: the init (it may be anywhere in its plan) and every
+    cgroup directory made for it."""
+    if launch is not None:
+        launch.kill()
+    if mgr is not None:
+        try:
+            mgr.destroy()
+        except Exception:
+            pass
 
 
 def _cache_dir(kind):
