@@ -30,7 +30,8 @@ stage() {
     fi
 }
 
-stage pytest "$VPY" -m pytest tests -q -p no:cacheprovider "$@"
+# tests/v2 runs in the cgroup v2 guest below (on this host it would only skip)
+stage pytest "$VPY" -m pytest tests -q -p no:cacheprovider --ignore=tests/v2 "$@"
 stage bench-smoke "$VPY" bench/bench.py --smoke
 
 # ---------------------------------------------------------------------------------------
