@@ -21,12 +21,13 @@ R = "linux.resources"
 class BaseManager:
     driver = None
 
-    def __init__(self):
-        self.id = None
-        self.cgroups_path = None
-        self.resources = {}
-        self.rootless = False
-        self.linux_devices = None
+    def __init__(self, container_id=None, cgroups_path=None, resources=None, rootless=False,
+                 linux_devices=None):
+        self.id = container_id
+        self.cgroups_path = cgroups_path
+        self.resources = resources if resources is not None else {}
+        self.rootless = rootless
+        self.linux_devices = linux_devices
         self.paths = {}       # hierarchy key -> leaf dir on the host
         self.mounts = {}      # hierarchy key -> mountpoint
         self.created = []     # dirs create() made, top-down

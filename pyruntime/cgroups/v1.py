@@ -17,12 +17,7 @@ class V1Manager(BaseManager):
 
     def __init__(self, container_id, cgroups_path, resources, rootless=False,
                  linux_devices=None, mountinfo=None):
-        super().__init__()
-        self.id = container_id
-        self.cgroups_path = cgroups_path or ""
-        self.resources = resources
-        self.rootless = rootless
-        self.linux_devices = linux_devices
+        super().__init__(container_id, cgroups_path or "", resources, rootless, linux_devices)
         self.ctrl = {}   # controller or name=X -> hierarchy key
         absolute, parts = self._path_parts()
         own = None if absolute else common.read_proc_cgroup()

@@ -18,12 +18,7 @@ class V2Manager(BaseManager):
 
     def __init__(self, container_id, cgroups_path, resources, rootless=False,
                  linux_devices=None, mountinfo=None):
-        super().__init__()
-        self.id = container_id
-        self.cgroups_path = cgroups_path or ""
-        self.resources = resources
-        self.rootless = rootless
-        self.linux_devices = linux_devices
+        super().__init__(container_id, cgroups_path or "", resources, rootless, linux_devices)
         mp, root = common.v2_mountpoint(mountinfo) if mountinfo is not None else common.v2_mountpoint()
         mp = common.CGROUP_ROOT if _is_mount(mountinfo, common.CGROUP_ROOT) else mp
         absolute, parts = self._path_parts()
