@@ -252,8 +252,14 @@ def test_freeze_and_thaw(make, procs):
         assert f.read().rsplit(")", 1)[1].split()[0] == "D"
     m.thaw()
     assert not m.is_frozen()
-    with open(f"/proc/{p.pid}/stat") as f:
-        assert f.read().rsplit(")", 1)[1].split()[0] == "S"
+    # a thawed task leaves the freezer's D state when it is next scheduled: poll for it
+    for _ in range(200):
+        with open(f"/proc/{p.pid}/stat") as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]
+        if state == "S":
+            break
+        time.sleep(0.01)
+    assert state == "S"
 
 
 @needs_v1
