@@ -11,10 +11,9 @@ fds, identity, cwd, capabilities, seccomp, no_new_privs, lookup, exec.
 Foreground: returns the process's exit status (128+N for a signal). Detached: returns its
 host pid once it has exec'd.
 """
-import copy
 import os
 
-from . import faults
+from . import fastjson, faults
 from .errors import InvalidState, RuntimeErr
 from .executor import Launch, MSG_ERROR, MSG_GO, MSG_SYNC, strerror
 
@@ -24,7 +23,7 @@ EXEC_CONTEXT = "exec"
 def process_from_flags(base, args, cwd=None, env=(), user=None, gids=(), caps=(),
                        no_new_privs=False, apparmor=None, label=None, tty=False):
     """runc's exec default: the container's config.json process, overridden by flags."""
-    p = copy.deepcopy(base or {})
+    p = fastjson.clone(base or {})
     p["args"] = list(args)
     if cwd:
         p["cwd"] = cwd
@@ -306,7 +305,7 @@ def exec_process(rt, cid, process, detach=False, pid_file=None, console_socket=N
     status = _check_state(c, ignore_paused)
     if process is None:
         raise RuntimeErr("process args cannot be empty")
-    process = copy.deepcopy(process)
+    process = fastjson.clone(process)
     validate_process(process)
     terminal = bool(process.get("terminal"))
     if detach and terminal and not console_socket:
@@ -456,7 +455,7 @@ class _Forwarder:
     """Signals sent to the runtime go to the process (as runc's signal handler does)."""
 
     def __init__(self):
-        import signal
+        import _signal as signal  # the C module: `signal` builds enums
         self.target = 0
         self.pending = []
         sigs = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
@@ -493,7 +492,7 @@ class _Forwarder:
                 return 0
 
     def restore(self):
-        import signal
+        import _signal as signal  # the C module: `signal` builds enums
         for s, h in self.old.items():
             try:
                 signal.signal(s, h)

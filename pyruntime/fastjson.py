@@ -75,3 +75,8 @@ def dumps_indent(obj, indent=2, _level=0):
             return "[]"
         return "[\n" + ",\n".join(pad + dumps_indent(v, indent, _level + 1) for v in obj) + "\n" + end + "]"
     return dumps(obj)
+
+
+def clone(obj):
+    """A deep copy of plain JSON data (the `copy` module would cost an import)."""
+    return loads(dumps(obj, compact=True))

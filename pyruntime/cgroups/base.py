@@ -3,15 +3,7 @@
 import os
 import time
 
-
-def _deepcopy(v):
-    # plain JSON data only; `copy` would cost an import on every create
-    if isinstance(v, dict):
-        return {k: _deepcopy(x) for k, x in v.items()}
-    if isinstance(v, list):
-        return [_deepcopy(x) for x in v]
-    return v
-
+from pyruntime import fastjson
 from pyruntime.errors import CgroupError
 from pyruntime.cgroups import common
 
@@ -42,8 +34,8 @@ class BaseManager:
             "cgroups_path": self.cgroups_path, "paths": dict(self.paths),
             "mounts": dict(self.mounts), "created": list(self.created),
             "skipped": list(self.skipped),
-            "resources": _deepcopy(self.resources), "rootless": self.rootless,
-            "linux_devices": _deepcopy(self.linux_devices),
+            "resources": fastjson.clone(self.resources), "rootless": self.rootless,
+            "linux_devices": fastjson.clone(self.linux_devices),
         }
 
     @classmethod
@@ -57,7 +49,7 @@ class BaseManager:
         m.mounts = dict(d.get("mounts") or {})
         m.created = list(d.get("created") or [])
         m.skipped = list(d.get("skipped") or [])
-        m.resources = _deepcopy(d.get("resources") or {})
+        m.resources = fastjson.clone(d.get("resources") or {})
         m.rootless = bool(d.get("rootless"))
         m.linux_devices = d.get("linux_devices")
         _check_record(m)
@@ -116,7 +108,7 @@ class BaseManager:
         raise NotImplementedError
 
     def update(self, resources):
-        merged = _deepcopy(self.resources)
+        merged = fastjson.clone(self.resources)
         for k, v in (resources or {}).items():
             if isinstance(v, dict) and isinstance(merged.get(k), dict):
                 merged[k].update(v)
