@@ -13,6 +13,14 @@ done
 if ((${#missing[@]})); then
     echo "==> apt: installing ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
+    # The packages' maintainer scripts must not start the system daemons (a system dockerd
+    # would set up bridges and iptables in the host's network namespace): deny service
+    # starts for the duration of the install, as Debian's policy-rc.d mechanism allows.
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+        chmod 755 /usr/sbin/policy-rc.d
+        trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+    fi
     if ! apt-get install -y -q --no-install-recommends "${missing[@]}" >/tmp/pyrt-engines-apt.log 2>&1; then
         apt-get update -q >/dev/null
         apt-get install -y -q --no-install-recommends "${missing[@]}" >/tmp/pyrt-engines-apt.log 2>&1 \
