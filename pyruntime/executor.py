@@ -12,8 +12,8 @@ OPS = {
     "sethostname": 16, "setdomainname": 17, "write": 18, "rlimit": 19, "keyring": 20,
     "setsid": 21, "close_fds": 22, "identity": 23, "chdir": 24, "caps": 25, "umask": 26,
     "no_new_privs": 27, "seccomp": 28, "lookup": 29, "ready": 30, "wait_start": 31,
-    "exec": 32, "become_root": 33, "console": 34, "dup_stdio": 35, "setns": 36, "mkdir": 37, "unshare": 38, "loopback_up": 39,
-    "hook": 40,
+    "exec": 32, "become_root": 33, "console": 34, "dup_stdio": 35, "setns": 36, "mkdir": 37,
+    "unshare": 38, "loopback_up": 39, "hook": 40,
 }
 MSG_PID, MSG_SYNC, MSG_READY, MSG_ERROR, MSG_FD = 1, 2, 3, 4, 5
 MSG_GO, MSG_ABORT = 10, 11
