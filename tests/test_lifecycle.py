@@ -3,27 +3,10 @@ import json
 import os
 import re
 import subprocess
-import tempfile
 import time
 
 import pytest
-
-
-def call(rt, *args, **kw):
-    """rt.run with stdout/stderr going to files: a created or detached container inherits
-    the runtime's stdio, so capture pipes would stay open (and the read block) until it exits."""
-    with tempfile.TemporaryFile("w+") as o, tempfile.TemporaryFile("w+") as e:
-        p = rt.run(*args, stdout=o, stderr=e, **kw)
-        o.seek(0)
-        e.seek(0)
-        return subprocess.CompletedProcess(p.args, p.returncode, o.read(), e.read())
-
-
-def call_ok(rt, *args, **kw):
-    p = call(rt, *args, **kw)
-    assert p.returncode == 0, "%s exited %d\n--- stdout:\n%s\n--- stderr:\n%s" % (
-        " ".join(p.args), p.returncode, p.stdout, p.stderr)
-    return p
+from util import call, call_ok
 
 
 RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$")

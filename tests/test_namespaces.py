@@ -1,26 +1,12 @@
 """Namespaces: created, shared with the host when absent, joined by path, user and time."""
 import os
-import subprocess
-import tempfile
 
 import pytest
+from util import call_ok
 
 # config namespace type -> /proc/<pid>/ns entry
 NS_FILE = {"pid": "pid", "network": "net", "ipc": "ipc", "uts": "uts", "mount": "mnt",
            "cgroup": "cgroup", "user": "user", "time": "time"}
-
-
-def call_ok(rt, *args, **kw):
-    """rt.ok with stdout/stderr in files: a created container inherits the runtime's stdio,
-    so capture pipes would stay open (and the read block) until it exits."""
-    with tempfile.TemporaryFile("w+") as o, tempfile.TemporaryFile("w+") as e:
-        p = rt.run(*args, stdout=o, stderr=e, **kw)
-        o.seek(0)
-        e.seek(0)
-        p = subprocess.CompletedProcess(p.args, p.returncode, o.read(), e.read())
-    assert p.returncode == 0, "%s exited %d\n--- stdout:\n%s\n--- stderr:\n%s" % (
-        " ".join(p.args), p.returncode, p.stdout, p.stderr)
-    return p
 
 
 def sh(make_bundle, script, namespaces=None, **linux):

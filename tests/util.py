@@ -6,6 +6,7 @@ test is broken.
 import os
 import re
 import subprocess
+import tempfile
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -143,3 +144,21 @@ def children(pid):
     except OSError:
         pass
     return out
+
+
+def call(rt, *args, **kw):
+    """rt.run with stdout/stderr going to files: a created or detached container inherits
+    the runtime's stdio, so capture pipes would stay open (and the read block) until it exits."""
+    with tempfile.TemporaryFile("w+") as o, tempfile.TemporaryFile("w+") as e:
+        p = rt.run(*args, stdout=o, stderr=e, **kw)
+        o.seek(0)
+        e.seek(0)
+        return subprocess.CompletedProcess(p.args, p.returncode, o.read(), e.read())
+
+
+def call_ok(rt, *args, **kw):
+    """call() that asserts the command succeeded, showing its output when it did not."""
+    p = call(rt, *args, **kw)
+    assert p.returncode == 0, "%s exited %d\n--- stdout:\n%s\n--- stderr:\n%s" % (
+        " ".join(p.args), p.returncode, p.stdout, p.stderr)
+    return p
