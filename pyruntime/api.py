@@ -50,7 +50,7 @@ def parse_signal(s):
             n = -1
         if 34 <= n <= 64:
             return n
-    raise RuntimeErr("unknown signal %q" % s if False else 'unknown signal "%s"' % s)
+    raise RuntimeErr('unknown signal "%s"' % s)
 
 
 def _now_rfc3339():
@@ -149,7 +149,6 @@ class Runtime:
             raise RuntimeErr("unable to create the state directory %s: %s"
                              % (path, st._strerror(e)))
         dirfd = st.lock_dir(path)
-        fifo_fd = -1
         launch = None
         mgr = None
         cr_start, _ = st.proc_start_time(os.getpid())

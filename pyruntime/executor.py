@@ -233,7 +233,7 @@ class Launch:
         self._join_fds = []
 
     def spawn(self):
-        from .plan import NS_FLAGS, NS_PROC_NAMES
+        from .plan import NS_FLAGS
         keep = []
         ns = self.plan["namespaces"]
         clone = [n for n in ns["clone"] if n != "time"]

@@ -1,5 +1,3 @@
-from ..errors import RuntimeErr
-
 HELP = "create a new specification file"
 USAGE = "spec [command options]"
 FLAGS = [
