@@ -19,8 +19,8 @@ def launcher_text():
     return ("#!%s -IS\n"
             "import sys\n"
             "sys.path[:0] = %r\n"
-            "from pyruntime.cli import main\n"
-            "sys.exit(main())\n" % (_interpreter(paths), paths))
+            "from pyruntime.cli import entry\n"
+            "entry()\n" % (_interpreter(paths), paths))
 
 
 def _interpreter(paths):

@@ -234,3 +234,25 @@ def test_plan_command(rt, make_bundle):
     assert all("op" in s and "desc" in s for s in plan["steps"])
     assert any(s["op"] == "exec" for s in plan["steps"])
     assert "pid" in plan["namespaces"]["clone"]
+
+
+def test_output_to_closed_pipe_fails_cleanly(rt, make_bundle, cid):
+    # The launcher skips interpreter teardown, so its last flush must still report a
+    # reader that went away: non-zero exit, no traceback.
+    create(rt, make_bundle, cid)
+    for args in (["--version"], ["state", cid], ["list"]):
+        r, w = os.pipe()
+        os.close(r)
+        p = subprocess.run(rt.cmd + ["--root", rt.root] + args, stdout=w,
+                           stderr=subprocess.PIPE, text=True, timeout=30)
+        os.close(w)
+        assert p.returncode != 0, args
+        assert "Traceback" not in p.stderr, (args, p.stderr)
+
+
+def test_output_complete_through_a_pipe(rt, make_bundle, cid):
+    # The launcher exits with os._exit: whatever is still in stdout's buffer must be
+    # flushed first, or JSON readers get a truncated document.
+    create(rt, make_bundle, cid)
+    assert json.loads(rt.ok("state", cid).stdout)["id"] == cid
+    assert "ociVersionMin" in json.loads(rt.ok("features").stdout)

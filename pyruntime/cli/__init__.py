@@ -341,3 +341,21 @@ def main(argv=None):
         return 1
     except BrokenPipeError:
         return 1
+
+
+def entry():
+    """Run main() and exit without interpreter teardown.
+
+    Finalizing the interpreter (module teardown, a last GC pass) costs 0.7-1.5 ms after
+    the work is done, on every command; nothing here needs it: files are closed by
+    `with`, helper threads are disposable, and children outlive us either way."""
+    try:
+        rc = main()
+    except SystemExit as e:
+        rc = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            rc = rc or 120  # what CPython's own exit reports for a failed flush
+    os._exit(rc & 0xff if rc >= 0 else 1)
