@@ -292,6 +292,18 @@ class Bench:
             self.bundles[name] = d
         return self.bundles[name]
 
+    def fresh_bundle(self, tag):
+        """A bundle dir of its own whose config differs from every other (an annotation),
+        as engines send one per container: no runtime can have seen it before."""
+        d = os.path.join(self.tmp, "bundle-fresh-" + tag)
+        os.makedirs(d)
+        c = json.loads(json.dumps(self.config))
+        c["root"]["path"] = self.rootfs
+        c.setdefault("annotations", {})["org.pyruntime.bench.id"] = tag
+        with open(os.path.join(d, "config.json"), "w") as f:
+            json.dump(c, f, indent=2)
+        return d
+
     def maxrss_helper(self):
         """argv prefix `HELPER OUTFILE`: runs the rest, writes its ru_maxrss (KiB) to OUTFILE.
 
@@ -504,6 +516,19 @@ def seccomp(b, rt):
             rt.cleanup(cid)
     t["seccomp overhead"] = t[""] - t["without profile"]
     return t
+
+
+@benchmark("create, a new config each time")
+def create_fresh(b, rt):
+    cid = rt.new_id()
+    d = b.fresh_bundle(cid)
+    try:
+        t = {"": rt.call("create", "--bundle", d, cid)}
+        rt.call("delete", "--force", cid)
+        return t
+    finally:
+        rt.cleanup(cid)
+        shutil.rmtree(d, ignore_errors=True)
 
 
 def floor_throughput(b, ctxs):
