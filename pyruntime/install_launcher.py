@@ -5,22 +5,54 @@ import hooks): about 15 ms of every container start. This launcher starts the sa
 interpreter isolated and without `site` (-IS) and puts exactly the two directories it
 needs on sys.path, so environment variables (PYTHONPATH, PYTHONDONTWRITEBYTECODE, ...)
 cannot change what runs or slow it down.
+
+DEST becomes csrc/launcher.c compiled (it also starts the cgroup-migration warm-up for
+create/run/exec before the interpreter does; see there) running DEST-entry, the Python
+part. Without a C compiler DEST is that Python part itself, a `#!` script.
 """
 import os
 import sys
 
 
-def launcher_text():
+def _paths():
     import _cffi_backend
     import pyruntime
     pkg_parent = os.path.dirname(os.path.dirname(os.path.abspath(pyruntime.__file__)))
     deps = os.path.dirname(os.path.abspath(_cffi_backend.__file__))
-    paths = [pkg_parent] + ([deps] if deps != pkg_parent else [])
+    return [pkg_parent] + ([deps] if deps != pkg_parent else [])
+
+
+def launcher_text(python, paths):
     return ("#!%s -IS\n"
             "import sys\n"
             "sys.path[:0] = %r\n"
             "from pyruntime.cli import entry\n"
-            "entry()\n" % (_interpreter(paths), paths))
+            "entry()\n" % (python, paths))
+
+
+def _c_string(s):
+    return '"%s"' % s.replace("\\", "\\\\").replace('"', '\\"')
+
+
+def _compile_launcher(python, entry, out):
+    """csrc/launcher.c for this interpreter and entry script; False without a compiler."""
+    import subprocess
+    import pyruntime
+    src = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(pyruntime.__file__))),
+                       "csrc", "launcher.c")
+    if not os.path.exists(src):
+        return False
+    cc = os.environ.get("CC", "cc")
+    argv = [cc, "-O2", "-Wall", "-Werror", "-o", out, src,
+            "-DPYRT_PYTHON=" + _c_string(python), "-DPYRT_ENTRY=" + _c_string(entry)]
+    try:
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    if r.returncode != 0:
+        sys.stderr.write("launcher: %s failed, using a script launcher:\n%s" % (cc, r.stderr))
+        return False
+    return True
 
 
 def _interpreter(paths):
@@ -58,11 +90,23 @@ def install(dest):
     _record_commit(os.path.dirname(os.path.abspath(pyruntime.__file__)))
     # bytecode once, here: the launcher never has to compile (or fail to write) it
     compileall.compile_dir(os.path.dirname(os.path.abspath(pyruntime.__file__)), quiet=1)
+    paths = _paths()
+    python = _interpreter(paths)
+    entry = os.path.abspath(dest) + "-entry"
+    _write(entry, launcher_text(python, paths))
     tmp = dest + ".tmp"
+    if _compile_launcher(python, entry, tmp):
+        os.replace(tmp, dest)
+    else:
+        _write(dest, launcher_text(python, paths))
+
+
+def _write(path, text):
+    tmp = path + ".tmp"
     with open(tmp, "w") as f:
-        f.write(launcher_text())
+        f.write(text)
     os.chmod(tmp, 0o755)
-    os.replace(tmp, dest)
+    os.replace(tmp, path)
 
 
 if __name__ == "__main__":

@@ -222,53 +222,6 @@ def version_text():
     return "\n".join(lines) + "\n"
 
 
-def _prewarm_cgroup_migration():
-    """Start the one slow kernel step of a container start now, in the background.
-
-    The first write to a cgroup.procs file after a quiet period waits for an RCU grace
-    period (the global cgroup_threadgroup_rwsem switches to its slow mode: 5-12 ms here);
-    writes within the following grace period are fast. Re-writing our own pid into the
-    cgroup we are already in changes nothing but pays that wait on another thread while
-    this one imports and plans, so placing the init later is quick."""
-    try:
-        with open("/proc/self/cgroup", "rb") as f:
-            lines = f.read().split(b"\n")
-    except OSError:
-        return
-    target = None
-    for line in lines:
-        parts = line.split(b":", 2)
-        if len(parts) != 3:
-            continue
-        if parts[0] == b"0" and parts[1] == b"":
-            base = b"/sys/fs/cgroup/unified" if os.path.isdir("/sys/fs/cgroup/unified") else b"/sys/fs/cgroup"
-        elif parts[1] in (b"pids", b"freezer", b"devices"):
-            base = b"/sys/fs/cgroup/" + parts[1]
-        else:
-            continue
-        target = base + parts[2].rstrip(b"/") + b"/cgroup.procs"
-        if parts[1]:
-            break  # prefer a v1 hierarchy: on hybrid hosts the v2 one may be empty
-    if target is None:
-        return
-
-    def warm(path=target, pid=str(os.getpid()).encode()):
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
-            try:
-                os.write(fd, pid)
-            finally:
-                os.close(fd)
-        except OSError:
-            pass
-
-    import _thread
-    try:
-        _thread.start_new_thread(warm, ())
-    except RuntimeError:
-        pass
-
-
 def main(argv=None):
     if argv is None:
         argv = sys.argv[1:]
@@ -291,8 +244,6 @@ def main(argv=None):
         if name not in COMMANDS:
             raise UsageError("No help topic for '%s'" % name)
         g.command = name
-        if name in ("create", "run", "exec"):
-            _prewarm_cgroup_migration()
         mod = _load(name)
         flags = list(getattr(mod, "FLAGS", [])) + [(("--help", "-h"), "help", "bool", "show help")]
         opts, args = parse_flags(flags, rest[1:], getattr(mod, "STOP_AT_FIRST_ARG", False),

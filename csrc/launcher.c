@@ -1,0 +1,142 @@
+/*
+ * The `pyruntime` command: starts the Python CLI, and for create/run/exec first sets off
+ * the one slow kernel step those commands hit.
+ *
+ * Moving a process between cgroups takes the global cgroup_threadgroup_rwsem for write;
+ * after a quiet spell the first such write waits for an RCU grace period (5-15 ms on the
+ * project's VM), holding cgroup_mutex, and a write within the following grace period is
+ * fast. create/run/exec must place a process, so a throw-away child writes its own pid
+ * into the cgroup it is already in (a no-op move) while the interpreter starts: that wait
+ * then overlaps ~10 ms of start-up instead of following it. A child, not a thread: an
+ * exec waits for every other thread of the process to exit.
+ *
+ * Nothing here decides anything about containers: a failed or skipped warm-up only costs
+ * time. Built by pyruntime/install_launcher.py with PYRT_PYTHON and PYRT_ENTRY defined.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#ifndef PYRT_PYTHON
+#error "define PYRT_PYTHON (the interpreter) and PYRT_ENTRY (the entry script)"
+#endif
+
+/* global flags that take a value, as the CLI defines them */
+static const char *const VALUE_FLAGS[] = {"log", "log-format", "root", "criu", "rootless", NULL};
+
+static int places_a_process(const char *cmd)
+{
+    return !strcmp(cmd, "create") || !strcmp(cmd, "run") || !strcmp(cmd, "exec");
+}
+
+/* The command word: the first argument after the global flags. */
+static const char *command_of(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (a[0] != '-' || a[1] == '\0')
+            return a;
+        if (!strcmp(a, "--"))
+            return i + 1 < argc ? argv[i + 1] : NULL;
+        const char *name = a + 1 + (a[1] == '-');
+        if (strchr(name, '='))
+            continue;
+        for (const char *const *f = VALUE_FLAGS; *f; f++) {
+            if (!strcmp(name, *f)) {
+                i++;
+                break;
+            }
+        }
+    }
+    return NULL;
+}
+
+/* "N:controllers:/path" of /proc/self/cgroup -> a cgroup.procs we are in */
+static int procs_file(char *out, size_t len)
+{
+    char buf[8192];
+    int fd = open("/proc/self/cgroup", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0)
+        return -1;
+    buf[n] = '\0';
+    int found = -1;
+    for (char *line = buf, *next; line && *line; line = next) {
+        next = strchr(line, '\n');
+        if (next)
+            *next++ = '\0';
+        char *c1 = strchr(line, ':');
+        char *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+        if (!c2)
+            continue;
+        *c1 = *c2 = '\0';
+        const char *ctrl = c1 + 1, *path = c2 + 1;
+        const char *sep = strcmp(path, "/") ? "/" : "";
+        if (!strcmp(line, "0") && ctrl[0] == '\0' && found < 0) {
+            const char *base = access("/sys/fs/cgroup/unified", F_OK) == 0
+                               ? "/sys/fs/cgroup/unified" : "/sys/fs/cgroup";
+            if (snprintf(out, len, "%s%s%scgroup.procs", base, path, sep) < (int)len)
+                found = 0;
+        } else if (!strcmp(ctrl, "pids") || !strcmp(ctrl, "freezer") || !strcmp(ctrl, "devices")) {
+            /* a v1 hierarchy first: on hybrid hosts the v2 one may have no controllers */
+            if (snprintf(out, len, "/sys/fs/cgroup/%s%s%scgroup.procs", ctrl, path, sep) < (int)len)
+                return 0;
+        }
+    }
+    return found;
+}
+
+static void warm_cgroup_migration(void)
+{
+    pid_t pid = fork();
+    if (pid != 0)
+        return; /* the launcher, or fork failed: go on either way */
+    /* hold nothing of the caller's: no stdio pipe kept open, no cwd pinned */
+    syscall(SYS_close_range, 0U, ~0U, 0U);
+    if (chdir("/") < 0)
+        _exit(0);
+    char path[4096], me[24];
+    if (procs_file(path, sizeof(path)) == 0) {
+        int fd = open(path, O_WRONLY | O_CLOEXEC);
+        if (fd >= 0) {
+            int n = snprintf(me, sizeof(me), "%d", (int)getpid());
+            if (write(fd, me, n) < 0) {
+                /* not allowed (rootless, read-only cgroupfs): no warm-up, no harm */
+            }
+            close(fd);
+        }
+    }
+    _exit(0);
+}
+
+int main(int argc, char **argv)
+{
+    const char *cmd = command_of(argc, argv);
+    if (cmd && places_a_process(cmd))
+        warm_cgroup_migration();
+    char **args = calloc((size_t)argc + 4, sizeof(char *));
+    if (!args) {
+        fputs("pyruntime: out of memory\n", stderr);
+        return 1;
+    }
+    int k = 0;
+    /* not our own name: from argv[0] the interpreter would look for its prefix (and a
+       pyvenv.cfg) next to this launcher */
+    args[k++] = PYRT_PYTHON;
+    args[k++] = "-IS";
+    args[k++] = PYRT_ENTRY;
+    for (int i = 1; i < argc; i++)
+        args[k++] = argv[i];
+    args[k] = NULL;
+    execv(PYRT_PYTHON, args);
+    fprintf(stderr, "pyruntime: cannot run %s: %s\n", PYRT_PYTHON, strerror(errno));
+    return 127;
+}
