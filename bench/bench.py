@@ -56,8 +56,10 @@ fixture); info=phases shown without a target; max_iterations/max_warmup caps; al
 cpu=False to drop the CPU row. Every benchmark in ms gets an information row "CPU user+sys":
 the user+system CPU time of the runtime processes an iteration ran (getrusage
 RUSAGE_CHILDREN delta: the runtime and what it reaped, not a container init it left
-running). On this VM wall times come in kernel-wait steps (16/32/64 ms) that hit both
-runtimes alike; CPU time shows the runtime's own work without them.
+running). Runtimes are timed by waiting on a pidfd (Popen.wait with a timeout sleeps in
+1, 2, 4 ... 50 ms steps and once rounded every figure up to one of them), and iterations
+are 50 ms apart so that one runtime's cgroup moves do not warm the kernel lock for the
+other's.
 A fixture raising Skip marks the benchmark skipped.
 """
 import argparse
@@ -80,6 +82,7 @@ SECCOMP_PROFILE = os.path.join(REPO, "spec-fixtures", "seccomp", "docker-default
 
 BENCHMARKS = []
 TIMEOUT = int(os.environ.get("PYRT_BENCH_TIMEOUT", "60"))  # seconds per runtime command
+COOLDOWN = 0.05  # seconds between iterations, untimed; see measure()
 WHOLE = ("", "total")
 CPU = "CPU user+sys"
 UNITS = {"ms": 1000.0, "MiB": 1.0 / (1 << 20)}  # value (seconds or bytes) -> shown unit
@@ -813,6 +816,10 @@ def measure(b, runtimes, spec, warmup, iterations):
                     ctxs[rt.name] = shared
 
             def once(i, rt):
+                # Let the kernel's cgroup-migration lock go cold (it stays fast for about
+                # one RCU grace period, <20 ms here, after the last move): otherwise
+                # whichever runtime goes second rides on the first one's warm-up.
+                time.sleep(COOLDOWN)
                 args = (b, rt) if spec.fixture is None and spec.shared is None \
                     else (b, rt, ctxs[rt.name])
                 ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)

@@ -6,9 +6,10 @@
  * after a quiet spell the first such write waits for an RCU grace period (5-15 ms on the
  * project's VM), holding cgroup_mutex, and a write within the following grace period is
  * fast. create/run/exec must place a process, so a throw-away child writes its own pid
- * into the cgroup it is already in (a no-op move) while the interpreter starts: that wait
- * then overlaps ~10 ms of start-up instead of following it. A child, not a thread: an
- * exec waits for every other thread of the process to exit.
+ * into the cgroup it is already in (a no-op move) while the interpreter starts, and
+ * again every few ms until the launched runtime is done: that wait then overlaps ~10 ms
+ * of start-up instead of following it. A child, not a thread: an exec waits for every
+ * other thread of the process to exit.
  *
  * Nothing here decides anything about containers: a failed or skipped warm-up only costs
  * time. Built by pyruntime/install_launcher.py with PYRT_PYTHON and PYRT_ENTRY defined.
@@ -20,11 +21,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #ifndef PYRT_PYTHON
 #error "define PYRT_PYTHON (the interpreter) and PYRT_ENTRY (the entry script)"
 #endif
+
+#define WARM_EVERY_MS 5
+#define WARM_FOR_MS 150
 
 /* global flags that take a value, as the CLI defines them */
 static const char *const VALUE_FLAGS[] = {"log", "log-format", "root", "criu", "rootless", NULL};
@@ -94,8 +99,16 @@ static int procs_file(char *out, size_t len)
     return found;
 }
 
+static double now_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec * 1e3 + t.tv_nsec / 1e6;
+}
+
 static void warm_cgroup_migration(void)
 {
+    pid_t launcher = getpid();
     pid_t pid = fork();
     if (pid != 0)
         return; /* the launcher, or fork failed: go on either way */
@@ -104,16 +117,24 @@ static void warm_cgroup_migration(void)
     if (chdir("/") < 0)
         _exit(0);
     char path[4096], me[24];
-    if (procs_file(path, sizeof(path)) == 0) {
+    if (procs_file(path, sizeof(path)) != 0)
+        _exit(0);
+    int n = snprintf(me, sizeof(me), "%d", (int)getpid());
+    /* The fast state lasts about one grace period after the last move (under 20 ms
+       here, measured): re-moving every WARM_EVERY_MS (~40 us each) keeps it until the
+       launcher has placed its process, or exited, or WARM_FOR_MS passed. */
+    double end = now_ms() + WARM_FOR_MS;
+    do {
         int fd = open(path, O_WRONLY | O_CLOEXEC);
-        if (fd >= 0) {
-            int n = snprintf(me, sizeof(me), "%d", (int)getpid());
-            if (write(fd, me, n) < 0) {
-                /* not allowed (rootless, read-only cgroupfs): no warm-up, no harm */
-            }
-            close(fd);
-        }
-    }
+        if (fd < 0)
+            break;
+        ssize_t w = write(fd, me, n);
+        close(fd);
+        if (w < 0)
+            break; /* not allowed (rootless, read-only cgroupfs): no warm-up, no harm */
+        struct timespec pause = {0, WARM_EVERY_MS * 1000000L};
+        nanosleep(&pause, NULL);
+    } while (getppid() == launcher && now_ms() < end);
     _exit(0);
 }
 
