@@ -1332,16 +1332,29 @@ int pyrt_recv_fd(int sock)
 
 /* Run a program after joining the given namespaces (hooks that run "in the container").
  * Returns the child's pid; the caller waits for it. */
+/* Exec `path` for a hook, optionally in the namespaces of fds[] first. The exec's own
+ * failure goes to err_fd as an errno (4 bytes; err_fd is close-on-exec, so EOF alone means
+ * the exec happened) and the process exits 127. */
+static void hook_exec(const char *path, char *const *argv, char *const *envp, int err_fd)
+{
+    execve(path, argv, envp);
+    int e = errno;
+    if (err_fd >= 0 && write(err_fd, &e, sizeof(e)) < 0) {
+        /* the runtime reads the exit status too */
+    }
+    _exit(127);
+}
+
 int pyrt_setns_run(int npaths, const int *fds, const int *types, const char *path,
-                   char *const *argv,
-                   char *const *envp, int stdin_fd, int stdout_fd, int stderr_fd)
+                   char *const *argv, char *const *envp, int stdin_fd, int stdout_fd,
+                   int stderr_fd, const char *cwd, int err_fd)
 {
     pid_t pid = fork();
     if (pid < 0)
         return -errno;
     if (pid == 0) {
         int i;
-        /* its own process group: a timeout kills the hook and the helper together */
+        /* its own process group: a timeout kills the hook (and any helper) together */
         setpgid(0, 0);
         for (i = 0; i < npaths; i++)
             if (setns(fds[i], types[i]) < 0)
@@ -1349,15 +1362,19 @@ int pyrt_setns_run(int npaths, const int *fds, const int *types, const char *pat
         if (stdin_fd >= 0) dup2(stdin_fd, 0);
         if (stdout_fd >= 0) dup2(stdout_fd, 1);
         if (stderr_fd >= 0) dup2(stderr_fd, 2);
+        if (cwd && chdir(cwd) < 0) {
+            /* a bundle that vanished: run from where the runtime is, as runc would */
+        }
+        if (npaths == 0)
+            hook_exec(path, argv, envp, err_fd);
         /* joining a pid namespace takes effect for children only */
         pid = fork();
         if (pid < 0)
             _exit(126);
-        if (pid == 0) {
-            execve(path, argv, envp);
-            dprintf(2, "fork/exec %s: %s", path, lerr(errno));
-            _exit(127);
-        }
+        if (pid == 0)
+            hook_exec(path, argv, envp, err_fd);
+        if (err_fd >= 0)
+            close(err_fd);
         {
             int st;
             while (waitpid(pid, &st, 0) < 0 && errno == EINTR)

@@ -66,8 +66,8 @@ int pyrt_recv(int fd, struct pyrt_msg *msg, int *fd_out, int timeout_ms);
 int pyrt_send(int fd, int kind, int value);
 int pyrt_open_in_root(const char *root, const char *path, int flags);
 int pyrt_setns_run(int npaths, const int *fds, const int *types, const char *path,
-                   char *const *argv,
-                   char *const *envp, int stdin_fd, int stdout_fd, int stderr_fd);
+                   char *const *argv, char *const *envp, int stdin_fd, int stdout_fd,
+                   int stderr_fd, const char *cwd, int err_fd);
 int pyrt_send_fd(int sock, int fd, const char *name);
 int pyrt_recv_fd(int sock);
 int pyrt_socketpair(int *fds);

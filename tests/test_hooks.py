@@ -231,3 +231,18 @@ def test_cni_style_create_runtime_hook_wires_two_containers(rt, make_bundle, cid
     assert r.returncode == 0, r.stdout + r.stderr
     host = subprocess.run(["ip", "-o", "addr"], capture_output=True, text=True).stdout
     assert "10.231.7." not in host and "pyrtA" not in host and "pyrtB" not in host
+
+
+def test_runtime_hooks_run_from_the_bundle(rt, make_bundle, cid, hookdir):
+    # runc chdirs into the bundle, so its hooks start there; ours are exec'd by the C
+    # executor with the bundle as cwd. The runtime itself runs from elsewhere here.
+    script = os.path.join(hookdir, "pwd.sh")
+    with open(script, "w") as f:
+        f.write('#!/bin/sh\npwd > "$(dirname "$0")/$1.pwd"\n')
+    os.chmod(script, 0o755)
+    kinds = ("prestart", "createRuntime", "poststart", "poststop")
+    b = with_hooks(make_bundle, hookdir, args=["true"],
+                   **{k: [{"path": script, "args": [script, k]}] for k in kinds})
+    rt.ok("run", "--bundle", b.path, cid, cwd="/")
+    for k in kinds:
+        assert read(hookdir, k + ".pwd").strip() == os.path.realpath(b.path), k

@@ -1,10 +1,13 @@
 """The compiled `pyruntime` launcher (csrc/launcher.c): argv reaches the interpreter
 unchanged, and only create/run/exec set off the cgroup-migration warm-up child, which
 holds none of the caller's files."""
+import json
 import os
 import subprocess
 
 import pytest
+
+import util
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -80,3 +83,61 @@ def test_warm_up_child_holds_nothing_of_the_caller(launcher):
 def test_installed_launcher_runs_the_cli(rt):
     p = rt.ok("--version")
     assert "spec: " in p.stdout
+
+
+# Modules that cost milliseconds to import (re+enum ~4 ms, json ~6, subprocess ~9,
+# jsonschema ~50): the commands engines run on every container must not load them.
+HEAVY = ("re", "enum", "json", "subprocess", "signal", "jsonschema", "pyruntime._seccomp",
+         "threading", "typing")
+
+
+def _imports_of(rt, args, tmp, cwd=None):
+    """Run a CLI command through the installed entry script with -X importtime; the set
+    of modules it imported, and its exit status."""
+    entry = rt.cmd[0] + "-entry"
+    with open(entry) as f:
+        python = f.readline()[2:].split()[0]
+    err = os.path.join(tmp, "importtime")
+    with open(err, "w") as ef:
+        p = subprocess.run([python, "-IS", "-X", "importtime", entry, "--root", rt.root,
+                            "--log", os.path.join(tmp, "log.json"), "--log-format", "json"]
+                           + list(args), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                           stderr=ef, cwd=cwd, timeout=60)
+    mods = set()
+    with open(err) as f:
+        for line in f:
+            if line.startswith("import time:") and line.count("|") == 2:
+                mods.add(line.rsplit("|", 1)[1].strip())
+    return mods, p.returncode
+
+
+def test_engine_commands_import_nothing_heavy(rt, make_bundle, cid, pyrt_tmp):
+    if not rt.is_pyruntime or not os.path.exists(rt.cmd[0] + "-entry"):
+        pytest.skip("checks pyruntime's own launcher")
+    b = make_bundle(["sleep", "1000"])
+    # as Docker and containerd send it: a config never seen before, with a runtime hook
+    b.config.setdefault("annotations", {})["org.pyruntime.test"] = cid + str(os.getpid())
+    b.config["hooks"] = {"prestart": [{"path": "/bin/true"}],
+                         "poststop": [{"path": "/bin/true"}]}
+    b.save()
+    proc = os.path.join(pyrt_tmp, "process.json")
+    with open(proc, "w") as f:
+        json.dump(dict(b.config["process"], args=["/bin/true"], terminal=False), f)
+    steps = [
+        (["create", "--bundle", b.path, cid], 0),
+        (["start", cid], 0),
+        (["state", cid], 0),
+        (["exec", "--process", proc, cid], 0),
+        (["kill", cid, "KILL"], 0),
+        (["delete", cid], 0),
+        (["delete", cid], 1),          # an error, logged as JSON
+        (["kill", cid, "TERM"], 1),
+    ]
+    for args, want in steps:
+        if args[0] == "delete" and want == 0:
+            util.wait_for(lambda: rt.state(cid)["status"] == "stopped", 10)
+        mods, rc = _imports_of(rt, args, pyrt_tmp)
+        assert rc == want, args
+        assert "pyruntime.api" in mods, (args, sorted(mods))  # the probe itself works
+        heavy = sorted(m for m in mods if m in HEAVY)
+        assert not heavy, (args, heavy)

@@ -298,9 +298,10 @@ def swap_v1_to_v2(swap, memory, key):
 
 def pagesize_to_suffix(ps, key):
     """'2MB' -> '2MB' validated; cgroup files use <n>KB/MB/GB."""
-    import re
-    m = re.fullmatch(r"([1-9][0-9]*)([KMG])B", ps or "")
-    if not m:
+    s = ps if isinstance(ps, str) else ""
+    n = s[:-2]
+    if not (s.endswith("B") and s[-2:-1] in ("K", "M", "G") and n.isascii() and n.isdigit()
+            and n[0] != "0"):
         raise CgroupError(f"cgroup: hugetlb: invalid pageSize {ps!r} ({key})")
     return ps
 

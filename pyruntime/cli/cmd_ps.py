@@ -1,4 +1,3 @@
-import json
 import sys
 
 from ._common import runtime
@@ -16,7 +15,8 @@ def run(opts, args, g):
     fmt = opts.get("format") or "table"
     if fmt == "json":
         # Go encodes an empty (nil) slice as null
-        sys.stdout.write(json.dumps(pids or None, separators=(",", ":")) + "\n")
+        from ..fastjson import dumps
+        sys.stdout.write(dumps(pids or None, compact=True) + "\n")
         return 0
     if fmt != "table":
         raise RuntimeErr("invalid format option")
