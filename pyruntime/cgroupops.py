@@ -120,7 +120,7 @@ def _jtype(x):
 def update(rt, cid, resources):
     """Apply `resources` (a LinuxResources dict) to a live container and record the merged
     result in state.json, so later updates and stats start from it."""
-    import json
+    from .fastjson import clone
     res = filter_update(resources)
     c = _locked(rt, cid)
     try:
@@ -130,7 +130,7 @@ def update(rt, cid, resources):
         mem = res.get("memory") or {}
         if mem.get("kernel") or mem.get("kernelTCP"):
             rt._warn("Kernel memory settings are ignored and will be removed")
-        before = json.loads(json.dumps(mgr.resources))
+        before = clone(mgr.resources)
         mgr.update(res)  # raises before recording: state.json keeps the last good set
         if mgr.resources != before:
             c.data["cgroup"] = mgr.to_state()

@@ -1,4 +1,3 @@
-import json
 import sys
 
 HELP = "show the enabled features"
@@ -8,5 +7,6 @@ NARGS = (0, 0)
 
 def run(opts, args, g):
     from .. import features
-    sys.stdout.write(json.dumps(features.document(), indent=4) + "\n")
+    from ..fastjson import dumps_indent  # containerd asks at every shim start: no `json`
+    sys.stdout.write(dumps_indent(features.document(), indent=4) + "\n")
     return 0

@@ -1,4 +1,3 @@
-import re
 
 from ._common import runtime
 from ..errors import RuntimeErr
@@ -51,13 +50,14 @@ FLAGS = [
 ]
 NARGS = (1, 1)
 
-_SIZE = re.compile(r"^(\d+(?:\.\d+)*) ?([kKmMgGtTpP])?[iI]?[bB]?$")
+_SIZE = r"^(\d+(?:\.\d+)*) ?([kKmMgGtTpP])?[iI]?[bB]?$"
 _MULT = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
 
 
 def ram_in_bytes(s):
     """docker/go-units RAMInBytes: binary suffixes, case-insensitive ("64M", "1.5g", "512KiB")."""
-    m = _SIZE.match(s)
+    import re  # flags only: containerd's `update --resources -` never gets here
+    m = re.match(_SIZE, s)
     if not m:
         raise ValueError("invalid size: '%s'" % s)
     try:
@@ -76,6 +76,7 @@ def _go_uint(opt, val):
 
 
 def _go_int(opt, val):
+    import re
     if not re.fullmatch(r"[+-]?\d+", val):
         raise RuntimeErr('invalid value for %s: strconv.ParseInt: parsing "%s": invalid syntax' % (opt, val))
     return int(val)
@@ -116,8 +117,8 @@ def resources_from_flags(opts):
 
 
 def _read_resources(src):
-    import json
     import sys
+    from ..fastjson import loads
     if src == "-":
         data = sys.stdin.buffer.read()
     else:
@@ -127,7 +128,7 @@ def _read_resources(src):
         except OSError as e:
             raise RuntimeErr("open %s: %s" % (src, (e.strerror or str(e)).lower()))
     try:
-        return json.loads(data or b"null")
+        return loads(data or b"null")
     except ValueError as e:
         raise RuntimeErr("invalid character in resources JSON: %s" % e)
 
