@@ -4,7 +4,7 @@ import os
 import time
 
 from pyruntime.errors import CgroupError
-from pyruntime.cgroups import common, devices
+from pyruntime.cgroups import common
 from pyruntime.cgroups.base import BaseManager, R, need, num
 from pyruntime.cgroups.common import write_file, exists
 
@@ -95,6 +95,7 @@ class V1Manager(BaseManager):
             for dev, lim in r["rdma"].items():
                 write_file(d, "rdma.max", _rdma_line(dev, lim), f"{R}.rdma.{dev}")
         if not update or "devices" in changed:
+            from pyruntime.cgroups import devices  # only where rules are set: not delete/kill/pause
             rules = devices.normalize(r.get("devices"), self.linux_devices)
             d = self.path("devices")
             if d is None:
