@@ -460,3 +460,18 @@ def test_cgroups_path_forms(rt, make_bundle, cid, form):
                 for d in dirs:
                     if d == cid:
                         os.rmdir(os.path.join(top, d))
+
+
+def test_delete_removes_cgroups_made_below_the_container(rt, make_bundle, cid):
+    # An engine or a cgroup-namespaced workload may make cgroups inside the container's:
+    # delete removes those too (deepest first), and plain ones in one rmdir each.
+    box = Box(rt, make_bundle, cid, "sleep 1000")
+    made = []
+    for ctrl in ("pids", "memory"):
+        if ctrl in box.cg:
+            inner = os.path.join(box.cg[ctrl], "inner")
+            os.makedirs(os.path.join(inner, "deeper"))
+            made += [os.path.join(inner, "deeper"), inner]
+    assert made
+    rt.ok("delete", "--force", cid)
+    assert all_gone(made + list(box.cg.values())) == []

@@ -160,6 +160,13 @@ class BaseManager:
         failed = []
         # deepest first; nested dirs below ours (made inside the container) too
         for d in sorted(self.created, key=lambda p: p.count("/"), reverse=True):
+            try:
+                os.rmdir(d)  # the common case: empty, no cgroups made inside it
+                continue
+            except FileNotFoundError:
+                continue
+            except OSError:
+                pass
             for cur, subdirs, _ in os.walk(d, topdown=False):
                 if cur != d and not common.rmdir_bounded(cur):
                     failed.append(cur)
