@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -112,6 +113,8 @@ static void warm_cgroup_migration(void)
     pid_t pid = fork();
     if (pid != 0)
         return; /* the launcher, or fork failed: go on either way */
+    /* named for what it is in ps/top, not a second copy of the command */
+    prctl(PR_SET_NAME, "pyrt-cg-warmup", 0, 0, 0);
     /* hold nothing of the caller's: no stdio pipe kept open, no cwd pinned */
     syscall(SYS_close_range, 0U, ~0U, 0U);
     if (chdir("/") < 0)

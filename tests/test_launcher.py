@@ -18,6 +18,7 @@ echo "ARGS:$*"
 read -r kids < /proc/$$/task/$$/children
 echo "KIDS:$kids"
 for k in $kids; do
+    echo "COMM:$(cat /proc/$k/comm)"
     echo "CWD:$(readlink /proc/$k/cwd)"
     for f in /proc/$k/fd/*; do [ -e "$f" ] && echo "FD:$(readlink $f)"; done
 done
@@ -72,6 +73,7 @@ def test_warm_up_only_for_commands_that_place_a_process(launcher, args, warms):
 
 def test_warm_up_child_holds_nothing_of_the_caller(launcher):
     out = _launch(launcher, "create", "c1")
+    assert out["COMM"] == ["pyrt-cg-warmup"], out  # not a second `pyruntime create` in ps
     # It may have finished already (a zombie has neither); while alive: cwd /, and at
     # most the cgroup.procs file it writes, never the caller's stdio pipes.
     for cwd in out.get("CWD", []):
