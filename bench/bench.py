@@ -285,15 +285,18 @@ class Bench:
         """A bundle dir whose config is the default one changed by edit(config), on the same
         rootfs (absolute root.path); made once, returns its path."""
         if name not in self.bundles:
-            d = os.path.join(self.tmp, "bundle-" + name)
-            os.makedirs(d)
-            c = json.loads(json.dumps(self.config))
-            c["root"]["path"] = self.rootfs
-            edit(c)
-            with open(os.path.join(d, "config.json"), "w") as f:
-                json.dump(c, f, indent=2)
-            self.bundles[name] = d
+            self.bundles[name] = self._write_bundle("bundle-" + name, edit)
         return self.bundles[name]
+
+    def _write_bundle(self, dirname, edit):
+        d = os.path.join(self.tmp, dirname)
+        os.makedirs(d)
+        c = json.loads(json.dumps(self.config))
+        c["root"]["path"] = self.rootfs
+        edit(c)
+        with open(os.path.join(d, "config.json"), "w") as f:
+            json.dump(c, f, indent=2)
+        return d
 
     def process_file(self):
         """The process JSON containerd writes for `exec --process`: /bin/true, made once."""
@@ -309,14 +312,8 @@ class Bench:
     def fresh_bundle(self, tag):
         """A bundle dir of its own whose config differs from every other (an annotation),
         as engines send one per container: no runtime can have seen it before."""
-        d = os.path.join(self.tmp, "bundle-fresh-" + tag)
-        os.makedirs(d)
-        c = json.loads(json.dumps(self.config))
-        c["root"]["path"] = self.rootfs
-        c.setdefault("annotations", {})["org.pyruntime.bench.id"] = tag
-        with open(os.path.join(d, "config.json"), "w") as f:
-            json.dump(c, f, indent=2)
-        return d
+        return self._write_bundle("bundle-fresh-" + tag, lambda c: c.setdefault(
+            "annotations", {}).update({"org.pyruntime.bench.id": tag}))
 
     def maxrss_helper(self):
         """argv prefix `HELPER OUTFILE`: runs the rest, writes its ru_maxrss (KiB) to OUTFILE.

@@ -107,12 +107,8 @@ def _spawn_in_ns(ns_pid, path, args, env, stdin, out_w, err_w):
     namespace, before pivot_root). The runtime's user namespace is kept: host root can
     enter every namespace the container's user namespace owns."""
     from .execproc import namespaces_to_join
-    from .executor import strerror
     joins = [j for j in namespaces_to_join(ns_pid) if j["type"] != "user"]
-    try:
-        return _exec_hook(joins, path, args, env, stdin, out_w, err_w, None)
-    except OSError as e:
-        raise HookError("open %s: %s" % (e.filename, strerror(e.errno)))
+    return _exec_hook(joins, path, args, env, stdin, out_w, err_w, None)
 
 
 def _exec_hook(joins, path, args, env, stdin, out_w, err_w, cwd):
@@ -140,8 +136,7 @@ def _exec_hook(joins, path, args, env, stdin, out_w, err_w, cwd):
             try:
                 fds.append(os.open(j["path"], os.O_RDONLY | os.O_CLOEXEC))
             except OSError as e:
-                e.filename = j["path"]
-                raise
+                raise HookError("open %s: %s" % (j["path"], strerror(e.errno)))
         types = [NS_FLAGS[j["type"]] for j in joins]
         pid = lib.pyrt_setns_run(len(fds), ffi.new("int[]", fds or [0]),
                                  ffi.new("int[]", types or [0]), os.fsencode(path), vec(args),

@@ -58,9 +58,13 @@ def ruser(rt, pyrt_tmp, _pyrt_session):
     class U:
         uid, gid, name = pw.pw_uid, pw.pw_gid, USER
 
-        def run(self, *args, timeout=60):
+        def run(self, *args, timeout=60, cgroup=None):
+            """pyruntime as the user; with `cgroup` (a v2 dir), started inside it: root
+            moves the shell there, then drops to the user."""
             argv = ["runuser", "-u", USER, "--", "env"] + ["%s=%s" % kv for kv in env.items()] + \
                 [SYS_PY, "-m", "pyruntime"] + list(args)
+            if cgroup:
+                argv = ["sh", "-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"', cgroup] + argv
             # files, not pipes: a detached container keeps the runtime's stdio open
             import tempfile
             with tempfile.TemporaryFile("w+") as o, tempfile.TemporaryFile("w+") as e:

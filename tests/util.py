@@ -71,6 +71,13 @@ class CommandTimeout(subprocess.TimeoutExpired):
 _OCTAL = re.compile(r"\\([0-7]{3})")
 
 
+def cgroup2_unified(mountpoint="/sys/fs/cgroup"):
+    """True when `mountpoint` is a cgroup2 mount (a v2-only host, or the qemu guest)."""
+    with open("/proc/self/mountinfo") as f:
+        return any(l.split(" - ")[0].split()[4] == mountpoint
+                   and l.split(" - ")[1].split()[0] == "cgroup2" for l in f)
+
+
 def unescape_mountinfo(field):
     # mountinfo escapes space, tab, newline and backslash as \ooo.
     return _OCTAL.sub(lambda m: chr(int(m.group(1), 8)), field)

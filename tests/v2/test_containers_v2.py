@@ -14,13 +14,7 @@ import util
 CG = "/sys/fs/cgroup"
 
 
-def _unified():
-    with open("/proc/self/mountinfo") as f:
-        return any(l.split(" - ")[0].split()[4] == CG and l.split(" - ")[1].split()[0] == "cgroup2"
-                   for l in f)
-
-
-pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not _unified(),
+pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not util.cgroup2_unified(CG),
                                 reason="needs root on a cgroup v2-only host")
 
 WAIT_GO = "while [ ! -e /go ]; do sleep 0.05; done; "

@@ -3,25 +3,16 @@ session): an ordinary user creates the container's cgroup inside its delegation,
 limits, and delete removes it. Runs in the qemu guest like the rest of tests/v2."""
 import json
 import os
-import subprocess
-import sys
-import tempfile
 
 import pytest
 
 import util
-from test_rootless import ruser, SYS_PY, USER, _have_tools  # noqa: F401 (fixture)
+from test_rootless import ruser, _have_tools  # noqa: F401 (fixture)
 
 CG = "/sys/fs/cgroup"
 
 
-def _unified():
-    with open("/proc/self/mountinfo") as f:
-        return any(l.split(" - ")[0].split()[4] == CG and l.split(" - ")[1].split()[0] == "cgroup2"
-                   for l in f)
-
-
-pytestmark = pytest.mark.skipif(not _unified() or not _have_tools(),
+pytestmark = pytest.mark.skipif(not util.cgroup2_unified(CG) or not _have_tools(),
                                 reason="needs root on a cgroup v2-only host")
 
 
@@ -50,25 +41,9 @@ def delegation(ruser, cid):
                 pass
 
 
-def _run_in(ruser, cgroup, *args):
-    """The user's pyruntime, started inside `cgroup` (root moves the shell, then drops)."""
-    site = [p for p in sys.path if p.endswith("site-packages") and p.startswith(util.REPO)]
-    env = {"XDG_RUNTIME_DIR": ruser.xdg, "HOME": "/", "PATH": "/usr/bin:/bin",
-           "PYTHONPATH": ":".join([util.REPO] + site)}
-    argv = ["sh", "-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"', cgroup,
-            "runuser", "-u", USER, "--", "env"] + ["%s=%s" % kv for kv in env.items()] + \
-        [SYS_PY, "-m", "pyruntime"] + list(args)
-    with tempfile.TemporaryFile("w+") as o, tempfile.TemporaryFile("w+") as e:
-        p = subprocess.run(argv, cwd=ruser.bundle, stdout=o, stderr=e,
-                           stdin=subprocess.DEVNULL, timeout=120)
-        o.seek(0)
-        e.seek(0)
-        return subprocess.CompletedProcess(argv, p.returncode, o.read(), e.read())
-
-
 def test_rootless_container_in_delegated_cgroup(ruser, delegation):
     home = os.path.join(delegation, "runtime")
-    assert _run_in(ruser, home, "spec", "--rootless").returncode == 0
+    assert ruser.run("spec", "--rootless", cgroup=home).returncode == 0
     path = os.path.join(ruser.bundle, "config.json")
     with open(path) as f:
         cfg = json.load(f)
@@ -79,11 +54,11 @@ def test_rootless_container_in_delegated_cgroup(ruser, delegation):
     cfg["linux"]["resources"] = {"pids": {"limit": 20}, "memory": {"limit": 64 << 20}}
     with open(path, "w") as f:
         json.dump(cfg, f)
-    r = _run_in(ruser, home, "run", "-d", "c1")
+    r = ruser.run("run", "-d", "c1", cgroup=home)
     assert r.returncode == 0, r.stderr
     d = CG + leaf
     try:
-        pid = json.loads(_run_in(ruser, home, "state", "c1").stdout)["pid"]
+        pid = json.loads(ruser.run("state", "c1", cgroup=home).stdout)["pid"]
         with open("/proc/%d/cgroup" % pid) as f:
             assert f.read().strip() == "0::" + leaf
         with open(os.path.join(d, "pids.max")) as f:
@@ -92,6 +67,6 @@ def test_rootless_container_in_delegated_cgroup(ruser, delegation):
             assert f.read().strip() == str(64 << 20)
         assert os.stat(d).st_uid == ruser.uid
     finally:
-        r = _run_in(ruser, home, "delete", "-f", "c1")
+        r = ruser.run("delete", "-f", "c1", cgroup=home)
         assert r.returncode == 0, r.stderr
     assert not os.path.exists(d)
