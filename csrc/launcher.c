@@ -113,12 +113,13 @@ static void warm_cgroup_migration(void)
     pid_t pid = fork();
     if (pid != 0)
         return; /* the launcher, or fork failed: go on either way */
-    /* named for what it is in ps/top, not a second copy of the command */
-    prctl(PR_SET_NAME, "pyrt-cg-warmup", 0, 0, 0);
     /* hold nothing of the caller's: no stdio pipe kept open, no cwd pinned */
     syscall(SYS_close_range, 0U, ~0U, 0U);
     if (chdir("/") < 0)
         _exit(0);
+    /* named for what it is in ps/top, not a second copy of the command; last, so the
+       name also says the caller's files are let go */
+    prctl(PR_SET_NAME, "pyrt-cg-warmup", 0, 0, 0);
     char path[4096], me[24];
     if (procs_file(path, sizeof(path)) != 0)
         _exit(0);

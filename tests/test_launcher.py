@@ -18,6 +18,11 @@ echo "ARGS:$*"
 read -r kids < /proc/$$/task/$$/children
 echo "KIDS:$kids"
 for k in $kids; do
+    # the child names itself once it has let the caller's files go: wait for that
+    i=0
+    while [ "$(cat /proc/$k/comm)" != pyrt-cg-warmup ] && [ $i -lt 500 ]; do
+        sleep 0.01; i=$((i + 1))
+    done
     echo "COMM:$(cat /proc/$k/comm)"
     echo "CWD:$(readlink /proc/$k/cwd)"
     for f in /proc/$k/fd/*; do [ -e "$f" ] && echo "FD:$(readlink $f)"; done
@@ -79,7 +84,8 @@ def test_warm_up_child_holds_nothing_of_the_caller(launcher):
     for cwd in out.get("CWD", []):
         assert cwd in ("", "/"), out
     for fd in out.get("FD", []):
-        assert fd.endswith("/cgroup.procs"), out
+        # "" when the fd closed between listing and readlink: it reopens every 5 ms
+        assert fd == "" or fd.endswith("/cgroup.procs"), out
 
 
 def test_installed_launcher_runs_the_cli(rt):
