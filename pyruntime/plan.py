@@ -498,6 +498,11 @@ def build(config, bundle, cid, opts=None, cgroup_mgr=None):
                     break
             if at is not None:
                 break
+        # a realtime or deadline task may not join a cgroup without realtime bandwidth
+        # (cgroup v1 cpu): the scheduler and its kin come only once the init is placed
+        first_attr = next((i for i, st in enumerate(steps) if st["op"] in ATTRIBUTE_OPS), None)
+        if first_attr is not None and first_attr < at:
+            at = first_attr
         steps.insert(at, _step("sync", "wait for the runtime to place the init in its cgroup",
                                tag="cgroup"))
     return plan
@@ -597,6 +602,7 @@ def process_steps(process, opts, exec_mode=False):
 
 
 # OCI 1.3 process/linux attributes -> kernel values
+ATTRIBUTE_OPS = ("sched", "ioprio", "mempolicy", "personality")
 SCHED_POLICIES = {"SCHED_OTHER": 0, "SCHED_FIFO": 1, "SCHED_RR": 2, "SCHED_BATCH": 3,
                   "SCHED_IDLE": 5, "SCHED_DEADLINE": 6}
 SCHED_FLAGS = {"SCHED_FLAG_RESET_ON_FORK": 0x01, "SCHED_FLAG_RECLAIM": 0x02,
@@ -661,8 +667,9 @@ def attribute_steps(process, linux):
                          policy=SCHED_POLICIES[policy], flags=flags, nice=sch.get("nice", 0),
                          priority=sch.get("priority", 0), runtime=sch.get("runtime", 0),
                          deadline=sch.get("deadline", 0), period=sch.get("period", 0),
-                         hint="a realtime or deadline policy needs CAP_SYS_NICE and "
-                              "realtime bandwidth on the host"))
+                         hint="a realtime policy needs CAP_SYS_NICE and realtime bandwidth "
+                              "in the container's cpu cgroup: linux.resources.cpu."
+                              "realtimeRuntime"))
     io = process.get("ioPriority")
     if io:
         cls = io.get("class")

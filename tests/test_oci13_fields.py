@@ -69,17 +69,37 @@ def test_scheduler_policy_and_nice(pyrt, make_bundle, cid, policy, num, nice):
         assert f[19] == str(nice)  # nice
 
 
-def test_scheduler_fifo_applied_or_one_line(pyrt, make_bundle, cid):
-    """SCHED_FIFO: applied where the kernel allows realtime tasks in the container's cgroup;
-    where it refuses, one line naming the field."""
+RT_GROUP = os.path.exists("/sys/fs/cgroup/cpu/cpu.rt_runtime_us")  # v1, RT_GROUP_SCHED
+
+
+@pytest.mark.parametrize("policy,num", [("SCHED_FIFO", 1), ("SCHED_RR", 2)])
+def test_scheduler_realtime(pyrt, make_bundle, cid, policy, num):
+    """Realtime: applied once the container's cgroup has realtime bandwidth (cgroup v1 with
+    RT_GROUP_SCHED gives a new cgroup none); the init takes the policy after it is placed."""
     b = sh_bundle(make_bundle, "cat /proc/self/stat",
-                  process={"scheduler": {"policy": "SCHED_FIFO", "priority": 10}})
-    r = pyrt.run("run", "--bundle", b.path, cid)
-    if r.returncode == 0:
-        f = stat_fields(r.stdout)
-        assert (f[41], f[40]) == ("1", "10")  # policy, rt_priority
-    else:
-        one_line_error(r, "process.scheduler", "SCHED_FIFO")
+                  process={"scheduler": {"policy": policy, "priority": 10}})
+    if RT_GROUP:
+        b.config["linux"]["resources"]["cpu"] = {"realtimeRuntime": 10000,
+                                                 "realtimePeriod": 1000000}
+        b.save()
+    f = stat_fields(run_out(pyrt, b, cid))
+    assert (f[41], f[40]) == (str(num), "10")  # policy, rt_priority
+
+
+def test_scheduler_realtime_refused_one_line(pyrt, make_bundle, cid):
+    if not RT_GROUP:
+        pytest.skip("no realtime group scheduling: a realtime policy is not refused here")
+    b = sh_bundle(make_bundle, "true", process={"scheduler": {"policy": "SCHED_FIFO",
+                                                              "priority": 10}})
+    one_line_error(pyrt.run("run", "--bundle", b.path, cid), "process.scheduler",
+                   "SCHED_FIFO", "operation not permitted", "realtimeRuntime")
+
+
+def test_scheduler_deadline(pyrt, make_bundle, cid):
+    b = sh_bundle(make_bundle, "cat /proc/self/stat", process={"scheduler": {
+        "policy": "SCHED_DEADLINE", "runtime": 1000000, "deadline": 2000000,
+        "period": 4000000}})
+    assert stat_fields(run_out(pyrt, b, cid))[41] == "6"
 
 
 # ---- process.ioPriority ----------------------------------------------------------------------
@@ -192,11 +212,18 @@ def test_exec_cpu_affinity_from_config(pyrt, make_bundle, cid):
 
 @pytest.fixture
 def dummy():
-    name = "pyrt" + uuid.uuid4().hex[:8]
-    subprocess.run(["ip", "link", "add", name, "type", "dummy"], check=True)
+    """A host interface of the test's own: a dummy, or where the kernel has no dummy
+    driver one end of a veth pair (its peer stays on the host)."""
+    tag = uuid.uuid4().hex[:8]
+    name, peer = "pyrt" + tag, "pyrq" + tag
+    r = subprocess.run(["ip", "link", "add", name, "type", "dummy"], capture_output=True)
+    if r.returncode != 0:
+        subprocess.run(["ip", "link", "add", name, "type", "veth", "peer", "name", peer],
+                       check=True)
     yield name
-    if os.path.exists("/sys/class/net/" + name):
-        subprocess.run(["ip", "link", "del", name], check=False)
+    for n in (name, peer):
+        if os.path.exists("/sys/class/net/" + n):
+            subprocess.run(["ip", "link", "del", n], check=False)
 
 
 def test_net_device_moved_and_renamed(pyrt, make_bundle, cid, dummy):
