@@ -704,6 +704,8 @@ def attribute_steps(process, linux):
     pers = linux.get("personality")
     if pers:
         dom = pers.get("domain")
+        if dom is None:
+            raise ConfigError("linux.personality.domain: required")
         if dom not in PERSONALITY_DOMAINS:
             raise ConfigError("linux.personality.domain: unknown domain %s" % dom)
         if pers.get("flags"):

@@ -294,6 +294,7 @@ BAD = [
     ("linux", {"memoryPolicy": {"mode": "MPOL_BIND", "nodes": "63"}}, "linux.memoryPolicy"),
     ("linux", {"personality": {"domain": "LINUX", "flags": ["BOGUS"]}}, "linux.personality.flags"),
     ("linux", {"personality": {"domain": "WINDOWS"}}, "personality"),
+    ("linux", {"personality": {"flags": []}}, "linux.personality.domain"),
     ("linux", {"netDevices": {"a/b": {}}}, "linux.netDevices"),
     ("linux", {"netDevices": {"eth0": {"name": "x" * 16}}}, "linux.netDevices.eth0.name"),
     ("linux", {"intelRdt": {"closID": "c1"}}, "linux.intelRdt"),
@@ -347,3 +348,25 @@ def test_plan_shows_the_steps(pyrt, make_bundle):
     # all before the container's identity is taken, and so before exec
     assert max(ops.index(o) for o in ("sched", "ioprio", "mempolicy", "personality")) \
         < ops.index("identity")
+
+
+def test_exec_process_scheduler_and_io_priority(pyrt, make_bundle, cid, pyrt_tmp):
+    """`exec --process` applies the process's own scheduler and I/O priority."""
+    b = sh_bundle(make_bundle, "sleep 60")
+    pyrt.ok("run", "-d", "--bundle", b.path, cid)
+    try:
+        p = os.path.join(pyrt_tmp, "process.json")
+        with open(p, "w") as f:
+            json.dump(dict(b.config["process"], args=["sh", "-c", "cat /proc/self/stat; ionice"],
+                           scheduler={"policy": "SCHED_BATCH", "nice": 6},
+                           ioPriority={"class": "IOPRIO_CLASS_BE", "priority": 6}), f)
+        out = pyrt.ok("exec", "--process", p, cid).stdout
+        stat, _, ionice = out.partition("\n")
+        f = stat_fields(stat)
+        assert (f[41], f[19]) == ("3", "6")
+        assert "best-effort" in ionice and "6" in ionice, ionice
+        # the init keeps its own (none set)
+        init = stat_fields(open("/proc/%d/stat" % pyrt.state(cid)["pid"]).read())
+        assert (init[41], init[19]) == ("0", "0")
+    finally:
+        pyrt.run("delete", "-f", cid)
