@@ -432,6 +432,8 @@ def _check_oci13(spec, linux, ns):
     if linux.get("netDevices"):
         from . import netdev
         netdev.validate(linux, ns)
+        if _is_host_netns(ns):
+            raise ConfigError("linux.netDevices: needs a network namespace other than the host's")
     proc = spec.get("process") or {}
     if any(linux.get(k) for k in ("memoryPolicy", "personality")) or any(
             proc.get(k) for k in ("scheduler", "ioPriority", "execCPUAffinity")):

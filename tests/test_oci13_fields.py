@@ -370,3 +370,42 @@ def test_exec_process_scheduler_and_io_priority(pyrt, make_bundle, cid, pyrt_tmp
         assert (init[41], init[19]) == ("0", "0")
     finally:
         pyrt.run("delete", "-f", cid)
+
+
+@pytest.fixture
+def netns():
+    name = "pyrtns" + uuid.uuid4().hex[:8]
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    yield name
+    subprocess.run(["ip", "netns", "del", name], check=False)
+
+
+def test_net_device_joined_netns_back_after_exit(pyrt, make_bundle, cid, dummy, netns):
+    """A joined network namespace outlives the container: its devices come back on delete
+    even after the container's processes are gone."""
+    b = sh_bundle(make_bundle, "ls /sys/class/net", linux={"netDevices": {dummy: {"name": "in0"}}})
+    for n in b.config["linux"]["namespaces"]:
+        if n["type"] == "network":
+            n["path"] = "/run/netns/" + netns
+    b.save()
+    pyrt.ok("create", "--bundle", b.path, cid)
+    try:
+        pyrt.ok("start", cid)
+        util.wait_for(lambda: pyrt.state(cid)["status"] == "stopped")
+        assert not os.path.exists("/sys/class/net/" + dummy)
+    finally:
+        pyrt.ok("delete", "-f", cid)
+    assert os.path.exists("/sys/class/net/" + dummy)
+    inside = subprocess.run(["ip", "netns", "exec", netns, "ls", "/sys/class/net"],
+                            capture_output=True, text=True).stdout.split()
+    assert "in0" not in inside
+
+
+def test_net_device_host_netns_path_refused(pyrt, make_bundle, cid, dummy):
+    b = sh_bundle(make_bundle, "true", linux={"netDevices": {dummy: {}}})
+    for n in b.config["linux"]["namespaces"]:
+        if n["type"] == "network":
+            n["path"] = "/proc/%d/ns/net" % os.getpid()  # the host's (ours)
+    b.save()
+    one_line_error(pyrt.run("run", "--bundle", b.path, cid), "linux.netDevices")
+    assert os.path.exists("/sys/class/net/" + dummy)
