@@ -193,6 +193,9 @@ class Runtime:
                     pass
             raise
         finally:
+            if getattr(c, "netns_fd", None) is not None:
+                os.close(c.netns_fd)
+                c.netns_fd = None
             os.close(dirfd)
 
     def _launch_init(self, c, config, bundle, console_socket, no_pivot, no_new_keyring,
@@ -265,6 +268,9 @@ class Runtime:
                                 if n.get("type") == "network"), "") or ""
                 c.data["net_devices"] = {}
                 c.data["netns_path"] = ns_path
+                # held until create returns: should the init die, the namespace (and the
+                # devices in it) stay for a failed create to give them back
+                c.netns_fd = os.open("/proc/%d/ns/net" % pid, os.O_RDONLY | os.O_CLOEXEC)
                 for host, name in netdev.move_in(pid, linux["netDevices"]):
                     c.data["net_devices"][host] = name
                 c.save()
@@ -568,7 +574,7 @@ def _net_devices_home(c, warn=None):
     devs = c.data.get("net_devices")
     if not devs:
         return
-    path = c.data.get("netns_path") or ""
+    path = c.data.get("netns_path") or getattr(c, "netns_fd", None) or ""
     if not path:
         if not c.pid or not c.alive():
             return  # the namespace died with the init

@@ -114,7 +114,9 @@ def move_out(ns_path, devs):
     if not devs:
         return
     try:
-        target = os.open(ns_path, os.O_RDONLY | os.O_CLOEXEC)
+        # an int: an fd the caller holds on the namespace (it outlives the init)
+        target = (os.dup(ns_path) if isinstance(ns_path, int)
+                  else os.open(ns_path, os.O_RDONLY | os.O_CLOEXEC))
     except OSError:
         return  # the namespace is gone, and the devices with it (or back at the host's)
     home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)

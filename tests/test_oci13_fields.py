@@ -409,3 +409,13 @@ def test_net_device_host_netns_path_refused(pyrt, make_bundle, cid, dummy):
     b.save()
     one_line_error(pyrt.run("run", "--bundle", b.path, cid), "linux.netDevices")
     assert os.path.exists("/sys/class/net/" + dummy)
+
+
+def test_net_device_back_when_create_fails_later(pyrt, make_bundle, cid, dummy):
+    """A create that fails after the move (here: no such program) gives the device back
+    before the init, and its namespace, go."""
+    b = make_bundle(["/no/such/program"])
+    b.config["linux"]["netDevices"] = {dummy: {"name": "ctr1"}}
+    b.save()
+    one_line_error(pyrt.run("create", "--bundle", b.path, cid), "no/such/program")
+    assert os.path.exists("/sys/class/net/" + dummy)
