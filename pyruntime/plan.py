@@ -588,6 +588,8 @@ def process_steps(process, opts, exec_mode=False):
     # still has every capability (CAP_SYS_NICE, CAP_SYS_ADMIN) and no seccomp filter
     steps[0:0] = attribute_steps(process, (opts or {}).get("linux") or {})
     aff = process.get("execCPUAffinity") or {}
+    if exec_mode and aff.get("initial"):
+        cpu_mask(aff["initial"], "process.execCPUAffinity.initial")  # the runtime sets it
     if exec_mode and (aff.get("initial") or aff.get("final")):
         # last, after any cgroup move (a cpuset move resets the affinity); without "final"
         # the cgroup's own CPUs, undoing "initial"

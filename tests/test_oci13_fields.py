@@ -317,6 +317,7 @@ def test_invalid_exec_process_one_line(pyrt, make_bundle, cid, pyrt_tmp):
     pyrt.ok("run", "-d", "--bundle", b.path, cid)
     try:
         for bad, field in (({"execCPUAffinity": {"final": "x"}}, "execCPUAffinity.final"),
+                           ({"execCPUAffinity": {"initial": "2-1"}}, "execCPUAffinity.initial"),
                            ({"scheduler": {"policy": "SCHED_ISO"}}, "process.scheduler")):
             p = os.path.join(pyrt_tmp, "process.json")
             with open(p, "w") as f:
