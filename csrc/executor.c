@@ -21,6 +21,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
+#include <sys/personality.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -954,6 +955,72 @@ static void do_hook(struct pyrt_step *s)
         hook_fail(s, "exit status %d, stdout: %s, stderr: %s", WEXITSTATUS(status), obuf, ebuf);
 }
 
+/* ---- OCI 1.3 process attributes: scheduler, I/O priority, memory policy, personality,
+ * CPU affinity. Every value was checked and encoded by plan.py. ----------------------- */
+
+struct pyrt_sched_attr {
+    uint32_t size;
+    uint32_t sched_policy;
+    uint64_t sched_flags;
+    int32_t sched_nice;
+    uint32_t sched_priority;
+    uint64_t sched_runtime;
+    uint64_t sched_deadline;
+    uint64_t sched_period;
+};
+
+static void do_sched(struct pyrt_step *s)
+{
+    struct pyrt_sched_attr a;
+    memset(&a, 0, sizeof a);
+    a.size = sizeof a;
+    a.sched_policy = (uint32_t)s->m[0];
+    a.sched_flags = s->m[1];
+    a.sched_nice = (int32_t)s->n1;
+    a.sched_priority = (uint32_t)s->n2;
+    a.sched_runtime = s->m[2];
+    a.sched_deadline = s->m[3];
+    a.sched_period = s->m[4];
+    if (syscall(SYS_sched_setattr, 0, &a, 0) < 0)
+        fail(errno, NULL);
+}
+
+static void do_ioprio(struct pyrt_step *s)
+{
+    /* IOPRIO_WHO_PROCESS, ourselves: children inherit it */
+    if (syscall(SYS_ioprio_set, 1, 0, (int)s->n1) < 0)
+        fail(errno, NULL);
+}
+
+static void do_mempolicy(struct pyrt_step *s)
+{
+    /* buf: the nodemask as unsigned longs; maxnode counts one more bit than it holds */
+    unsigned long maxnode = s->buflen ? s->buflen * 8 + 1 : 0;
+    if (syscall(SYS_set_mempolicy, (int)s->n1, s->buflen ? s->buf : NULL, maxnode) < 0)
+        fail(errno, NULL);
+}
+
+static void do_personality(struct pyrt_step *s)
+{
+    if (personality((unsigned long)s->n1) < 0)
+        fail(errno, NULL);
+}
+
+static void do_affinity(struct pyrt_step *s)
+{
+    /* no mask: every CPU, which the kernel narrows to the cgroup's cpuset (the default) */
+    unsigned char all[128];
+    const void *mask = s->buf;
+    size_t len = s->buflen;
+    if (!len) {
+        memset(all, 0xff, sizeof all);
+        mask = all;
+        len = sizeof all;
+    }
+    if (syscall(SYS_sched_setaffinity, 0, len, mask) < 0)
+        fail(errno, NULL);
+}
+
 static void run_step(struct pyrt_spawn *sp, struct pyrt_step *s)
 {
     switch (s->op) {
@@ -1114,6 +1181,11 @@ static void run_step(struct pyrt_spawn *sp, struct pyrt_step *s)
             fail(errno, NULL);
         break;
     case OP_HOOK: do_hook(s); break;
+    case OP_SCHED: do_sched(s); break;
+    case OP_IOPRIO: do_ioprio(s); break;
+    case OP_MEMPOLICY: do_mempolicy(s); break;
+    case OP_PERSONALITY: do_personality(s); break;
+    case OP_AFFINITY: do_affinity(s); break;
     case OP_SETNS:
         if (setns((int)s->n1, (int)s->n2) < 0)
             fail(errno, NULL);

@@ -180,6 +180,7 @@ class Runtime:
                 launch.pid = 0
             return launch if _foreground else pid
         except BaseException:
+            _net_devices_home(c)
             _abort(launch, mgr)
             st.remove_dir(path)
             if (config.get("hooks") or {}).get("poststop"):
@@ -192,6 +193,9 @@ class Runtime:
                     pass
             raise
         finally:
+            if getattr(c, "netns_fd", None) is not None:
+                os.close(c.netns_fd)
+                c.netns_fd = None
             os.close(dirfd)
 
     def _launch_init(self, c, config, bundle, console_socket, no_pivot, no_new_keyring,
@@ -257,6 +261,19 @@ class Runtime:
             c.save()
             faults.at("create:spawned")
             self._write_id_maps(pid, plan)
+            if linux.get("netDevices"):
+                # into the init's network namespace before it runs (and the container with it)
+                from . import netdev
+                ns_path = next((n.get("path") for n in linux.get("namespaces") or ()
+                                if n.get("type") == "network"), "") or ""
+                c.data["net_devices"] = {}
+                c.data["netns_path"] = ns_path
+                # held until create returns: should the init die, the namespace (and the
+                # devices in it) stay for a failed create to give them back
+                c.netns_fd = os.open("/proc/%d/ns/net" % pid, os.O_RDONLY | os.O_CLOEXEC)
+                for host, name in netdev.move_in(pid, linux["netDevices"]):
+                    c.data["net_devices"][host] = name
+                c.save()
             if plan.get("oom_score_adj") is not None:
                 _write_oom_score_adj(pid, plan["oom_score_adj"])
             if mgr is not None:
@@ -333,12 +350,12 @@ class Runtime:
         if (not process.get("terminal") or fg) and console_socket:
             raise RuntimeErr("cannot use console socket if runc will not detach or allocate tty")
         linux = config.get("linux") or {}
-        for key in ("intelRdt", "personality", "netDevices", "memoryPolicy"):
-            if linux.get(key):
-                raise RuntimeErr("linux.%s is not supported by this build of pyruntime" % key)
-        for key in ("ioPriority", "scheduler", "execCPUAffinity"):
-            if process.get(key):
-                raise RuntimeErr("process.%s is not supported by this build of pyruntime" % key)
+        if linux.get("intelRdt") is not None:
+            from .features import resctrl_mounted
+            if not resctrl_mounted():
+                raise RuntimeErr("linux.intelRdt: Intel RDT is not available on this host "
+                                 "(no resctrl filesystem mounted at /sys/fs/resctrl)")
+            raise RuntimeErr("linux.intelRdt is not supported by this build of pyruntime")
         # apparmorProfile / selinuxLabel / mountLabel are applied by the plan (writes to
         # /proc/self/attr, context= mount data), failing as runc 1.1 does where the host
         # lacks the LSM; runc refuses a process label up front when SELinux is off.
@@ -525,6 +542,7 @@ class Runtime:
             if cg:
                 from . import cgroups
                 mgr = cgroups.from_state(cg)
+            _net_devices_home(c, self._warn)
             if c.alive():
                 if status == "paused" and mgr is not None:
                     try:
@@ -548,6 +566,25 @@ class Runtime:
         finally:
             if c.dirfd is not None:
                 os.close(c.dirfd)
+
+
+def _net_devices_home(c, warn=None):
+    """linux.netDevices go back to the host before the namespace holding them can go (a
+    virtual device would be destroyed with it); best effort, as the rest of delete."""
+    devs = c.data.get("net_devices")
+    if not devs:
+        return
+    path = c.data.get("netns_path") or getattr(c, "netns_fd", None) or ""
+    if not path:
+        if not c.pid or not c.alive():
+            return  # the namespace died with the init
+        path = "/proc/%d/ns/net" % c.pid
+    from . import netdev
+    try:
+        netdev.move_out(path, {h: {"name": n} for h, n in devs.items()})
+    except RuntimeErr as e:
+        if warn is not None:
+            warn(str(e))
 
 
 def _abort(launch, mgr):

@@ -202,7 +202,7 @@ def _check_state(c, ignore_paused):
 
 
 def _refuse_unsupported(process):
-    for key in ("apparmorProfile", "selinuxLabel", "ioPriority", "scheduler", "execCPUAffinity"):
+    for key in ("apparmorProfile", "selinuxLabel"):
         if process.get(key):
             raise RuntimeErr("process.%s is not supported by this build of pyruntime" % key)
 
@@ -278,6 +278,21 @@ def _cgroup_join(c, pid, subs):
             raise
 
 
+def _set_affinity(pid, text):
+    from .errors import ConfigError
+    from .plan import cpu_mask
+    try:
+        mask = cpu_mask(text, "process.execCPUAffinity.initial")
+    except ConfigError as e:
+        raise RuntimeErr(str(e)) from None
+    cpus = [i for i in range(mask.bit_length()) if mask >> i & 1]
+    try:
+        os.sched_setaffinity(pid, cpus)
+    except OSError as e:
+        raise RuntimeErr("process.execCPUAffinity.initial: set the CPU affinity to %s: %s"
+                         % (text, strerror(e.errno)))
+
+
 def _send_pidfd(path, pid):
     """--pidfd-socket: a pidfd of the process over a unix socket (SCM_RIGHTS), as runc 1.2."""
     import socket
@@ -341,7 +356,9 @@ def exec_process(rt, cid, process, detach=False, pid_file=None, console_socket=N
         env += ["LISTEN_FDS=%d" % listen, "LISTEN_PID=1"]
     process["env"] = env
 
-    opts = {"preserve_fds": preserve_fds, "listen_fds": listen}
+    # the container's personality and memory policy hold for its every process
+    opts = {"preserve_fds": preserve_fds, "listen_fds": listen,
+            "linux": {k: linux[k] for k in ("personality", "memoryPolicy") if linux.get(k)}}
     if linux.get("seccomp"):
         from . import seccomp
         prog = seccomp.compile(linux["seccomp"], cache_dir=_cache_dir("seccomp"))
@@ -377,6 +394,10 @@ def exec_process(rt, cid, process, detach=False, pid_file=None, console_socket=N
             faults.at("exec:spawned")
             if pidfd_socket:
                 _send_pidfd(pidfd_socket, pid)
+            initial = (process.get("execCPUAffinity") or {}).get("initial")
+            if initial:
+                # while the runtime sets the process up, before its cgroup move
+                _set_affinity(pid, initial)
             if not paused:
                 _cgroup_join(c, pid, cgroup)
             faults.at("exec:cgroup")
