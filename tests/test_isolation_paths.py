@@ -72,12 +72,10 @@ def link(rootfs, name, target):
 
 def userns_bundle(b):
     """Run `b` in a new user namespace mapped to 100000+ (its rootfs chowned to match)."""
-    ns = b.config["linux"]["namespaces"]
-    ns.append({"type": "user"})
+    # (it keeps its network namespace: sysfs can be mounted, by runc too)
+    b.config["linux"]["namespaces"].append({"type": "user"})
     b.config["linux"]["uidMappings"] = [{"containerID": 0, "hostID": USERNS_HOST, "size": 65536}]
     b.config["linux"]["gidMappings"] = [{"containerID": 0, "hostID": USERNS_HOST, "size": 65536}]
-    # sysfs cannot be mounted in a user namespace without its own network namespace
-    b.config["linux"]["namespaces"] = [n for n in ns if n["type"] != "network"]
     for root, dirs, files in os.walk(b.rootfs):
         for n in dirs + files:
             os.lchown(os.path.join(root, n), USERNS_HOST, USERNS_HOST)
@@ -134,7 +132,11 @@ def _run_and_check(rt, b, cid, canary, cwd=None):
 
 @pytest.mark.parametrize("userns", [False, True], ids=["host", "userns"])
 @pytest.mark.parametrize("name", sorted(DEVICE_CASES))
-def test_device_path_symlink_stays_inside(rt, make_bundle, cid, canary, name, userns):
+def test_device_path_symlink_stays_inside(rt, make_bundle, cid, canary, name, userns, request):
+    if name == "symlinked_parent" and not rt.is_pyruntime:
+        request.node.add_marker(pytest.mark.xfail(
+            reason="runc 1.1.5 makes /dev/ptmx, /dev/fd... through the image's /dev symlink, "
+                   "in the host dir it points to"))
     path, setup = DEVICE_CASES[name]
     b = _devices_bundle(make_bundle, canary, path, userns)
     setup(b, canary)
@@ -157,6 +159,12 @@ def test_device_path_dotdot_and_magic_links(rt, make_bundle, cid, canary, path, 
         userns_bundle(b)
     b.save()
     r = _run_and_check(rt, b, cid, canary)
+    if ".." in path:
+        # the path is the rootfs itself: left as it is (runc: mknod meets EEXIST), and in
+        # a user namespace no host dir is bound onto it
+        assert (r.returncode != 0) == userns, r.stderr
+        if userns and rt.is_pyruntime:
+            assert "is a directory" in r.stderr, r.stderr
     if path.startswith("/proc/") and rt.is_pyruntime:
         # a magic link is never followed (runc reinterprets its text inside the rootfs)
         assert r.returncode != 0
