@@ -20,15 +20,18 @@ def _run(argv, **kw):
 
 @pytest.fixture(scope="module")
 def dists(tmp_path_factory):
-    """(sdist, wheel): `python -m build` makes the sdist, then the wheel from the
-    unpacked sdist, so a file missing from the sdist breaks the wheel's build."""
+    """(sdist, wheel): the sdist from the checkout, then the wheel built by pip from that
+    sdist, so a file missing from the sdist breaks the wheel's build."""
     out = tmp_path_factory.mktemp("dist")
-    # no isolation: this venv already has the build requirements, and no download
-    _run([sys.executable, "-m", "build", "--no-isolation", "--outdir", str(out), util.REPO],
-         cwd="/")
+    # no `build` frontend needed (helpers' venvs may lack it) and, without pip's build
+    # isolation, no download: this venv has the build requirements
+    _run([sys.executable, "setup.py", "-q", "sdist", "--dist-dir", str(out)], cwd=util.REPO)
     sdist = [str(p) for p in out.glob("pyruntime-*.tar.gz")]
+    assert len(sdist) == 1, os.listdir(out)
+    _run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
+          "--disable-pip-version-check", "--wheel-dir", str(out), sdist[0]], cwd="/")
     wheel = [str(p) for p in out.glob("pyruntime-*.whl")]
-    assert len(sdist) == 1 and len(wheel) == 1, os.listdir(out)
+    assert len(wheel) == 1, os.listdir(out)
     return sdist[0], wheel[0]
 
 
