@@ -9,8 +9,8 @@
 # 2. tools/check_wheel.py: both hold the whole package tree, the cffi modules and the
 #    compiled `pyruntime` launcher.
 # 3. A fresh venv under /tmp with the wheel installed (dependencies from the index), next
-#    to a copy of tests/, spec-fixtures/, tools/mkrootfs.py and pyproject.toml only: no
-#    pyruntime/ or csrc/ anywhere the tests or the runtime could import from.
+#    to a copy of tests/, spec-fixtures/, tools/mkrootfs.py, csrc/launcher.c and
+#    pyproject.toml only: no pyruntime/ anywhere the tests or the runtime could import from.
 # 4. The host suite (as run-tests.sh's pytest stage) with PYRT_RUNTIME=<venv>/bin/pyruntime
 #    and the venv's python running pytest, so the library tests import the installed
 #    package too. tests/test_packaging.py is left out: it builds from the checkout, which
@@ -39,10 +39,13 @@ SDIST=$(echo "$WORK"/dist/pyruntime-*.tar.gz)
 
 SRC=$WORK/src
 say "copying the tests to $SRC"
-mkdir -p "$SRC/tools"
+mkdir -p "$SRC/tools" "$SRC/csrc"
 cp -a "$REPO/tests" "$REPO/spec-fixtures" "$REPO/pyproject.toml" "$SRC/"
 cp -a "$REPO/tools/mkrootfs.py" "$SRC/tools/"
+cp -a "$REPO/csrc/launcher.c" "$SRC/csrc/"   # tests/test_launcher.py compiles it alone
 find "$SRC" -name __pycache__ -prune -exec rm -rf {} +
+# the upstream OCI schemas tests/test_config.py looks for beside the checkout
+if [ -d "$REPO/../shared" ]; then ln -s "$(readlink -f "$REPO/../shared")" "$WORK/shared"; fi
 
 # the venv inside the copy: tests/test_rootless.py puts site-packages below the tests'
 # top directory on the unprivileged user's PYTHONPATH
