@@ -56,14 +56,19 @@ def test_check_wheel_finds_a_missing_module(dists, tmp_path):
     assert p.stdout == "check_wheel: missing from the wheel: pyruntime/cli/cmd_state.py\n"
 
 
-def test_wheel_in_a_fresh_venv_gives_a_working_fast_command(dists, tmp_path):
-    venv = str(tmp_path / "venv")
+@pytest.fixture(scope="module")
+def venv(dists, tmp_path_factory):
+    """A fresh venv outside the checkout with the wheel installed."""
+    venv = str(tmp_path_factory.mktemp("venv"))
     base = getattr(sys, "_base_executable", sys.executable)
     _run([base, "-m", "venv", venv], cwd="/")
     # its dependencies come from the package index (or pip's cache), as for a user
     _run([venv + "/bin/pip", "install", "-q", "--disable-pip-version-check", dists[1]],
          cwd="/")
+    return venv
 
+
+def test_wheel_in_a_fresh_venv_gives_a_working_fast_command(venv, tmp_path):
     cmd = venv + "/bin/pyruntime"
     with open(cmd, "rb") as f:
         assert f.read(4) == b"\x7fELF"  # the C launcher, not pip's console-script wrapper
@@ -101,3 +106,16 @@ def test_wheel_in_a_fresh_venv_gives_a_working_fast_command(dists, tmp_path):
     spec_dir.mkdir()
     _run([cmd, "spec"], cwd=str(spec_dir), env=env)
     assert (spec_dir / "config.json").stat().st_size > 0
+
+
+def test_prefix_install_finds_its_package_and_the_dependencies_elsewhere(dists, venv, tmp_path):
+    # pip install --prefix: the package under PREFIX/lib/pythonX.Y/site-packages, cffi and
+    # jsonschema only in the venv whose python the entry names
+    prefix = str(tmp_path / "prefix")
+    _run([venv + "/bin/pip", "install", "-q", "--disable-pip-version-check", "--no-deps",
+          "--ignore-installed", "--prefix", prefix, dists[1]], cwd="/")
+    p = _run([prefix + "/bin/pyruntime", "--version"], cwd="/")
+    assert p.stdout.startswith("pyruntime version "), p.stdout
+    assert "\nlibseccomp: " in p.stdout, p.stdout  # through cffi, from the venv
+    p = _run([venv + "/bin/python", "-IS", prefix + "/bin/pyruntime-entry", "spec", "--help"])
+    assert "pyruntime spec" in p.stdout
