@@ -21,7 +21,15 @@ set -euo pipefail
 REPO=$(cd "$(dirname "$(readlink -f "$0")")/.." && pwd)
 VPY=$REPO/.venv/bin/python
 WORK=$(mktemp -d /tmp/pyrt-wheel-XXXXXX)
-trap 'rm -rf "$WORK"' EXIT
+# never rm -rf through a mount a failed test may have left below
+cleanup() {
+    if grep -q " $WORK/" /proc/self/mountinfo; then
+        echo "wheel: mounts remain under $WORK: not removing it" >&2
+    else
+        rm -rf "$WORK"
+    fi
+}
+trap cleanup EXIT
 # the rootless tests' user runs the installed package from here with the system python3
 chmod 755 "$WORK"
 
