@@ -34,6 +34,14 @@ class V1Manager(BaseManager):
             self.mounts[key] = mp
             for c in h["controllers"]:
                 self.ctrl[c] = key
+        v2 = [(m, r) for m, r, fs, _o in (mountinfo or common.read_mountinfo()) if fs == "cgroup2"]
+        if v2 and self.paths:
+            # hybrid: the container gets a cgroup of its own in the unified hierarchy
+            # too (key ""), as runc does, so /proc/PID/cgroup's 0:: line names it
+            mp, root = v2[0]
+            base = mp if absolute else common.host_dir(mp, root, own.get("", "/"))
+            self.paths[""] = common.leaf_dir(mp, base, parts)
+            self.mounts[""] = mp
 
     def _init_from_state(self, d):
         self.ctrl = {}
