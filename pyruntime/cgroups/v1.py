@@ -68,8 +68,15 @@ class V1Manager(BaseManager):
     def _create_one(self, key, d):
         made = common.mkdirs(self.mounts[key], d)
         if "cpuset" in key.split(","):
-            # new cpuset cgroups start empty and refuse tasks: inherit the parent's
-            for cur in made:
+            # new cpuset cgroups start empty and refuse tasks: inherit the parent's (a
+            # parent someone else made empty too, as runc does)
+            mp = self.mounts[key]
+            chain = []
+            cur = d
+            while cur.startswith(mp + "/"):
+                chain.append(cur)
+                cur = os.path.dirname(cur)
+            for cur in reversed(chain):
                 parent = os.path.dirname(cur)
                 for f in ("cpuset.cpus", "cpuset.mems"):
                     if not common.read_file(cur, f, "").strip():
