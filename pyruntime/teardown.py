@@ -81,7 +81,10 @@ def delete(rt, cid, force=False):
             os.close(c.dirfd)
 
 
-def _teardown(rt, c):
+def _teardown(rt, c, pidns=None):
+    """Kill the container's init (and, when they are its alone and its init does not
+    take them along, the processes of its cgroup), remove its cgroups. -> the leaf dirs
+    left because processes that are not the container's remain in them."""
     cg = c.data.get("cgroup")
     mgr = None
     if cg:
@@ -106,9 +109,10 @@ def _teardown(rt, c):
             os.close(fd)
         faults.at("delete:killed")
     if mgr is None:
-        return
-    kill = (c.data.get("pidns") is not True and mgr.exclusive()
-            and not _shared(rt, c.id, mgr))
+        return []
+    if pidns is None:
+        pidns = c.data.get("pidns") is True
+    kill = not pidns and mgr.exclusive() and not _shared(rt, c.id, mgr)
     busy = mgr.destroy(kill=kill)
     if busy:
         # runc's words: the cgroup stays for the processes still in it
@@ -116,6 +120,7 @@ def _teardown(rt, c):
             rt._warn("Failed to remove cgroup: rmdir %s: device or resource busy" % d)
         left = sorted((k, d) for k, d in mgr.paths.items() if d in busy)
         rt._warn("Failed to remove paths: map[%s]" % " ".join("%s:%s" % kd for kd in left))
+    return busy
 
 
 def _shared(rt, cid, mgr):
@@ -160,7 +165,8 @@ def _delete_damaged(rt, cid, force, err):
             st.remove_dir(path)
             return
         c = st.Container(rt.root, cid, data, None)
-        if not _init_is_ours(c):
+        verified = _init_is_ours(c)
+        if not verified:
             c.data["pid"] = 0
         status = c.status()
         if status != "stopped" and not force:
@@ -168,7 +174,13 @@ def _delete_damaged(rt, cid, force, err):
                                "(its state file is damaged)" % (cid, status))
         rt._warn("container %s: state file is damaged (%s); deleting from owned.json"
                  % (cid, str(err).split(": ", 1)[-1]))
-        _teardown(rt, c)
+        # an init that cannot be verified cannot take the container's processes along:
+        # those of its cgroup are found there (when it is the container's alone)
+        busy = _teardown(rt, c, pidns=verified and c.data.get("pidns") is True)
+        if busy and not verified:
+            raise RuntimeErr("container %s: state file is damaged and processes remain in "
+                             "its cgroup %s: kill them, then run delete --force again"
+                             % (cid, busy[0]))
         st.remove_dir(path)
     finally:
         os.close(dirfd)
