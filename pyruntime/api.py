@@ -84,7 +84,8 @@ class Runtime:
         for cid in st.list_ids(self.root):
             try:
                 c = st.load(self.root, cid)
-            except RuntimeErr:
+            except RuntimeErr as e:
+                self._warn("load container %s: %s" % (cid, e))   # runc lists the rest too
                 continue
             s = c.oci_state()
             try:
@@ -253,6 +254,13 @@ class Runtime:
                     # what create made must be on record even if it failed halfway
                     if mgr.created != intent:
                         _record_cgroups(c, mgr)
+                if not mgr.exclusive():
+                    n = len(mgr.pids())   # another container's: delete will spare them
+                    if n:
+                        self._warn("container's cgroup is not empty: %d process(es) found" % n)
+                        self._warn("DEPRECATED: running container in a non-empty cgroup won't "
+                                   "be supported in runc 1.2; "
+                                   "https://github.com/opencontainers/runc/issues/3132")
             faults.at("create:cgroup")
             launch.send()
             faults.at("create:go")

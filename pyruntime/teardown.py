@@ -91,6 +91,7 @@ def _teardown(rt, c, pidns=None):
         from . import cgroups
         mgr = cgroups.from_state(cg)
     fd = open_init(c.pid, c.data.get("start_time"))
+    killed = fd >= 0
     if fd >= 0:
         try:
             import _signal
@@ -112,7 +113,10 @@ def _teardown(rt, c, pidns=None):
         return []
     if pidns is None:
         pidns = c.data.get("pidns") is True
-    kill = not pidns and mgr.exclusive() and not _shared(rt, c.id, mgr)
+    # a pid namespace takes the container's processes along only with its init: when the
+    # recorded init is not there (it died, or the record is wrong), what is in the
+    # container's own cgroup is the container's
+    kill = (not (pidns and killed)) and mgr.exclusive() and not _shared(rt, c.id, mgr)
     busy = mgr.destroy(kill=kill)
     if busy:
         # runc's words: the cgroup stays for the processes still in it
@@ -207,7 +211,11 @@ def _init_is_ours(c):
         return False
     for key, d in mgr.dirs():
         rel = own.get(key.split(",")[0] if key else "")
-        if rel is not None and os.path.normpath(mgr.mounts[key] + "/" + rel) == d:
+        if rel is None:
+            continue
+        # its own cgroup or one below it (made inside, with a cgroup namespace)
+        here = os.path.normpath(mgr.mounts[key] + "/" + rel)
+        if here == d or here.startswith(d + "/"):
             return True
     return False
 
