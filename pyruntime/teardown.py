@@ -116,7 +116,8 @@ def _teardown(rt, c, pidns=None):
     # a pid namespace takes the container's processes along only with its init: when the
     # recorded init is not there (it died, or the record is wrong), what is in the
     # container's own cgroup is the container's
-    kill = (not (pidns and killed)) and mgr.exclusive() and not _shared(rt, c.id, mgr)
+    kill = (not (pidns and killed)) and mgr.exclusive() and bool(mgr.pids()) \
+        and not _shared(rt, c.id, mgr)
     busy = mgr.destroy(kill=kill)
     if busy:
         # runc's words: the cgroup stays for the processes still in it
