@@ -222,19 +222,25 @@ def _init_is_ours(c):
 
 
 def _refuse_if_live(rt, cid, err):
-    """No usable record at all: the cgroup the config names is looked at; processes in
-    it mean the container may be alive, and forgetting it would leave them untracked."""
+    """No usable record at all: the cgroup the config names is looked at. Processes in it
+    mean the container may be alive, and forgetting it would leave them untracked: refuse.
+    Empty leaves are removed (one rmdir each; parents are left, nothing says who made them)."""
     try:
         from . import cgroups
         mgr = cgroups.new(cid, _stored_cgroups_path(rt, cid), {})
-        live = [d for _, d in mgr.dirs() if os.path.isdir(d) and mgr_pids(d)]
+        leaves = [d for _, d in mgr.dirs() if os.path.isdir(d)]
     except (RuntimeErr, OSError):
-        live = []
+        leaves = []
+    from .cgroups import common
+    try:
+        live = [d for d in leaves if common.all_pids(d)]
+    except (OSError, ValueError):
+        live = leaves
     if live:
         raise RuntimeErr("%s, and processes remain in its cgroup %s: kill them, then run "
                          "delete --force again" % (err, live[0]))
-
-
-def mgr_pids(d):
-    from .cgroups import common
-    return common.read_procs_quiet(d)
+    for d in leaves:
+        try:
+            os.rmdir(d)
+        except OSError:
+            pass

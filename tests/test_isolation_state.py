@@ -197,6 +197,58 @@ def test_damaged_owned_record_cannot_point_at_a_foreign_process(rt, make_bundle,
         os.kill(init, signal.SIGKILL)
 
 
+def test_hostile_owned_record_cannot_point_at_a_foreign_cgroup(rt, make_bundle, cid):
+    """Both files damaged, owned.json naming a bait cgroup with a process in it: the
+    record is refused (its paths are not named for the container), the bait is never
+    touched, and delete --force refuses in one line while the container's own cgroup
+    still holds its processes instead of forgetting them."""
+    if not rt.is_pyruntime:
+        pytest.skip("pyruntime's state files")
+    b = bundle(make_bundle)
+    util.call_ok(rt, "run", "--detach", "--bundle", b.path, cid, timeout=T)
+    init = rt.state(cid)["pid"]
+    bait = os.path.join(CG, "pids", cid + "-bait")
+    os.mkdir(bait)
+    stranger = subprocess.Popen(["sleep", "1000"], start_new_session=True)
+    try:
+        with open(os.path.join(bait, "cgroup.procs"), "w") as f:
+            f.write(str(stranger.pid))
+        d = os.path.join(rt.root, cid)
+        with open(os.path.join(d, "owned.json")) as f:
+            owned = json.load(f)
+        owned["cgroup"].update(paths={"pids": bait}, mounts={"pids": CG + "/pids"},
+                               created=[bait], skipped=[], cgroups_path="/" + cid + "-bait")
+        with open(os.path.join(d, "owned.json"), "w") as f:
+            json.dump(owned, f)
+        with open(os.path.join(d, "state.json"), "wb") as f:
+            f.write(b"null")
+        p = rt.run("delete", "--force", cid, timeout=T)
+        assert p.returncode == 1 and len(p.stderr.strip().splitlines()) == 1, p.stderr
+        assert "delete --force again" in p.stderr, p.stderr
+        assert util.pid_alive(init) and os.path.isdir(d)
+        assert stranger.poll() is None and os.path.isdir(bait)
+        os.kill(init, signal.SIGKILL)
+        assert util.wait_for(lambda: not util.pid_alive(init), 5)
+        p = rt.run("delete", "--force", cid, timeout=T)
+        assert p.returncode == 0, p.stderr
+        assert stranger.poll() is None and os.path.isdir(bait)
+        assert not os.path.exists(d)
+    finally:
+        stranger.kill()
+        stranger.wait()
+        util.wait_for(lambda: _rmdir(bait), 5)
+
+
+def _rmdir(path):
+    try:
+        os.rmdir(path)
+    except FileNotFoundError:
+        pass
+    except OSError:
+        return False
+    return True
+
+
 # ---- item 8: create killed at any moment, then delete --force, leaves nothing -------------
 
 @pytest.mark.parametrize("user", [False, True], ids=["host-ids", "userns"])
