@@ -15,7 +15,7 @@ import time
 
 from . import faults
 from . import fastjson, state as st
-from .errors import InvalidState, NotExist, RuntimeErr
+from .errors import InvalidState, RuntimeErr
 from .ids import validate
 
 SIGNALS = {
