@@ -85,7 +85,7 @@ class Runtime:
             try:
                 c = st.load(self.root, cid)
             except RuntimeErr as e:
-                self._warn("load container %s: %s" % (cid, e))   # runc lists the rest too
+                self._warn(str(e))   # runc too names it and lists the rest
                 continue
             s = c.oci_state()
             try:

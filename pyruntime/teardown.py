@@ -177,8 +177,7 @@ def _delete_damaged(rt, cid, force, err):
         if status != "stopped" and not force:
             raise InvalidState("cannot delete container %s that is not stopped: %s "
                                "(its state file is damaged)" % (cid, status))
-        rt._warn("container %s: state file is damaged (%s); deleting from owned.json"
-                 % (cid, str(err).split(": ", 1)[-1]))
+        rt._warn("%s: its init and cgroups are found from %s" % (err, st.OWNED_FILE))
         # an init that cannot be verified cannot take the container's processes along:
         # those of its cgroup are found there (when it is the container's alone)
         busy = _teardown(rt, c, pidns=verified and c.data.get("pidns") is True)
