@@ -258,7 +258,7 @@ def test_create_killed_at_random_moments(rt, make_bundle, cid, pyrt_ctx, user):
     b = bundle(make_bundle, user=user, cgpath=None)
     rng = random.Random(os.getpid())
     found = []
-    for i in range(20):
+    for i in range(40):
         c = "%s-%d" % (cid, i)
         pyrt_ctx.ids.add(c)
         p = subprocess.Popen(rt.cmd + ["--root", rt.root, "create", "--bundle", b.path, c],
