@@ -15,7 +15,7 @@ import time
 
 from . import faults
 from . import fastjson, state as st
-from .errors import InvalidState, NotExist, RuntimeErr
+from .errors import InvalidState, RuntimeErr
 from .ids import validate
 
 SIGNALS = {
@@ -58,30 +58,6 @@ def _now_rfc3339():
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 10**9)) + ".%09dZ" % (ns % 10**9)
 
 
-def _wait_gone(pid, start_time, timeout=10.0):
-    """Wait for a process that is not our child to exit (pidfd, else polling)."""
-    try:
-        fd = os.pidfd_open(pid)
-    except (OSError, AttributeError):
-        fd = -1
-    try:
-        if fd >= 0:
-            import select
-            p = select.poll()
-            p.register(fd, select.POLLIN)
-            p.poll(int(timeout * 1000))
-            return
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            s, letter = st.proc_start_time(pid)
-            if s is None or s != start_time or letter in ("Z", "X"):
-                return
-            time.sleep(0.005)
-    finally:
-        if fd >= 0:
-            os.close(fd)
-
-
 class Runtime:
     def __init__(self, root="/run/pyruntime", systemd_cgroup=False, rootless="auto", log=None):
         self.root = root
@@ -108,7 +84,8 @@ class Runtime:
         for cid in st.list_ids(self.root):
             try:
                 c = st.load(self.root, cid)
-            except RuntimeErr:
+            except RuntimeErr as e:
+                self._warn(str(e))   # runc too names it and lists the rest
                 continue
             s = c.oci_state()
             try:
@@ -180,7 +157,15 @@ class Runtime:
                 launch.pid = 0
             return launch if _foreground else pid
         except BaseException:
-            _net_devices_home(c)
+            from .teardown import net_devices_home
+            net_devices_home(c)
+            if mgr is None and c.data.get("cgroup"):
+                # _launch_init failed: what it made (or meant to) is on record
+                from . import cgroups
+                try:
+                    mgr = cgroups.from_state(c.data["cgroup"])
+                except RuntimeErr:
+                    pass
             _abort(launch, mgr)
             st.remove_dir(path)
             if (config.get("hooks") or {}).get("poststop"):
@@ -233,7 +218,9 @@ class Runtime:
         cg_replace = None
         if mgr is not None and self._is_rootless() and isinstance(getattr(mgr, "mounts", None), dict):
             from . import rootless
+            _record_cgroups(c, mgr, mgr.intent())
             cg_replace = rootless.settle_cgroups(mgr, c)
+            _record_cgroups(c, mgr)
         plan = plan_mod.build(config, bundle, c.id, opts, cgroup_mgr=mgr)
         if cg_replace:
             rootless.cgroup_binds(plan, cg_replace)
@@ -256,9 +243,11 @@ class Runtime:
             idmap_fds = []
             c.data["pid"] = pid
             c.data["start_time"], _ = st.proc_start_time(pid)
-            if mgr is not None:
-                c.data["cgroup"] = mgr.to_state()
-            c.save()
+            # with a pid namespace of its own, killing the init takes every process of
+            # the container: delete then never signals what else is in its cgroup
+            c.data["pidns"] = "pid" in plan["namespaces"]["clone"]
+            intent = mgr.intent() if mgr is not None else []
+            _record_cgroups(c, mgr, intent)
             faults.at("create:spawned")
             self._write_id_maps(pid, plan)
             if linux.get("netDevices"):
@@ -281,8 +270,15 @@ class Runtime:
                     mgr.create()
                 finally:
                     # what create made must be on record even if it failed halfway
-                    c.data["cgroup"] = mgr.to_state()
-                    c.save()
+                    if mgr.created != intent:
+                        _record_cgroups(c, mgr)
+                if not mgr.exclusive():
+                    n = len(mgr.pids())   # another container's: delete will spare them
+                    if n:
+                        self._warn("container's cgroup is not empty: %d process(es) found" % n)
+                        self._warn("DEPRECATED: running container in a non-empty cgroup won't "
+                                   "be supported in runc 1.2; "
+                                   "https://github.com/opencontainers/runc/issues/3132")
             faults.at("create:cgroup")
             launch.send()
             faults.at("create:go")
@@ -507,84 +503,24 @@ class Runtime:
             from . import cgroups
             cgroups.from_state(c.data["cgroup"]).kill_all(signum)
             return
-        try:
-            os.kill(c.pid, signum)
-        except ProcessLookupError:
-            if not all:
-                raise InvalidState("container not running")
+        from .teardown import signal_init
+        if not signal_init(c.pid, c.data.get("start_time"), signum) and not all:
+            raise InvalidState("container not running")
 
     def delete(self, cid, force=False):
-        try:
-            c = self.load(cid, lock=True)
-        except NotExist:
-            if force:
-                return
-            raise
-        except st.CorruptState:
-            if not force:
-                raise
-            # nothing in it can be trusted to find a process or cgroup: free the id
-            self._warn("container %s: removing its unreadable state" % cid)
-            dirfd = st.lock_dir(os.path.join(self.root, cid))
-            try:
-                st.remove_dir(os.path.join(self.root, cid))
-            finally:
-                os.close(dirfd)
-            return
-        try:
-            status = c.status()
-            if status in ("running", "paused") and not force:
-                raise InvalidState("cannot delete container %s that is not stopped: %s" % (cid, status))
-            if status == "creating" and not force:
-                raise InvalidState("cannot delete container %s that is not stopped: %s" % (cid, status))
-            cg = c.data.get("cgroup")
-            mgr = None
-            if cg:
-                from . import cgroups
-                mgr = cgroups.from_state(cg)
-            _net_devices_home(c, self._warn)
-            if c.alive():
-                if status == "paused" and mgr is not None:
-                    try:
-                        mgr.kill_all(9)
-                    except Exception:
-                        pass
-                try:
-                    os.kill(c.pid, 9)
-                except ProcessLookupError:
-                    pass
-                _wait_gone(c.pid, c.data.get("start_time"))
-                faults.at("delete:killed")
-            if mgr is not None:
-                mgr.destroy()
-            hooks = c.hooks()
-            st.remove_dir(c.dir)
-            if hooks.get("poststop"):
-                from . import hooks as hooks_mod
-                hooks_mod.run_hooks(hooks, "poststop", c.oci_state("stopped"),
-                                    warn=self._warn)
-        finally:
-            if c.dirfd is not None:
-                os.close(c.dirfd)
+        from .teardown import delete
+        delete(self, cid, force)
 
 
-def _net_devices_home(c, warn=None):
-    """linux.netDevices go back to the host before the namespace holding them can go (a
-    virtual device would be destroyed with it); best effort, as the rest of delete."""
-    devs = c.data.get("net_devices")
-    if not devs:
-        return
-    path = c.data.get("netns_path") or getattr(c, "netns_fd", None) or ""
-    if not path:
-        if not c.pid or not c.alive():
-            return  # the namespace died with the init
-        path = "/proc/%d/ns/net" % c.pid
-    from . import netdev
-    try:
-        netdev.move_out(path, {h: {"name": n} for h, n in devs.items()})
-    except RuntimeErr as e:
-        if warn is not None:
-            warn(str(e))
+def _record_cgroups(c, mgr, intent=()):
+    """state.json and owned.json name the init and every cgroup dir that is or may be
+    made (intent: the dirs about to be made, written before the first mkdir), so a
+    create killed at any moment leaves nothing delete --force cannot find."""
+    if mgr is not None:
+        c.data["cgroup"] = rec = mgr.to_state()
+        rec["created"] = rec["created"] + [d for d in intent if d not in rec["created"]]
+    c.save()
+    st.save_owned(c)
 
 
 def _abort(launch, mgr):
