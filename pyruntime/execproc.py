@@ -357,7 +357,7 @@ def exec_process(rt, cid, process, detach=False, pid_file=None, console_socket=N
         opts["stdio"] = {"chown": 7}      # the console is on 0-2 by then
     elif not detach:
         # foreground: pipes the runtime relays, not the caller's files
-        child_stdio, parent_stdio = stdio.pipes(3 + preserve_fds + listen)
+        child_stdio, parent_stdio = stdio.pipes(3 + preserve_fds + listen, stdout_fd)
         opts["stdio"] = {"fds": list(child_stdio), "chown": 7}
     else:
         opts["stdio"] = {"chown": stdio.inherited_mask()}

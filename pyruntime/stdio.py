@@ -20,14 +20,18 @@ _CHUNK = 1 << 16
 _SPLICE_NONBLOCK = 2  # SPLICE_F_NONBLOCK
 
 
-def pipes(min_fd=3):
+def pipes(min_fd=3, stdout_fd=1, stderr_fd=2):
     """(child, parent): child = (stdin_r, stdout_w, stderr_w) for the process, parent =
     (stdin_w, stdout_r, stderr_r) for the relay. All close-on-exec and at or above min_fd
-    (never on 0-2, never in the range --preserve-fds hands to the container)."""
+    (never on 0-2, never in the range --preserve-fds hands to the container).
+
+    When our stdout and stderr are the same file (2>&1), the process gets one pipe for
+    both, so what it writes to either keeps its order; stderr_r is then None."""
     import fcntl
     made = []
     try:
-        for _ in range(3):
+        joined = _same_file(stdout_fd, stderr_fd)
+        for _ in range(2 if joined else 3):
             r, w = os.pipe2(os.O_CLOEXEC)
             made += [r, w]
         for i, fd in enumerate(made):
@@ -37,13 +41,25 @@ def pipes(min_fd=3):
     except BaseException:
         close(made)
         raise
-    in_r, in_w, out_r, out_w, err_r, err_w = made
+    if joined:
+        in_r, in_w, out_r, out_w = made
+        err_r, err_w = None, out_w
+    else:
+        in_r, in_w, out_r, out_w, err_r, err_w = made
     os.set_blocking(in_w, False)
     return (in_r, out_w, err_w), (in_w, out_r, err_r)
 
 
+def _same_file(a, b):
+    try:
+        sa, sb = os.fstat(a), os.fstat(b)
+    except OSError:
+        return False
+    return (sa.st_dev, sa.st_ino) == (sb.st_dev, sb.st_ino)
+
+
 def close(fds):
-    for fd in fds:
+    for fd in set(fds):
         if fd is not None and fd >= 0:
             try:
                 os.close(fd)
@@ -173,7 +189,9 @@ def relay(pid, parent, forwarder=None, stdin_fd=0, stdout_fd=1, stderr_fd=2):
     """Relay until `pid` (our child) exits and what it wrote is out; return its wait status.
     Closes the parent ends."""
     in_w, out_r, err_r = parent
-    outs = {out_r: _Out(out_r, stdout_fd), err_r: _Out(err_r, stderr_fd)}
+    outs = {out_r: _Out(out_r, stdout_fd)}
+    if err_r is not None:
+        outs[err_r] = _Out(err_r, stderr_fd)
     if forwarder is not None:
         forwarder.flush()
     try:

@@ -328,3 +328,43 @@ def test_container_made_fifo_passwd_does_not_hang_exec(rt, make_bundle, cid):
     rt.ok("exec", cid, "sh", "-c", "ln -s /proc/1/environ /etc/passwd")
     r = rt.run("exec", "--user", "1000", cid, "sh", "-c", "echo HOME=$HOME", timeout=20)
     assert (r.returncode, r.stdout) == (0, "HOME=/\n"), r.stderr
+
+
+@pytest.mark.parametrize("how", ["run", "exec"])
+def test_joined_stdout_stderr_keep_their_order(rt, make_bundle, cid, pyrt_tmp, how):
+    if not rt.is_pyruntime:
+        pytest.skip("runc 1.1 relays stdout and stderr through two pipes: 2>&1 loses order")
+    script = "i=0; while [ $i -lt 300 ]; do echo o$i; echo e$i >&2; i=$((i+1)); done"
+    if how == "run":
+        argv = ["run", "--bundle", make_bundle(["sh", "-c", script]).path, cid]
+    else:
+        _running(rt, make_bundle, cid)
+        argv = ["exec", cid, "sh", "-c", script]
+    path = os.path.join(pyrt_tmp, "both")
+    with open(path, "wb") as f:
+        rt.ok(*argv, stdout=f, stderr=f)
+    with open(path) as f:
+        assert f.read().split() == [x for i in range(300) for x in ("o%d" % i, "e%d" % i)]
+
+
+@pytest.mark.parametrize("how", ["run", "exec"])
+def test_reader_gone_stops_the_writer(rt, make_bundle, cid, how):
+    # `runtime run ... | head -c 10`: the container's next write fails as it would
+    # without a runtime in between, and nobody hangs
+    if how == "run":
+        argv = ["run", "--bundle", make_bundle(["yes"]).path, cid]
+    else:
+        _running(rt, make_bundle, cid)
+        argv = ["exec", cid, "yes"]
+    p = subprocess.Popen(rt.cmd + ["--root", rt.root] + argv, stdout=subprocess.PIPE,
+                         stdin=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        assert p.stdout.read(10) == b"y\ny\ny\ny\ny\n"
+        p.stdout.close()
+        code = p.wait(20)
+    finally:
+        p.kill()
+        p.wait()
+    # as the namespace's init, yes is immune to an unhandled SIGPIPE: its write fails
+    # with EPIPE and it exits 1; exec'd, SIGPIPE kills it
+    assert code == (1 if how == "run" else 128 + 13), p.stderr.read()
