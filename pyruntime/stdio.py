@@ -87,18 +87,20 @@ class _Out:
     def __init__(self, src, dst):
         self.src, self.dst = src, dst
         self.splice = True
+        self.moved = 0
 
-    def move(self):
+    def move(self, limit=_CHUNK):
         """Move what is readable now; False at EOF or when our side is gone."""
         while True:
             try:
                 if self.splice:
-                    n = os.splice(self.src, self.dst, _CHUNK)
+                    n = os.splice(self.src, self.dst, limit)
                 else:
-                    data = os.read(self.src, _CHUNK)
+                    data = os.read(self.src, limit)
                     n = len(data)
                     if n:
                         _write_all(self.dst, data)
+                self.moved += n
                 return n > 0
             except InterruptedError:
                 continue
@@ -116,6 +118,15 @@ class _Out:
                 # EPIPE and the like: nobody reads our side; closing the pipe lets the
                 # process see it too
                 return False
+
+
+def _queued(fd):
+    """Bytes in a pipe now (FIONREAD)."""
+    import fcntl
+    try:
+        return int.from_bytes(fcntl.ioctl(fd, 0x541B, b"\0\0\0\0"), "little")
+    except OSError:
+        return 0
 
 
 def _readable(fd):
@@ -244,12 +255,17 @@ def relay(pid, parent, forwarder=None, stdin_fd=0, stdout_fd=1, stderr_fd=2):
             if exited:
                 break
         inp.close()
-        # What the process wrote before it exited is in the pipes: move it all. A
-        # background child that still holds a pipe does not keep us waiting.
-        for fd, o in list(outs.items()):
+        # What the process wrote before it exited is in the pipes: move that. A
+        # background child that still holds a pipe (exec) does not keep us waiting,
+        # however much it writes.
+        for fd, o in outs.items():
             os.set_blocking(fd, False)
-            while _readable(fd) and o.move():
-                pass
+            left = _queued(fd)
+            while left > 0:
+                before = o.moved
+                if not o.move(min(left, _CHUNK)) or o.moved == before:
+                    break
+                left -= o.moved - before
         while status is None:
             try:
                 _, status = os.waitpid(pid, 0)
