@@ -381,3 +381,26 @@ def test_exec_returns_when_its_process_exits_despite_a_writing_child(rt, make_bu
     assert time.monotonic() - t < 10
     assert r.returncode == 4
     assert "fg\n" in r.stdout
+
+
+@pytest.mark.parametrize("how", ["run", "exec"])
+def test_unread_stdin_does_not_stall_output(rt, make_bundle, cid, how):
+    script = "head -c 3000000 /dev/zero; exit 6"
+    if how == "run":
+        argv = ["run", "--bundle", make_bundle(["sh", "-c", script]).path, cid]
+    else:
+        _running(rt, make_bundle, cid)
+        argv = ["exec", cid, "sh", "-c", script]
+    r = rt.run(*argv, input="x" * (4 << 20), stdout=subprocess.PIPE, timeout=60)
+    assert r.returncode == 6
+    assert len(r.stdout) == 3000000
+
+
+def test_detached_inherited_pipe_belongs_to_user(rt, make_bundle, cid):
+    # an engine's pipe handed to `run -d`/`create` is fixed up as runc does
+    b = make_bundle(["sh", "-c", "echo reopened > /proc/self/fd/1 && stat -L -c %u /proc/self/fd/1"])
+    b.config["process"]["user"] = {"uid": 1000, "gid": 1000}
+    b.save()
+    r = rt.run("run", "-d", "--bundle", b.path, cid, stdout=subprocess.PIPE, timeout=30)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["reopened", "1000"]
