@@ -120,6 +120,13 @@ class _Out:
                 return False
 
 
+def _background(fd):
+    try:
+        return os.tcgetpgrp(fd) != os.getpgrp()
+    except OSError:
+        return False   # not our controlling terminal: no job control on it
+
+
 def _queued(fd):
     """Bytes in a pipe now (FIONREAD)."""
     import fcntl
@@ -216,9 +223,16 @@ def relay(pid, parent, forwarder=None, stdin_fd=0, stdout_fd=1, stderr_fd=2):
     if pidfd >= 0:
         p.register(pidfd, IN)
     inp = _In(stdin_fd, in_w)
+    # A background job that reads its terminal gets SIGTTIN: stopped (run) or, with the
+    # signal forwarded (exec), spinning and stopping the process. Until we are in the
+    # foreground the process's stdin stays open and quiet; we look again now and then.
+    tty_in = parked = False
     try:
         os.fstat(stdin_fd)
-        p.register(stdin_fd, IN)
+        tty_in = os.isatty(stdin_fd)
+        parked = tty_in and _background(stdin_fd)
+        if not parked:
+            p.register(stdin_fd, IN)
     except OSError:
         inp.close()   # no stdin: the process reads EOF at once
     status = None
@@ -228,8 +242,11 @@ def relay(pid, parent, forwarder=None, stdin_fd=0, stdout_fd=1, stderr_fd=2):
                 r, status = os.waitpid(pid, os.WNOHANG)
                 if r:
                     break
+            if parked and inp.dst is not None and not _background(stdin_fd):
+                parked = False
+                p.register(stdin_fd, IN)
             exited = False
-            for fd, ev in p.poll(-1 if pidfd >= 0 else 100):
+            for fd, ev in p.poll(250 if parked else -1 if pidfd >= 0 else 100):
                 if fd == pidfd:
                     exited = True
                 elif fd in outs:
@@ -237,6 +254,10 @@ def relay(pid, parent, forwarder=None, stdin_fd=0, stdout_fd=1, stderr_fd=2):
                         p.unregister(fd)
                         os.close(outs.pop(fd).src)
                 elif fd == stdin_fd:
+                    if tty_in and _background(stdin_fd):
+                        parked = True
+                        p.unregister(stdin_fd)
+                        continue
                     r = inp.from_src()
                     if r != _OK:
                         p.unregister(stdin_fd)

@@ -404,3 +404,51 @@ def test_detached_inherited_pipe_belongs_to_user(rt, make_bundle, cid):
     r = rt.run("run", "-d", "--bundle", b.path, cid, stdout=subprocess.PIPE, timeout=30)
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ["reopened", "1000"]
+
+
+_BG_JOB = r"""
+import os, sys
+os.setsid()
+tty = os.open(sys.argv[1], os.O_RDWR)   # our controlling terminal; we stay its foreground
+out = os.open(sys.argv[2], os.O_WRONLY)
+pid = os.fork()
+if pid == 0:
+    os.setpgid(0, 0)                    # a background job, as `runtime exec ... &`
+    os.dup2(tty, 0)
+    os.dup2(out, 1)
+    os.dup2(out, 2)
+    os.execvp(sys.argv[3], sys.argv[3:])
+_, status, ru = os.wait4(pid, 0)
+print(os.waitstatus_to_exitcode(status), ru.ru_utime + ru.ru_stime)
+"""
+
+
+@pytest.mark.parametrize("how", ["run", "exec"])
+def test_background_job_on_a_terminal_does_not_spin(rt, make_bundle, cid, pyrt_tmp, how):
+    # Reading a terminal from a background job raises SIGTTIN: the relay must neither
+    # spin on it nor pass it on (it would stop the container's process).
+    import sys
+    script = "sleep 1; echo done; exit 3"
+    if how == "run":
+        argv = ["run", "--bundle", make_bundle(["sh", "-c", script]).path, cid]
+    else:
+        _running(rt, make_bundle, cid)
+        argv = ["exec", cid, "sh", "-c", script]
+    if not rt.is_pyruntime:
+        pytest.skip("runc 1.1 reads the terminal from the background and stops until `fg`")
+    master, slave = os.openpty()
+    os.write(master, b"typed at the shell\n")   # the terminal has input: reading it is tempting
+    out = os.path.join(pyrt_tmp, "out")
+    open(out, "w").close()
+    try:
+        r = subprocess.run([sys.executable, "-c", _BG_JOB, os.ttyname(slave), out]
+                           + rt.cmd + ["--root", rt.root] + argv,
+                           capture_output=True, text=True, timeout=30)
+    finally:
+        os.close(slave)
+        os.close(master)
+    code, cpu = r.stdout.split()
+    with open(out) as f:
+        assert f.read() == "done\n"
+    assert int(code) == 3
+    assert float(cpu) < 0.8
