@@ -853,6 +853,31 @@ static void do_lookup(struct pyrt_step *s)
     fail(ENOENT, "exec: \"%s\": executable file not found in $PATH", name);
 }
 
+/* The process's stdio: m[0..2] (fd + 1, 0 = keep) are the runtime's pipes to put on
+ * 0, 1, 2 (they are >= 3, so no dup3 clobbers a source). Then the fds in mask n3 get owner
+ * n1 (runc's stdio fix-up: a non-root process must be able to reopen /proc/self/fd/N and
+ * its tty); the group stays (devpts' tty group). /dev/null is never touched, and an
+ * owner this namespace cannot map, or a read-only /dev, leaves the fd as it is. */
+static void do_stdio(struct pyrt_step *s)
+{
+    int i;
+    for (i = 0; i < 3; i++)
+        if (s->m[i] && dup3((int)s->m[i] - 1, i, 0) < 0)
+            fail(errno, "dup fd %d", i);
+    for (i = 0; i < 3; i++) {
+        struct stat st;
+        if (!(s->n3 & (1 << i)) || fstat(i, &st) < 0)
+            continue;
+        if (S_ISCHR(st.st_mode) && st.st_rdev == makedev(1, 3))
+            continue;
+        if (st.st_uid == (uid_t)s->n1)
+            continue;
+        if (fchown(i, (uid_t)s->n1, (gid_t)-1) < 0 &&
+            errno != EINVAL && errno != EPERM && errno != EROFS)
+            fail(errno, "fchown fd %d", i);
+    }
+}
+
 static void do_console(struct pyrt_step *s)
 {
     int master, slave;
@@ -1262,6 +1287,7 @@ static void run_step(struct pyrt_spawn *sp, struct pyrt_step *s)
     case OP_MEMPOLICY: do_mempolicy(s); break;
     case OP_PERSONALITY: do_personality(s); break;
     case OP_AFFINITY: do_affinity(s); break;
+    case OP_DUP_STDIO: do_stdio(s); break;
     case OP_SETNS:
         if (setns((int)s->n1, (int)s->n2) < 0)
             fail(errno, NULL);

@@ -167,6 +167,9 @@ class Runtime:
                 except RuntimeErr:
                     pass
             _abort(launch, mgr)
+            if launch is not None:
+                from .stdio import close
+                close(getattr(launch, "stdio", ()))
             st.remove_dir(path)
             if (config.get("hooks") or {}).get("poststop"):
                 # runc destroys a failed container the usual way: poststop hooks run
@@ -221,23 +224,40 @@ class Runtime:
             _record_cgroups(c, mgr, mgr.intent())
             cg_replace = rootless.settle_cgroups(mgr, c)
             _record_cgroups(c, mgr)
-        plan = plan_mod.build(config, bundle, c.id, opts, cgroup_mgr=mgr)
-        if cg_replace:
-            rootless.cgroup_binds(plan, cg_replace)
-        fifo = os.path.join(c.dir, st.FIFO)
-        os.mkfifo(fifo, 0o622)
-        fifo_fd = os.open(fifo, os.O_RDWR | os.O_CLOEXEC)
-        idmap_fds = []
-        if any(st.get("idmap") for st in plan["steps"]):
-            from . import idmap
-            try:
-                idmap_fds = idmap.prepare(plan)
-            except BaseException:
-                os.close(fifo_fd)
-                raise
-        launch = Launch(plan, fifo_fd)
+        from . import stdio
+        child_stdio = parent_stdio = ()
+        if process.get("terminal"):
+            opts["stdio"] = {"chown": 7}      # the console is on 0-2 by then
+        elif getattr(self, "_fg", False):
+            # run in the foreground: pipes the runtime relays, not the caller's files
+            child_stdio, parent_stdio = stdio.pipes(3 + preserve_fds + opts["listen_fds"])
+            opts["stdio"] = {"fds": list(child_stdio), "chown": 7}
+        else:
+            opts["stdio"] = {"chown": stdio.inherited_mask()}
+        fifo_fd = None
         try:
-            pid = launch.spawn()
+            plan = plan_mod.build(config, bundle, c.id, opts, cgroup_mgr=mgr)
+            if cg_replace:
+                rootless.cgroup_binds(plan, cg_replace)
+            fifo = os.path.join(c.dir, st.FIFO)
+            os.mkfifo(fifo, 0o622)
+            fifo_fd = os.open(fifo, os.O_RDWR | os.O_CLOEXEC)
+            idmap_fds = []
+            if any(st.get("idmap") for st in plan["steps"]):
+                from . import idmap
+                idmap_fds = idmap.prepare(plan)
+        except BaseException:
+            if fifo_fd is not None:
+                os.close(fifo_fd)
+            stdio.close(child_stdio + parent_stdio)
+            raise
+        launch = Launch(plan, fifo_fd)
+        launch.stdio = parent_stdio
+        try:
+            try:
+                pid = launch.spawn()
+            finally:
+                stdio.close(child_stdio)   # the init has its own copies now
             for fd in idmap_fds:   # the init has its own copies now
                 os.close(fd)
             idmap_fds = []
@@ -321,6 +341,7 @@ class Runtime:
             launch.run(on_sync=on_sync, on_fd=on_fd)
         except BaseException:
             _abort(launch, mgr)
+            stdio.close(parent_stdio)
             raise
         finally:
             os.close(fifo_fd)
@@ -452,6 +473,7 @@ class Runtime:
                 for s in pending:
                     os.kill(pid, s)
                 master = getattr(launch, "console_master", None)
+                pipes, launch.stdio = launch.stdio, ()
                 if master is not None:
                     # run -t without --console-socket: a person at a terminal
                     from .tty import relay
@@ -460,7 +482,10 @@ class Runtime:
                     finally:
                         os.close(master)
                         launch.console_master = None
-                while master is None:
+                elif pipes:
+                    from .stdio import relay
+                    status = relay(pid, pipes)
+                while master is None and not pipes:
                     try:
                         _, status = os.waitpid(pid, 0)
                         break
@@ -470,6 +495,8 @@ class Runtime:
                         status = 0
                         break
             except BaseException:
+                from .stdio import close
+                close(getattr(launch, "stdio", ()))
                 try:
                     os.kill(pid, 9)
                     os.waitpid(pid, 0)
@@ -548,20 +575,49 @@ def _cache_dir(kind):
     return os.path.join(base, kind)
 
 
+_PASSWD_MAX = 4 << 20
+
+
 def _home_of(rootfs, uid):
-    from .executor import open_in_root
+    """runc: HOME from the container's passwd entry for the user, "/" without one.
+
+    The file is the container's to shape, and a running container reshapes it at will:
+    it is resolved inside the rootfs (no symlink or magic link leads out), opened as an
+    O_PATH handle first so that opening it cannot block or wake a device, and read only
+    if it is a regular file of sane size. Anything else is one line, as runc says when
+    it cannot parse the file (runc itself blocks forever on a FIFO)."""
+    from .executor import open_in_root, strerror
+    what = "unable to start container process: unable to setup user: /etc/passwd: "
     try:
-        fd = open_in_root(rootfs, "/etc/passwd")
-    except OSError:
-        return "/"
+        fd = open_in_root(rootfs, "/etc/passwd", os.O_PATH)
+    except OSError as e:
+        if e.errno in (2, 20):   # ENOENT, ENOTDIR: no passwd, runc's default
+            return "/"
+        raise RuntimeErr(what + strerror(e.errno)) from None
     try:
-        with os.fdopen(fd, "rb") as f:
-            data = f.read(1 << 20)
-    except OSError:
-        return "/"
+        info = os.fstat(fd)
+        if info.st_mode & 0o170000 != 0o100000:   # S_ISREG
+            raise RuntimeErr(what + "not a regular file")
+        if info.st_size > _PASSWD_MAX:
+            raise RuntimeErr(what + "larger than %d MiB" % (_PASSWD_MAX >> 20))
+        # the same inode, now for reading
+        rfd = os.open("/proc/self/fd/%d" % fd,
+                      os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    except OSError as e:
+        raise RuntimeErr(what + strerror(e.errno)) from None
+    finally:
+        os.close(fd)
+    try:
+        with os.fdopen(rfd, "rb") as f:
+            data = f.read(_PASSWD_MAX + 1)
+    except OSError as e:
+        raise RuntimeErr(what + strerror(e.errno)) from None
+    if len(data) > _PASSWD_MAX:
+        raise RuntimeErr(what + "larger than %d MiB" % (_PASSWD_MAX >> 20))
+    want = str(uid)
     for line in data.decode(errors="replace").splitlines():
         parts = line.split(":")
-        if len(parts) >= 6 and parts[2] == str(uid):
+        if len(parts) >= 6 and parts[2] == want:
             return parts[5] or "/"
     return "/"
 

@@ -368,6 +368,29 @@ def exec_process(rt, cid, process, detach=False, pid_file=None, console_socket=N
             opts["setgroups_denied"] = f.read().strip() == "deny"
     except OSError:
         pass
+    from . import stdio
+    child_stdio = parent_stdio = ()
+    if terminal:
+        opts["stdio"] = {"chown": 7}      # the console is on 0-2 by then
+    elif not detach:
+        # foreground: pipes the runtime relays, not the caller's files
+        child_stdio, parent_stdio = stdio.pipes(3 + preserve_fds + listen, stdout_fd)
+        opts["stdio"] = {"fds": list(child_stdio), "chown": 7}
+    else:
+        opts["stdio"] = {"chown": stdio.inherited_mask()}
+    # whoever takes a set of fds over (the spawned process, the relay) empties its entry
+    held = {"child": child_stdio, "parent": parent_stdio}
+    try:
+        return _exec(rt, c, process, config, linux, opts, status, detach, pid_file,
+                     console_socket, pidfd_socket, cgroup, stdin_fd, stdout_fd, held)
+    finally:
+        stdio.close(held["child"] + held["parent"])
+
+
+def _exec(rt, c, process, config, linux, opts, status, detach, pid_file, console_socket,
+          pidfd_socket, cgroup, stdin_fd, stdout_fd, held):
+    from . import stdio
+    from .api import _ConsoleSender, _write_pid_file
     paused = status == "paused"
     plan = build_plan(c, config, process, opts, paused=paused)
     for s in plan["steps"]:
@@ -382,7 +405,11 @@ def exec_process(rt, cid, process, detach=False, pid_file=None, console_socket=N
     try:
         launch = _ExecLaunch(plan, force_stage1=True, context=EXEC_CONTEXT)
         try:
-            pid = launch.spawn()
+            try:
+                pid = launch.spawn()
+            finally:
+                stdio.close(held["child"])   # the process has its own copies now
+                held["child"] = ()
         except RuntimeErr:
             # the init died meanwhile (a dying pid namespace refuses new members: ENOMEM)
             if not c.alive():
@@ -447,6 +474,10 @@ def exec_process(rt, cid, process, detach=False, pid_file=None, console_socket=N
                 status_ = relay(master[0], pid, stdin_fd, stdout_fd, forwarder=fwd)
             finally:
                 os.close(master[0])
+        elif held["parent"]:
+            parent, held["parent"] = held["parent"], ()   # the relay closes them
+            status_ = stdio.relay(pid, parent, forwarder=fwd, stdin_fd=stdin_fd,
+                                  stdout_fd=stdout_fd)
         else:
             status_ = fwd.wait(pid)
     finally:

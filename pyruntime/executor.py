@@ -178,6 +178,11 @@ def _to_c(steps, keep, where):
             c.s1 = _cstr(keep, "1" if g("dev_console") else "")
         elif op == "unshare":
             c.flags = st["flags"]
+        elif op == "dup_stdio":
+            for i, fd in enumerate(g("fds") or (None, None, None)):
+                c.m[i] = 0 if fd is None else fd + 1
+            c.n1 = g("uid", 0)
+            c.n3 = g("chown", 0)
         elif op == "setns":
             c.n1 = st["fd"]
             c.n2 = st["nstype"]

@@ -600,6 +600,11 @@ def process_steps(process, opts, exec_mode=False):
                                mask=cpu_mask(final, "process.execCPUAffinity.final") if final else 0))
     if unknown:
         steps[0]["warnings"] = ["unknown capabilities ignored: %s" % ", ".join(unknown)]
+    stdio = opts.get("stdio") or {}
+    if stdio.get("fds") or stdio.get("chown"):
+        # first: before close_fds, and before a seccomp filter could refuse the fchown
+        steps.insert(0, _step("dup_stdio", "set up the process's stdio", fds=stdio.get("fds"),
+                              uid=user.get("uid", 0), chown=stdio.get("chown", 0)))
     return steps
 
 
