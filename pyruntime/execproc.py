@@ -301,6 +301,10 @@ def exec_process(rt, cid, process, detach=False, pid_file=None, console_socket=N
                  preserve_fds=0, pidfd_socket=None, cgroup=(), ignore_paused=False,
                  stdin_fd=0, stdout_fd=1):
     from .api import _cache_dir, _home_of, _listen_fds, _write_pid_file, _ConsoleSender
+    from .executor import open_fds
+    # before the runtime opens anything: only these of the caller's fds may pass (never
+    # the namespace fds or the state the runtime opens below)
+    pass_fds = open_fds(3, 3 + max(int(preserve_fds or 0), 0) + _listen_fds())
     c = rt.load(cid)
     status = _check_state(c, ignore_paused)
     if process is None:
@@ -341,7 +345,7 @@ def exec_process(rt, cid, process, detach=False, pid_file=None, console_socket=N
         env += ["LISTEN_FDS=%d" % listen, "LISTEN_PID=1"]
     process["env"] = env
 
-    opts = {"preserve_fds": preserve_fds, "listen_fds": listen}
+    opts = {"preserve_fds": preserve_fds, "listen_fds": listen, "pass_fds": pass_fds}
     if linux.get("seccomp"):
         from . import seccomp
         prog = seccomp.compile(linux["seccomp"], cache_dir=_cache_dir("seccomp"))
