@@ -1635,6 +1635,9 @@ static __attribute__((noreturn)) void stub_spawn(struct pyrt_spawn *sp)
     if (joins_pid && !joins_mnt)
         leave_host_cwd();
     g_step = -3;
+    /* the init inherits this: dumpable until the unprivileged runtime wrote its maps */
+    if (sp->keep_dumpable)
+        prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
     child = raw_clone(sp->clone_flags | CLONE_PARENT | SIGCHLD);
     if (child < 0)
         fail(errno, NULL);

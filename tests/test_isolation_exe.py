@@ -216,6 +216,8 @@ def test_exec_and_create_never_expose_host_files(rt, make_bundle, cid, pyrt_tmp,
             rt.ok("delete", "-f", bid)
     w.wait_rounds(1)
     assert w.ids(), "the watcher followed no link at all: the test proves nothing"
+    # it did look at the runtime's processes: the created init (before start) at least
+    assert any(l.startswith("exe ") and "/memfd:" in l for l in w.ids()) or userns, w.ids()
     assert w.hits() == []
     assert _host_hits(w, files) == []
     assert _digests(files) == before
