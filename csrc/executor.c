@@ -1515,7 +1515,11 @@ static int start_stub(const struct pyrt_spawn *sp, int mode, const int *fds, int
         int st;
         while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
             ;
-        return -c.err;
+        memset(&g_last, 0, sizeof g_last);
+        g_last.kind = MSG_ERROR;
+        g_last.step = -4;
+        g_last.err = c.err;
+        return PYRT_STAGE_ERROR;
     }
     return pid;
 }
@@ -1697,6 +1701,12 @@ int pyrt_stub_main(int argc, char **argv)
     /* Before anything: nobody may look into this process (the init takes its own
      * decision about dumpability). */
     prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+    {
+        /* the runtime blocked every signal around the vfork; a hook must not inherit that */
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+    }
     if (argc < 2)
         return 127;
     fd = atoi(argv[1]);

@@ -45,7 +45,7 @@ struct pyrt_spawn {
     int sock;           /* the init's end of the sync socketpair */
     int parent_sock;    /* the runtime's end: closed in the children */
     int fifo_fd;        /* exec fifo, opened O_RDWR by the runtime; -1 when none */
-    int force_stage1;   /* exec: always go through an intermediate process */
+    int force_stage1;   /* unused: every spawn goes through the stub, an intermediate process */
     int keep_dumpable;  /* stay dumpable until the first GO (an unprivileged runtime must
                            still write the uid/gid maps); non-dumpable from the start otherwise */
     int stub_fd;        /* the sealed memfd copy of the init stub, exec'd before anything

@@ -333,6 +333,8 @@ class Launch:
                 what = "join %s namespace %s" % (j["type"], j["path"])
             elif m.step == -2:
                 what = "create the time namespace"
+            elif m.step == -4:
+                what = "exec the init stub"
             else:
                 what = "clone the container init"
             self.close()

@@ -143,6 +143,10 @@ def _exec_hook(joins, path, args, env, stdin, out_w, err_w, cwd):
                                  vec(env), stdin, out_w, err_w,
                                  os.fsencode(cwd) if cwd else ffi.NULL, ex_w,
                                  stub_fd() if fds else -1)
+        if pid == lib.PYRT_STAGE_ERROR:
+            m = ffi.new("struct pyrt_msg *")
+            lib.pyrt_last_msg(m)
+            raise HookError("exec the init stub: %s" % strerror(m.err))
         if pid < 0:
             raise HookError("fork: %s" % strerror(-pid))
         os.close(ex_w)
