@@ -129,3 +129,43 @@ def test_seccomp_allow_list_without_close_range(rt, make_bundle, cid, pyrt_tmp, 
     b.save()
     text, f = _create_start_delete(rt, b, cid, pyrt_tmp, 1)
     _check_listing(text, f)
+
+
+# Runs argv[1:] under a seccomp filter that fails close_range with ENOSYS (as an old kernel
+# or a strict profile would); x86_64 syscall numbers.
+NO_CLOSE_RANGE = r'''
+import ctypes, os, struct, sys
+libc = ctypes.CDLL(None, use_errno=True)
+def ins(code, k, jt=0, jf=0):
+    return struct.pack("HBBI", code, jt, jf, k)
+prog = (ins(0x20, 0) + ins(0x15, 436, 0, 1) +          # A = nr; nr == close_range?
+        ins(0x06, 0x00050000 | 38) + ins(0x06, 0x7fff0000))  # ENOSYS : allow
+buf = ctypes.create_string_buffer(prog, len(prog))
+class Prog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+p = Prog(len(prog) // 8, ctypes.addressof(buf))
+assert libc.prctl(38, 1, 0, 0, 0) == 0                  # PR_SET_NO_NEW_PRIVS
+assert libc.syscall(317, 1, 0, ctypes.byref(p)) == 0    # seccomp(SET_MODE_FILTER)
+assert libc.syscall(436, 3, 3, 0) == -1 and ctypes.get_errno() == 38
+os.execvp(sys.argv[1], sys.argv[1:])
+'''
+
+
+@pytest.mark.skipif(os.uname().machine != "x86_64", reason="the filter uses x86_64 numbers")
+def test_fds_closed_without_close_range(rt, make_bundle, cid, pyrt_tmp):
+    """The runtime and its init where close_range fails: the caller's stray fds (5, 9)
+    still never reach the container."""
+    import sys
+    wrap = os.path.join(pyrt_tmp, "no_close_range.py")
+    with open(wrap, "w") as fh:
+        fh.write(NO_CLOSE_RANGE)
+    f = os.path.join(pyrt_tmp, "callers-file")
+    with open(f, "w") as fh:
+        fh.write("x\n")
+    b = make_bundle(["sh", "-c", "ls /proc/self/fd"])
+    argv = (["sh", "-c", 'exec 5<"$F" 9<"$F"; exec "$@"', "sh", sys.executable, wrap]
+            + rt.cmd + ["--root", rt.root, "run", "-b", b.path, cid])
+    r = subprocess.run(argv, cwd=pyrt_tmp, env=dict(os.environ, F=f), capture_output=True,
+                       text=True, timeout=30, stdin=subprocess.DEVNULL)
+    assert r.returncode == 0, r.stderr
+    assert sorted(int(x) for x in r.stdout.split()) == [0, 1, 2, 3], r.stdout
