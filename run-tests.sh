@@ -2,7 +2,7 @@
 # Install what the tests need, then run every stage of the suite.
 #
 #   ./run-tests.sh                 all stages
-#   ./run-tests.sh -k lifecycle    extra arguments go to pytest
+#   ./run-tests.sh -k lifecycle    extra arguments go to pytest (the pytest and wheel stages)
 #
 # Exit status: non-zero if any stage failed (pytest's 5, "no tests collected", included).
 set -uo pipefail
@@ -32,6 +32,10 @@ stage() {
 
 # tests/v2 runs in the cgroup v2 guest below (on this host it would only skip)
 stage pytest "$VPY" -m pytest tests -q -p no:cacheprovider --ignore=tests/v2 "$@"
+# sdist + wheel built as pip builds them, checked against the package tree, the wheel in a
+# fresh venv under /tmp, and the same host suite against that install's `pyruntime`
+# without the checkout (tools/test-installed-wheel.sh); ~30 s plus the suite
+stage wheel tools/test-installed-wheel.sh "$@"
 stage bench-smoke "$VPY" bench/bench.py --smoke
 
 # ---------------------------------------------------------------------------------------

@@ -80,10 +80,11 @@ else
     say "venv: .venv present"
 fi
 
-if ! "$VPY" -c 'import cffi, jsonschema, pytest, hypothesis, wheel' 2>/dev/null; then
-    say "pip: installing cffi jsonschema pytest hypothesis"
+if ! "$VPY" -c 'import cffi, jsonschema, pytest, hypothesis, wheel, build' 2>/dev/null; then
+    say "pip: installing cffi jsonschema pytest hypothesis wheel build"
     # wheel: setuptools < 70.1 needs it for the editable wheel (no build isolation below).
-    quiet "$VPY" -m pip install -q cffi jsonschema pytest hypothesis wheel
+    # build: the sdist and wheel of run-tests.sh's wheel stage (tools/test-installed-wheel.sh).
+    quiet "$VPY" -m pip install -q cffi jsonschema pytest hypothesis wheel build
 fi
 
 # --- 3. editable install + C extension ------------------------------------------------
@@ -133,8 +134,10 @@ else
     echo "$stamp" >"$STAMP_FILE"
 fi
 
-# Replace pip's console script with the fast launcher (python -IS, fixed sys.path,
-# precompiled bytecode): interpreter start-up is on the path of every container start.
+# The editable install put setup.py's launcher in .venv/bin, whose entry script only finds
+# the package through site (an editable install is not in site-packages): the entry this
+# writes names the directories, and picks the faster distribution python when it can
+# (python -IS, fixed sys.path, precompiled bytecode): start-up is on every container start.
 quiet "$VPY" -m pyruntime.install_launcher "$REPO/.venv/bin/pyruntime"
 if [ "$(readlink /usr/local/bin/pyruntime 2>/dev/null)" != "$REPO/.venv/bin/pyruntime" ]; then
     say "link: /usr/local/bin/pyruntime -> .venv/bin/pyruntime"

@@ -23,6 +23,7 @@
 #include <sys/mount.h>
 #include <sys/sendfile.h>
 #include <pthread.h>
+#include <sys/personality.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -184,11 +185,18 @@ static int openat2_in_root(int dirfd, const char *path, int flags)
     return syscall(SYS_openat2, dirfd, path, &how, sizeof how);
 }
 
-/* Open (O_PATH) `path` inside the rootfs, creating missing components as directories
- * (and the last one as `kind`: 'd' directory, 'f' file, 0 nothing). Symlinks are resolved
- * as if the rootfs were "/", so nothing can point the runtime outside it; a dangling
- * symlink is followed and its target made inside the rootfs, as runc's SecureJoin does. */
-static int resolve_in_root(const char *path, int kind)
+/* Walk `path` inside the rootfs, resolving symlinks as if the rootfs were "/" (a dangling
+ * symlink is followed and its target made inside the rootfs, as runc's SecureJoin does) and
+ * creating missing components as directories. A magic link (/proc/N/cwd, /proc/self/root,
+ * ...) is refused with ELOOP: its text names a path in another root.
+ *
+ * With `last` NULL: the last component is made as `kind` ('d' directory, 'f' file, 0
+ * nothing) and an O_PATH fd of the final location is returned.
+ * With `last`: symlinks in the last component are followed too, but it is not opened nor
+ * made: the O_PATH fd of its (resolved, created) parent is returned and its name copied to
+ * `last` (never "." or ".."); when the path ends at a directory through "." or "..",
+ * `last` is "" and the fd is that directory. */
+static int walk_in_root(const char *path, int kind, char *last)
 {
     char rem[2 * PATH_MAX], cur[PATH_MAX], tmp[2 * PATH_MAX];
     char *p;
@@ -196,11 +204,15 @@ static int resolve_in_root(const char *path, int kind)
 
     while (*path == '/')
         path++;
+    if (last)
+        last[0] = 0;
     if (!*path)
         return openat2_in_root(g_rootfd, ".", O_PATH);
-    fd = openat2_in_root(g_rootfd, path, O_PATH);
-    if (fd >= 0 || errno != ENOENT || !kind)
-        return fd;
+    if (!last) {
+        fd = openat2_in_root(g_rootfd, path, O_PATH);
+        if (fd >= 0 || errno != ENOENT || !kind)
+            return fd;
+    }
     if (strlen(path) >= PATH_MAX) {
         errno = ENAMETOOLONG;
         return -1;
@@ -211,7 +223,7 @@ static int resolve_in_root(const char *path, int kind)
     for (;;) {
         char comp[NAME_MAX + 1];
         size_t len;
-        int dfd, last;
+        int dfd, final;
         struct stat st;
 
         while (*p == '/')
@@ -228,10 +240,11 @@ static int resolve_in_root(const char *path, int kind)
         p += len;
         while (*p == '/')
             p++;
-        last = !*p;
+        final = !*p;
         if (!strcmp(comp, "."))
             continue;
         if (!strcmp(comp, "..")) {
+            /* cur has no symlink in it: going up is lexical, and stops at the root */
             char *sl = strrchr(cur, '/');
             if (sl)
                 *sl = 0;
@@ -246,9 +259,19 @@ static int resolve_in_root(const char *path, int kind)
             if (S_ISLNK(st.st_mode)) {
                 char target[PATH_MAX];
                 ssize_t n;
+                int probe;
                 if (++links > 40) {
                     close(dfd);
                     errno = ELOOP;
+                    return -1;
+                }
+                /* a magic link is refused by openat2 itself (RESOLVE_NO_MAGICLINKS) */
+                snprintf(tmp, sizeof tmp, "%s/%s", cur, comp);
+                probe = openat2_in_root(g_rootfd, tmp, O_PATH);
+                if (probe >= 0)
+                    close(probe);
+                else if (errno == ELOOP) {
+                    close(dfd);
                     return -1;
                 }
                 n = readlinkat(dfd, comp, target, sizeof target - 1);
@@ -263,9 +286,17 @@ static int resolve_in_root(const char *path, int kind)
                 p = rem;
                 continue;
             }
+            if (final && last) {
+                memcpy(last, comp, len + 1);
+                return dfd;
+            }
         } else if (errno == ENOENT) {
             int r;
-            if (last && kind == 'f') {
+            if (final && last) {
+                memcpy(last, comp, len + 1);
+                return dfd;
+            }
+            if (final && kind == 'f') {
                 r = openat(dfd, comp, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0644);
                 if (r >= 0)
                     close(r);
@@ -294,6 +325,11 @@ static int resolve_in_root(const char *path, int kind)
         strcat(cur, comp);
     }
     return openat2_in_root(g_rootfd, cur[0] ? cur : ".", O_PATH);
+}
+
+static int resolve_in_root(const char *path, int kind)
+{
+    return walk_in_root(path, kind, NULL);
 }
 
 static void fdpath(int fd, char *out, size_t len)
@@ -468,39 +504,68 @@ static int open_parent(const char *path, const char **base)
     return fd;
 }
 
+/* The device path is resolved inside the rootfs, its symlinks included (the node is made
+ * where the link points, as runc does); the owner and mode are then set on the node just
+ * made, through an fd, never through a name the image controls. */
 static void do_mknod(struct pyrt_step *s)
 {
-    const char *base;
-    int dfd = open_parent(s->s2, &base);
-    int fd;
+    char base[NAME_MAX + 1], p[64];
+    int dfd = walk_in_root(s->s2, 'd', base);
+    int fd, nfd;
+    struct stat st;
+    mode_t fmt = (mode_t)s->n1 & S_IFMT;
     if (dfd < 0)
         fail(errno, NULL);
+    if (!base[0]) {
+        /* the path names a directory ("/dev/..", even the rootfs): it exists, and what
+         * exists is left as it is, as runc leaves it */
+        close(dfd);
+        return;
+    }
     /* O_PATH fds cannot be used with mknodat; reopen the directory for real, still
      * through the fd, never by a path the container controls. */
-    {
-        char p[64];
-        fdpath(dfd, p, sizeof p);
-        fd = open(p, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
-        close(dfd);
-        if (fd < 0)
-            fail(errno, NULL);
+    fdpath(dfd, p, sizeof p);
+    fd = open(p, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
+    close(dfd);
+    if (fd < 0)
+        fail(errno, NULL);
+    if (mknodat(fd, base, (mode_t)s->n1, makedev(s->n2, s->n3)) < 0) {
+        /* something is there already (runc leaves it as it is) */
+        if (errno == EEXIST) {
+            close(fd);
+            return;
+        }
+        fail(errno, NULL);
     }
-    if (mknodat(fd, base, (mode_t)s->n1, makedev(s->n2, s->n3)) < 0 && errno != EEXIST)
-        fail(errno, NULL);
-    if (fchownat(fd, base, (uid_t)s->m[0], (gid_t)s->m[1], AT_SYMLINK_NOFOLLOW) < 0)
-        fail(errno, NULL);
-    /* mknod honours the umask; the config's mode is the truth */
-    if (fchmodat(fd, base, (mode_t)(s->n1 & 07777), 0) < 0)
-        fail(errno, NULL);
+    nfd = openat(fd, base, O_PATH | O_NOFOLLOW | O_CLOEXEC);
     close(fd);
+    if (nfd < 0 || fstat(nfd, &st) < 0)
+        fail(errno, NULL);
+    if ((st.st_mode & S_IFMT) != fmt ||
+        ((S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)) && st.st_rdev != makedev(s->n2, s->n3)))
+        fail(EEXIST, "%s was replaced while it was made", s->s2);
+    if (fchownat(nfd, "", (uid_t)s->m[0], (gid_t)s->m[1], AT_EMPTY_PATH) < 0)
+        fail(errno, NULL);
+    /* mknod honours the umask; the config's mode is the truth. An O_PATH fd has no
+     * fchmod: its /proc/self/fd link reaches exactly that inode. */
+    fdpath(nfd, p, sizeof p);
+    if (chmod(p, (mode_t)(s->n1 & 07777)) < 0)
+        fail(errno, NULL);
+    close(nfd);
 }
 
 static void do_bind_device(struct pyrt_step *s)
 {
     char target[64];
+    struct stat st;
     int fd = resolve_in_root(s->s2, 'f');
     if (fd < 0)
         fail(errno, NULL);
+    /* a device goes over a file, never over a directory (the rootfs itself for "/..") */
+    if (fstat(fd, &st) < 0)
+        fail(errno, NULL);
+    if (S_ISDIR(st.st_mode))
+        fail(EISDIR, NULL);
     fdpath(fd, target, sizeof target);
     if (mount(s->s1, target, NULL, MS_BIND, NULL) < 0)
         fail(errno, NULL);
@@ -578,7 +643,9 @@ static void do_mask(struct pyrt_step *s)
 {
     char target[64];
     struct stat st;
-    int fd = openat2_in_root(g_rootfd, s->s1, O_PATH | O_NOFOLLOW);
+    /* a symlink is masked at its target inside the root, as runc does (a mount on the link
+     * itself would leave the target readable) */
+    int fd = openat2_in_root(g_rootfd, s->s1, O_PATH);
     if (fd < 0) {
         if (errno == ENOENT)
             return;
@@ -611,7 +678,8 @@ static void do_mask(struct pyrt_step *s)
 static void do_readonly(struct pyrt_step *s)
 {
     char target[64];
-    int fd = openat2_in_root(g_rootfd, s->s1, O_PATH | O_NOFOLLOW);
+    /* a symlink is made read-only at its target inside the root, as runc does */
+    int fd = openat2_in_root(g_rootfd, s->s1, O_PATH);
     if (fd < 0) {
         if (errno == ENOENT)
             return;
@@ -622,7 +690,7 @@ static void do_readonly(struct pyrt_step *s)
         fail(errno, NULL);
     close(fd);
     /* reopen: the fd still points at the covered dentry, the new mount is on top */
-    fd = openat2_in_root(g_rootfd, s->s1, O_PATH | O_NOFOLLOW);
+    fd = openat2_in_root(g_rootfd, s->s1, O_PATH);
     if (fd < 0)
         fail(errno, NULL);
     fdpath(fd, target, sizeof target);
@@ -702,8 +770,17 @@ static void do_caps(struct pyrt_step *s)
 static void do_chdir(struct pyrt_step *s)
 {
     char cwd[PATH_MAX];
-    if (chdir(s->s1) < 0)
+    /* resolved in our root with openat2, so a magic link (/proc/N/cwd) is refused */
+    int root = g_rootfd >= 0 ? g_rootfd : open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    int fd = root < 0 ? -1 : openat2_in_root(root, s->s1, O_PATH | O_DIRECTORY);
+    int e = errno;
+    if (root >= 0 && root != g_rootfd)
+        close(root);
+    if (fd < 0)
+        fail(e, NULL);
+    if (fchdir(fd) < 0)
         fail(errno, NULL);
+    close(fd);
     /* A cwd reached through a leaked host fd (/proc/self/fd/N) lies outside our root:
      * getcwd then reports it as unreachable (CVE-2024-21626). */
     if (!getcwd(cwd, sizeof cwd) || cwd[0] != '/')
@@ -776,6 +853,31 @@ static void do_lookup(struct pyrt_step *s)
     if (e == EACCES)
         fail(EACCES, "exec: \"%s\": permission denied", name);
     fail(ENOENT, "exec: \"%s\": executable file not found in $PATH", name);
+}
+
+/* The process's stdio: m[0..2] (fd + 1, 0 = keep) are the runtime's pipes to put on
+ * 0, 1, 2 (they are >= 3, so no dup3 clobbers a source). Then the fds in mask n3 get owner
+ * n1 (runc's stdio fix-up: a non-root process must be able to reopen /proc/self/fd/N and
+ * its tty); the group stays (devpts' tty group). /dev/null is never touched, and an
+ * owner this namespace cannot map, or a read-only /dev, leaves the fd as it is. */
+static void do_stdio(struct pyrt_step *s)
+{
+    int i;
+    for (i = 0; i < 3; i++)
+        if (s->m[i] && dup3((int)s->m[i] - 1, i, 0) < 0)
+            fail(errno, "dup fd %d", i);
+    for (i = 0; i < 3; i++) {
+        struct stat st;
+        if (!(s->n3 & (1 << i)) || fstat(i, &st) < 0)
+            continue;
+        if (S_ISCHR(st.st_mode) && st.st_rdev == makedev(1, 3))
+            continue;
+        if (st.st_uid == (uid_t)s->n1)
+            continue;
+        if (fchown(i, (uid_t)s->n1, (gid_t)-1) < 0 &&
+            errno != EINVAL && errno != EPERM && errno != EROFS)
+            fail(errno, "fchown fd %d", i);
+    }
 }
 
 static void do_console(struct pyrt_step *s)
@@ -1066,6 +1168,72 @@ static void do_close_fds(struct pyrt_spawn *sp, struct pyrt_step *s)
     }
 }
 
+/* ---- OCI 1.3 process attributes: scheduler, I/O priority, memory policy, personality,
+ * CPU affinity. Every value was checked and encoded by plan.py. ----------------------- */
+
+struct pyrt_sched_attr {
+    uint32_t size;
+    uint32_t sched_policy;
+    uint64_t sched_flags;
+    int32_t sched_nice;
+    uint32_t sched_priority;
+    uint64_t sched_runtime;
+    uint64_t sched_deadline;
+    uint64_t sched_period;
+};
+
+static void do_sched(struct pyrt_step *s)
+{
+    struct pyrt_sched_attr a;
+    memset(&a, 0, sizeof a);
+    a.size = sizeof a;
+    a.sched_policy = (uint32_t)s->m[0];
+    a.sched_flags = s->m[1];
+    a.sched_nice = (int32_t)s->n1;
+    a.sched_priority = (uint32_t)s->n2;
+    a.sched_runtime = s->m[2];
+    a.sched_deadline = s->m[3];
+    a.sched_period = s->m[4];
+    if (syscall(SYS_sched_setattr, 0, &a, 0) < 0)
+        fail(errno, NULL);
+}
+
+static void do_ioprio(struct pyrt_step *s)
+{
+    /* IOPRIO_WHO_PROCESS, ourselves: children inherit it */
+    if (syscall(SYS_ioprio_set, 1, 0, (int)s->n1) < 0)
+        fail(errno, NULL);
+}
+
+static void do_mempolicy(struct pyrt_step *s)
+{
+    /* buf: the nodemask as unsigned longs; maxnode counts one more bit than it holds */
+    unsigned long maxnode = s->buflen ? s->buflen * 8 + 1 : 0;
+    if (syscall(SYS_set_mempolicy, (int)s->n1, s->buflen ? s->buf : NULL, maxnode) < 0)
+        fail(errno, NULL);
+}
+
+static void do_personality(struct pyrt_step *s)
+{
+    if (personality((unsigned long)s->n1) < 0)
+        fail(errno, NULL);
+}
+
+static void do_affinity(struct pyrt_step *s)
+{
+    /* no mask: every CPU, which the kernel narrows to the cgroup's cpuset (the default) */
+    unsigned char all[128];
+    const void *mask = s->buf;
+    size_t len = s->buflen;
+    if (!len) {
+        memset(all, 0xff, sizeof all);
+        mask = all;
+        len = sizeof all;
+    }
+    if (syscall(SYS_sched_setaffinity, 0, len, mask) < 0)
+        fail(errno, NULL);
+}
+
 static void run_step(struct pyrt_spawn *sp, struct pyrt_step *s)
 {
     switch (s->op) {
@@ -1193,6 +1361,12 @@ static void run_step(struct pyrt_spawn *sp, struct pyrt_step *s)
             fail(errno, NULL);
         break;
     case OP_HOOK: do_hook(s); break;
+    case OP_SCHED: do_sched(s); break;
+    case OP_IOPRIO: do_ioprio(s); break;
+    case OP_MEMPOLICY: do_mempolicy(s); break;
+    case OP_PERSONALITY: do_personality(s); break;
+    case OP_AFFINITY: do_affinity(s); break;
+    case OP_DUP_STDIO: do_stdio(s); break;
     case OP_SETNS:
         if (setns((int)s->n1, (int)s->n2) < 0)
             fail(errno, NULL);
@@ -1541,6 +1715,12 @@ static int spawn_fds(const struct pyrt_spawn *sp, int *out, int max)
             ADD((int)s->n2);
         else if (s->op == OP_SETNS)
             ADD((int)s->n1);
+        else if (s->op == OP_DUP_STDIO) {
+            int k;
+            for (k = 0; k < 3; k++)
+                if (s->m[k])
+                    ADD((int)(s->m[k] - 1));
+        }
         else if (s->op == OP_CLOSE_FDS && s->buf) {
             long k;
             for (k = 0; k < s->n1; k++)

@@ -12,11 +12,19 @@
  * other thread of the process to exit.
  *
  * Nothing here decides anything about containers: a failed or skipped warm-up only costs
- * time. Built by pyruntime/install_launcher.py with PYRT_PYTHON and PYRT_ENTRY defined.
+ * time.
+ *
+ * The Python half is the script next to this binary, `<self>-entry`, and the interpreter
+ * is the one its `#!` line names. Nothing is compiled in, so one binary serves every
+ * install: a wheel is built before anyone knows where it will be installed, and pip
+ * writes the interpreter of the environment it installs into on that `#!` line (a
+ * `#!python` script of the wheel). setup.py builds it for wheels, sdists and `pip
+ * install .`; pyruntime/install_launcher.py for a development tree.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,10 +32,6 @@
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
-
-#ifndef PYRT_PYTHON
-#error "define PYRT_PYTHON (the interpreter) and PYRT_ENTRY (the entry script)"
-#endif
 
 #define WARM_EVERY_MS 5
 #define WARM_FOR_MS 150
@@ -142,11 +146,78 @@ static void warm_cgroup_migration(void)
     _exit(0);
 }
 
+/*
+ * The interpreter named by the entry script's first line: `#!PATH` (what pip writes, even
+ * with spaces in PATH), a kernel-style `#!PATH ARG` (install_launcher), or the /bin/sh
+ * trampoline other installers write for a path the kernel cannot take (spaces, over
+ * 127 bytes):
+ *     #!/bin/sh
+ *     '''exec' "/path/to/python" "$0" "$@"
+ */
+static int interpreter_of(const char *entry, char *out, size_t len)
+{
+    char buf[2 * PATH_MAX + 64];
+    int fd = open(entry, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n < 0)
+        return -1;
+    buf[n] = '\0';
+    if (n < 3 || buf[0] != '#' || buf[1] != '!') {
+        errno = ENOEXEC;
+        return -1;
+    }
+    char *p = buf + 2 + strspn(buf + 2, " \t");
+    char *line2 = strchr(p, '\n');
+    size_t k;
+    static const char TRAMPOLINE[] = "/bin/sh\n'''exec' ";
+    if (!strncmp(p, TRAMPOLINE, 7) && line2 && !strncmp(line2, TRAMPOLINE + 7, 10)) {
+        p = line2 + 10;
+        if (*p == '"')
+            k = strcspn(++p, "\"\n");
+        else
+            k = strcspn(p, " \t\r\n");
+    } else {
+        k = strcspn(p, "\r\n");
+        while (k > 0 && (p[k - 1] == ' ' || p[k - 1] == '\t'))
+            k--;
+        /* the whole line unless that is no executable: then up to a blank, as the kernel */
+        if (k < len) {
+            memcpy(out, p, k);
+            out[k] = '\0';
+        }
+        if (k >= len || access(out, X_OK) != 0)
+            k = strcspn(p, " \t\r\n");
+    }
+    if (k == 0 || k >= len || p[0] != '/') {
+        errno = ENOEXEC;
+        return -1;
+    }
+    memcpy(out, p, k);
+    out[k] = '\0';
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     const char *cmd = command_of(argc, argv);
     if (cmd && places_a_process(cmd))
         warm_cgroup_migration();
+    /* our own file with symlinks resolved: /usr/local/bin/pyruntime may link to a venv's */
+    static char entry[PATH_MAX + 8], python[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", entry, PATH_MAX);
+    if (n <= 0 || n >= PATH_MAX) {
+        fprintf(stderr, "pyruntime: cannot find the launcher's own path: %s\n",
+                n < 0 ? strerror(errno) : "too long");
+        return 127;
+    }
+    memcpy(entry + n, "-entry", sizeof("-entry"));
+    if (interpreter_of(entry, python, sizeof(python)) < 0) {
+        fprintf(stderr, "pyruntime: no interpreter in %s: %s\n", entry, strerror(errno));
+        return 127;
+    }
     char **args = calloc((size_t)argc + 4, sizeof(char *));
     if (!args) {
         fputs("pyruntime: out of memory\n", stderr);
@@ -155,13 +226,13 @@ int main(int argc, char **argv)
     int k = 0;
     /* not our own name: from argv[0] the interpreter would look for its prefix (and a
        pyvenv.cfg) next to this launcher */
-    args[k++] = PYRT_PYTHON;
+    args[k++] = python;
     args[k++] = "-IS";
-    args[k++] = PYRT_ENTRY;
+    args[k++] = entry;
     for (int i = 1; i < argc; i++)
         args[k++] = argv[i];
     args[k] = NULL;
-    execv(PYRT_PYTHON, args);
-    fprintf(stderr, "pyruntime: cannot run %s: %s\n", PYRT_PYTHON, strerror(errno));
+    execv(python, args);
+    fprintf(stderr, "pyruntime: cannot run %s: %s\n", python, strerror(errno));
     return 127;
 }

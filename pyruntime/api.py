@@ -15,7 +15,7 @@ import time
 
 from . import faults
 from . import fastjson, state as st
-from .errors import InvalidState, NotExist, RuntimeErr
+from .errors import InvalidState, RuntimeErr
 from .ids import validate
 
 SIGNALS = {
@@ -58,30 +58,6 @@ def _now_rfc3339():
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 10**9)) + ".%09dZ" % (ns % 10**9)
 
 
-def _wait_gone(pid, start_time, timeout=10.0):
-    """Wait for a process that is not our child to exit (pidfd, else polling)."""
-    try:
-        fd = os.pidfd_open(pid)
-    except (OSError, AttributeError):
-        fd = -1
-    try:
-        if fd >= 0:
-            import select
-            p = select.poll()
-            p.register(fd, select.POLLIN)
-            p.poll(int(timeout * 1000))
-            return
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            s, letter = st.proc_start_time(pid)
-            if s is None or s != start_time or letter in ("Z", "X"):
-                return
-            time.sleep(0.005)
-    finally:
-        if fd >= 0:
-            os.close(fd)
-
-
 class Runtime:
     def __init__(self, root="/run/pyruntime", systemd_cgroup=False, rootless="auto", log=None):
         self.root = root
@@ -108,7 +84,8 @@ class Runtime:
         for cid in st.list_ids(self.root):
             try:
                 c = st.load(self.root, cid)
-            except RuntimeErr:
+            except RuntimeErr as e:
+                self._warn(str(e))   # runc too names it and lists the rest
                 continue
             s = c.oci_state()
             try:
@@ -183,7 +160,19 @@ class Runtime:
                 launch.pid = 0
             return launch if _foreground else pid
         except BaseException:
+            from .teardown import net_devices_home
+            net_devices_home(c)
+            if mgr is None and c.data.get("cgroup"):
+                # _launch_init failed: what it made (or meant to) is on record
+                from . import cgroups
+                try:
+                    mgr = cgroups.from_state(c.data["cgroup"])
+                except RuntimeErr:
+                    pass
             _abort(launch, mgr)
+            if launch is not None:
+                from .stdio import close
+                close(getattr(launch, "stdio", ()))
             st.remove_dir(path)
             if (config.get("hooks") or {}).get("poststop"):
                 # runc destroys a failed container the usual way: poststop hooks run
@@ -195,6 +184,9 @@ class Runtime:
                     pass
             raise
         finally:
+            if getattr(c, "netns_fd", None) is not None:
+                os.close(c.netns_fd)
+                c.netns_fd = None
             os.close(dirfd)
 
     def _launch_init(self, c, config, bundle, console_socket, no_pivot, no_new_keyring,
@@ -232,34 +224,68 @@ class Runtime:
         cg_replace = None
         if mgr is not None and self._is_rootless() and isinstance(getattr(mgr, "mounts", None), dict):
             from . import rootless
+            _record_cgroups(c, mgr, mgr.intent())
             cg_replace = rootless.settle_cgroups(mgr, c)
-        plan = plan_mod.build(config, bundle, c.id, opts, cgroup_mgr=mgr)
-        if cg_replace:
-            rootless.cgroup_binds(plan, cg_replace)
-        fifo = os.path.join(c.dir, st.FIFO)
-        os.mkfifo(fifo, 0o622)
-        fifo_fd = os.open(fifo, os.O_RDWR | os.O_CLOEXEC)
-        idmap_fds = []
-        if any(st.get("idmap") for st in plan["steps"]):
-            from . import idmap
-            try:
-                idmap_fds = idmap.prepare(plan)
-            except BaseException:
-                os.close(fifo_fd)
-                raise
-        launch = Launch(plan, fifo_fd)
+            _record_cgroups(c, mgr)
+        from . import stdio
+        child_stdio = parent_stdio = ()
+        if process.get("terminal"):
+            opts["stdio"] = {"chown": 7}      # the console is on 0-2 by then
+        elif getattr(self, "_fg", False):
+            # run in the foreground: pipes the runtime relays, not the caller's files
+            child_stdio, parent_stdio = stdio.pipes(3 + preserve_fds + opts["listen_fds"])
+            opts["stdio"] = {"fds": list(child_stdio), "chown": 7}
+        else:
+            opts["stdio"] = {"chown": stdio.inherited_mask()}
+        fifo_fd = None
         try:
-            pid = launch.spawn()
+            plan = plan_mod.build(config, bundle, c.id, opts, cgroup_mgr=mgr)
+            if cg_replace:
+                rootless.cgroup_binds(plan, cg_replace)
+            fifo = os.path.join(c.dir, st.FIFO)
+            os.mkfifo(fifo, 0o622)
+            fifo_fd = os.open(fifo, os.O_RDWR | os.O_CLOEXEC)
+            idmap_fds = []
+            if any(st.get("idmap") for st in plan["steps"]):
+                from . import idmap
+                idmap_fds = idmap.prepare(plan)
+        except BaseException:
+            if fifo_fd is not None:
+                os.close(fifo_fd)
+            stdio.close(child_stdio + parent_stdio)
+            raise
+        launch = Launch(plan, fifo_fd)
+        launch.stdio = parent_stdio
+        try:
+            try:
+                pid = launch.spawn()
+            finally:
+                stdio.close(child_stdio)   # the init has its own copies now
             for fd in idmap_fds:   # the init has its own copies now
                 os.close(fd)
             idmap_fds = []
             c.data["pid"] = pid
             c.data["start_time"], _ = st.proc_start_time(pid)
-            if mgr is not None:
-                c.data["cgroup"] = mgr.to_state()
-            c.save()
+            # with a pid namespace of its own, killing the init takes every process of
+            # the container: delete then never signals what else is in its cgroup
+            c.data["pidns"] = "pid" in plan["namespaces"]["clone"]
+            intent = mgr.intent() if mgr is not None else []
+            _record_cgroups(c, mgr, intent)
             faults.at("create:spawned")
             self._write_id_maps(pid, plan)
+            if linux.get("netDevices"):
+                # into the init's network namespace before it runs (and the container with it)
+                from . import netdev
+                ns_path = next((n.get("path") for n in linux.get("namespaces") or ()
+                                if n.get("type") == "network"), "") or ""
+                c.data["net_devices"] = {}
+                c.data["netns_path"] = ns_path
+                # held until create returns: should the init die, the namespace (and the
+                # devices in it) stay for a failed create to give them back
+                c.netns_fd = os.open("/proc/%d/ns/net" % pid, os.O_RDONLY | os.O_CLOEXEC)
+                for host, name in netdev.move_in(pid, linux["netDevices"]):
+                    c.data["net_devices"][host] = name
+                c.save()
             if plan.get("oom_score_adj") is not None:
                 _write_oom_score_adj(pid, plan["oom_score_adj"])
             if mgr is not None:
@@ -267,8 +293,15 @@ class Runtime:
                     mgr.create()
                 finally:
                     # what create made must be on record even if it failed halfway
-                    c.data["cgroup"] = mgr.to_state()
-                    c.save()
+                    if mgr.created != intent:
+                        _record_cgroups(c, mgr)
+                if not mgr.exclusive():
+                    n = len(mgr.pids())   # another container's: delete will spare them
+                    if n:
+                        self._warn("container's cgroup is not empty: %d process(es) found" % n)
+                        self._warn("DEPRECATED: running container in a non-empty cgroup won't "
+                                   "be supported in runc 1.2; "
+                                   "https://github.com/opencontainers/runc/issues/3132")
             faults.at("create:cgroup")
             launch.send()
             faults.at("create:go")
@@ -311,6 +344,7 @@ class Runtime:
             launch.run(on_sync=on_sync, on_fd=on_fd)
         except BaseException:
             _abort(launch, mgr)
+            stdio.close(parent_stdio)
             raise
         finally:
             os.close(fifo_fd)
@@ -336,12 +370,12 @@ class Runtime:
         if (not process.get("terminal") or fg) and console_socket:
             raise RuntimeErr("cannot use console socket if runc will not detach or allocate tty")
         linux = config.get("linux") or {}
-        for key in ("intelRdt", "personality", "netDevices", "memoryPolicy"):
-            if linux.get(key):
-                raise RuntimeErr("linux.%s is not supported by this build of pyruntime" % key)
-        for key in ("ioPriority", "scheduler", "execCPUAffinity"):
-            if process.get(key):
-                raise RuntimeErr("process.%s is not supported by this build of pyruntime" % key)
+        if linux.get("intelRdt") is not None:
+            from .features import resctrl_mounted
+            if not resctrl_mounted():
+                raise RuntimeErr("linux.intelRdt: Intel RDT is not available on this host "
+                                 "(no resctrl filesystem mounted at /sys/fs/resctrl)")
+            raise RuntimeErr("linux.intelRdt is not supported by this build of pyruntime")
         # apparmorProfile / selinuxLabel / mountLabel are applied by the plan (writes to
         # /proc/self/attr, context= mount data), failing as runc 1.1 does where the host
         # lacks the LSM; runc refuses a process label up front when SELinux is off.
@@ -442,6 +476,7 @@ class Runtime:
                 for s in pending:
                     os.kill(pid, s)
                 master = getattr(launch, "console_master", None)
+                pipes, launch.stdio = launch.stdio, ()
                 if master is not None:
                     # run -t without --console-socket: a person at a terminal
                     from .tty import relay
@@ -450,7 +485,10 @@ class Runtime:
                     finally:
                         os.close(master)
                         launch.console_master = None
-                while master is None:
+                elif pipes:
+                    from .stdio import relay
+                    status = relay(pid, pipes)
+                while master is None and not pipes:
                     try:
                         _, status = os.waitpid(pid, 0)
                         break
@@ -460,6 +498,8 @@ class Runtime:
                         status = 0
                         break
             except BaseException:
+                from .stdio import close
+                close(getattr(launch, "stdio", ()))
                 try:
                     os.kill(pid, 9)
                     os.waitpid(pid, 0)
@@ -493,64 +533,24 @@ class Runtime:
             from . import cgroups
             cgroups.from_state(c.data["cgroup"]).kill_all(signum)
             return
-        try:
-            os.kill(c.pid, signum)
-        except ProcessLookupError:
-            if not all:
-                raise InvalidState("container not running")
+        from .teardown import signal_init
+        if not signal_init(c.pid, c.data.get("start_time"), signum) and not all:
+            raise InvalidState("container not running")
 
     def delete(self, cid, force=False):
-        try:
-            c = self.load(cid, lock=True)
-        except NotExist:
-            if force:
-                return
-            raise
-        except st.CorruptState:
-            if not force:
-                raise
-            # nothing in it can be trusted to find a process or cgroup: free the id
-            self._warn("container %s: removing its unreadable state" % cid)
-            dirfd = st.lock_dir(os.path.join(self.root, cid))
-            try:
-                st.remove_dir(os.path.join(self.root, cid))
-            finally:
-                os.close(dirfd)
-            return
-        try:
-            status = c.status()
-            if status in ("running", "paused") and not force:
-                raise InvalidState("cannot delete container %s that is not stopped: %s" % (cid, status))
-            if status == "creating" and not force:
-                raise InvalidState("cannot delete container %s that is not stopped: %s" % (cid, status))
-            cg = c.data.get("cgroup")
-            mgr = None
-            if cg:
-                from . import cgroups
-                mgr = cgroups.from_state(cg)
-            if c.alive():
-                if status == "paused" and mgr is not None:
-                    try:
-                        mgr.kill_all(9)
-                    except Exception:
-                        pass
-                try:
-                    os.kill(c.pid, 9)
-                except ProcessLookupError:
-                    pass
-                _wait_gone(c.pid, c.data.get("start_time"))
-                faults.at("delete:killed")
-            if mgr is not None:
-                mgr.destroy()
-            hooks = c.hooks()
-            st.remove_dir(c.dir)
-            if hooks.get("poststop"):
-                from . import hooks as hooks_mod
-                hooks_mod.run_hooks(hooks, "poststop", c.oci_state("stopped"),
-                                    warn=self._warn)
-        finally:
-            if c.dirfd is not None:
-                os.close(c.dirfd)
+        from .teardown import delete
+        delete(self, cid, force)
+
+
+def _record_cgroups(c, mgr, intent=()):
+    """state.json and owned.json name the init and every cgroup dir that is or may be
+    made (intent: the dirs about to be made, written before the first mkdir), so a
+    create killed at any moment leaves nothing delete --force cannot find."""
+    if mgr is not None:
+        c.data["cgroup"] = rec = mgr.to_state()
+        rec["created"] = rec["created"] + [d for d in intent if d not in rec["created"]]
+    c.save()
+    st.save_owned(c)
 
 
 def _abort(launch, mgr):
@@ -578,20 +578,49 @@ def _cache_dir(kind):
     return os.path.join(base, kind)
 
 
+_PASSWD_MAX = 4 << 20
+
+
 def _home_of(rootfs, uid):
-    from .executor import open_in_root
+    """runc: HOME from the container's passwd entry for the user, "/" without one.
+
+    The file is the container's to shape, and a running container reshapes it at will:
+    it is resolved inside the rootfs (no symlink or magic link leads out), opened as an
+    O_PATH handle first so that opening it cannot block or wake a device, and read only
+    if it is a regular file of sane size. Anything else is one line, as runc says when
+    it cannot parse the file (runc itself blocks forever on a FIFO)."""
+    from .executor import open_in_root, strerror
+    what = "unable to start container process: unable to setup user: /etc/passwd: "
     try:
-        fd = open_in_root(rootfs, "/etc/passwd")
-    except OSError:
-        return "/"
+        fd = open_in_root(rootfs, "/etc/passwd", os.O_PATH)
+    except OSError as e:
+        if e.errno in (2, 20):   # ENOENT, ENOTDIR: no passwd, runc's default
+            return "/"
+        raise RuntimeErr(what + strerror(e.errno)) from None
     try:
-        with os.fdopen(fd, "rb") as f:
-            data = f.read(1 << 20)
-    except OSError:
-        return "/"
+        info = os.fstat(fd)
+        if info.st_mode & 0o170000 != 0o100000:   # S_ISREG
+            raise RuntimeErr(what + "not a regular file")
+        if info.st_size > _PASSWD_MAX:
+            raise RuntimeErr(what + "larger than %d MiB" % (_PASSWD_MAX >> 20))
+        # the same inode, now for reading
+        rfd = os.open("/proc/self/fd/%d" % fd,
+                      os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    except OSError as e:
+        raise RuntimeErr(what + strerror(e.errno)) from None
+    finally:
+        os.close(fd)
+    try:
+        with os.fdopen(rfd, "rb") as f:
+            data = f.read(_PASSWD_MAX + 1)
+    except OSError as e:
+        raise RuntimeErr(what + strerror(e.errno)) from None
+    if len(data) > _PASSWD_MAX:
+        raise RuntimeErr(what + "larger than %d MiB" % (_PASSWD_MAX >> 20))
+    want = str(uid)
     for line in data.decode(errors="replace").splitlines():
         parts = line.split(":")
-        if len(parts) >= 6 and parts[2] == str(uid):
+        if len(parts) >= 6 and parts[2] == want:
             return parts[5] or "/"
     return "/"
 

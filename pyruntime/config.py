@@ -261,6 +261,7 @@ def check_semantics(spec, bundle, *, require_process=True):
     _check_kernel_ns(linux, ns)
     _check_sysctl(linux, ns)
     _check_intelrdt(linux)
+    _check_oci13(spec, linux, ns)
     _check_mounts(spec, linux, ns, warnings)
     _check_seccomp(linux)
     _check_hooks(spec)
@@ -423,6 +424,25 @@ def _is_host_netns(ns):
     except OSError as e:
         raise ConfigError(f"invalid netns path: stat {e.filename}: {_errstr(e)}") from None
     return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+
+
+def _check_oci13(spec, linux, ns):
+    """netDevices, memoryPolicy, personality, scheduler/ioPriority/execCPUAffinity values
+    the schema lets through but the kernel would refuse (plan.py encodes them)."""
+    if linux.get("netDevices"):
+        from . import netdev
+        netdev.validate(linux, ns)
+        if _is_host_netns(ns):
+            raise ConfigError("linux.netDevices: needs a network namespace other than the host's")
+    proc = spec.get("process") or {}
+    if any(linux.get(k) for k in ("memoryPolicy", "personality")) or any(
+            proc.get(k) for k in ("scheduler", "ioPriority", "execCPUAffinity")):
+        from . import plan
+        plan.attribute_steps(proc, linux)
+        for k in ("initial", "final"):
+            v = (proc.get("execCPUAffinity") or {}).get(k)
+            if v:
+                plan.cpu_mask(v, "process.execCPUAffinity." + k)
 
 
 def _check_intelrdt(linux):

@@ -202,7 +202,7 @@ def _check_state(c, ignore_paused):
 
 
 def _refuse_unsupported(process):
-    for key in ("apparmorProfile", "selinuxLabel", "ioPriority", "scheduler", "execCPUAffinity"):
+    for key in ("apparmorProfile", "selinuxLabel"):
         if process.get(key):
             raise RuntimeErr("process.%s is not supported by this build of pyruntime" % key)
 
@@ -278,6 +278,21 @@ def _cgroup_join(c, pid, subs):
             raise
 
 
+def _set_affinity(pid, text):
+    from .errors import ConfigError
+    from .plan import cpu_mask
+    try:
+        mask = cpu_mask(text, "process.execCPUAffinity.initial")
+    except ConfigError as e:
+        raise RuntimeErr(str(e)) from None
+    cpus = [i for i in range(mask.bit_length()) if mask >> i & 1]
+    try:
+        os.sched_setaffinity(pid, cpus)
+    except OSError as e:
+        raise RuntimeErr("process.execCPUAffinity.initial: set the CPU affinity to %s: %s"
+                         % (text, strerror(e.errno)))
+
+
 def _send_pidfd(path, pid):
     """--pidfd-socket: a pidfd of the process over a unix socket (SCM_RIGHTS), as runc 1.2."""
     import socket
@@ -345,7 +360,9 @@ def exec_process(rt, cid, process, detach=False, pid_file=None, console_socket=N
         env += ["LISTEN_FDS=%d" % listen, "LISTEN_PID=1"]
     process["env"] = env
 
-    opts = {"preserve_fds": preserve_fds, "listen_fds": listen, "pass_fds": pass_fds}
+    # the container's personality and memory policy hold for its every process
+    opts = {"preserve_fds": preserve_fds, "listen_fds": listen, "pass_fds": pass_fds,
+            "linux": {k: linux[k] for k in ("personality", "memoryPolicy") if linux.get(k)}}
     if linux.get("seccomp"):
         from . import seccomp
         prog = seccomp.compile(linux["seccomp"], cache_dir=_cache_dir("seccomp"))
@@ -355,6 +372,29 @@ def exec_process(rt, cid, process, detach=False, pid_file=None, console_socket=N
             opts["setgroups_denied"] = f.read().strip() == "deny"
     except OSError:
         pass
+    from . import stdio
+    child_stdio = parent_stdio = ()
+    if terminal:
+        opts["stdio"] = {"chown": 7}      # the console is on 0-2 by then
+    elif not detach:
+        # foreground: pipes the runtime relays, not the caller's files
+        child_stdio, parent_stdio = stdio.pipes(3 + preserve_fds + listen, stdout_fd)
+        opts["stdio"] = {"fds": list(child_stdio), "chown": 7}
+    else:
+        opts["stdio"] = {"chown": stdio.inherited_mask()}
+    # whoever takes a set of fds over (the spawned process, the relay) empties its entry
+    held = {"child": child_stdio, "parent": parent_stdio}
+    try:
+        return _exec(rt, c, process, config, linux, opts, status, detach, pid_file,
+                     console_socket, pidfd_socket, cgroup, stdin_fd, stdout_fd, held)
+    finally:
+        stdio.close(held["child"] + held["parent"])
+
+
+def _exec(rt, c, process, config, linux, opts, status, detach, pid_file, console_socket,
+          pidfd_socket, cgroup, stdin_fd, stdout_fd, held):
+    from . import stdio
+    from .api import _ConsoleSender, _write_pid_file
     paused = status == "paused"
     plan = build_plan(c, config, process, opts, paused=paused)
     for s in plan["steps"]:
@@ -369,7 +409,11 @@ def exec_process(rt, cid, process, detach=False, pid_file=None, console_socket=N
     try:
         launch = _ExecLaunch(plan, force_stage1=True, context=EXEC_CONTEXT)
         try:
-            pid = launch.spawn()
+            try:
+                pid = launch.spawn()
+            finally:
+                stdio.close(held["child"])   # the process has its own copies now
+                held["child"] = ()
         except RuntimeErr:
             # the init died meanwhile (a dying pid namespace refuses new members: ENOMEM)
             if not c.alive():
@@ -381,6 +425,10 @@ def exec_process(rt, cid, process, detach=False, pid_file=None, console_socket=N
             faults.at("exec:spawned")
             if pidfd_socket:
                 _send_pidfd(pidfd_socket, pid)
+            initial = (process.get("execCPUAffinity") or {}).get("initial")
+            if initial:
+                # while the runtime sets the process up, before its cgroup move
+                _set_affinity(pid, initial)
             if not paused:
                 _cgroup_join(c, pid, cgroup)
             faults.at("exec:cgroup")
@@ -430,6 +478,10 @@ def exec_process(rt, cid, process, detach=False, pid_file=None, console_socket=N
                 status_ = relay(master[0], pid, stdin_fd, stdout_fd, forwarder=fwd)
             finally:
                 os.close(master[0])
+        elif held["parent"]:
+            parent, held["parent"] = held["parent"], ()   # the relay closes them
+            status_ = stdio.relay(pid, parent, forwarder=fwd, stdin_fd=stdin_fd,
+                                  stdout_fd=stdout_fd)
         else:
             status_ = fwd.wait(pid)
     finally:

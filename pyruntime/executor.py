@@ -14,6 +14,7 @@ OPS = {
     "no_new_privs": 27, "seccomp": 28, "lookup": 29, "ready": 30, "wait_start": 31,
     "exec": 32, "become_root": 33, "console": 34, "dup_stdio": 35, "setns": 36, "mkdir": 37,
     "unshare": 38, "loopback_up": 39, "hook": 40,
+    "sched": 41, "ioprio": 42, "mempolicy": 43, "personality": 44, "affinity": 45,
 }
 MSG_PID, MSG_SYNC, MSG_READY, MSG_ERROR, MSG_FD = 1, 2, 3, 4, 5
 MSG_GO, MSG_ABORT = 10, 11
@@ -185,6 +186,11 @@ def _to_c(steps, keep, where):
             c.s1 = _cstr(keep, "1" if g("dev_console") else "")
         elif op == "unshare":
             c.flags = st["flags"]
+        elif op == "dup_stdio":
+            for i, fd in enumerate(g("fds") or (None, None, None)):
+                c.m[i] = 0 if fd is None else fd + 1
+            c.n1 = g("uid", 0)
+            c.n3 = g("chown", 0)
         elif op == "setns":
             c.n1 = st["fd"]
             c.n2 = st["nstype"]
@@ -196,6 +202,26 @@ def _to_c(steps, keep, where):
             c.s3 = _cstr(keep, g("stdin_tail", ""))
             c.n1 = int(g("timeout") or 0)
             c.n2 = g("index", 0)
+        elif op == "sched":
+            c.m[0] = st["policy"]
+            c.m[1] = g("flags", 0)
+            c.n1 = g("nice", 0)
+            c.n2 = g("priority", 0)
+            c.m[2] = g("runtime", 0)
+            c.m[3] = g("deadline", 0)
+            c.m[4] = g("period", 0)
+        elif op in ("ioprio", "personality"):
+            c.n1 = st["value"]
+        elif op in ("mempolicy", "affinity"):
+            # a bit mask (nodes / CPUs) as little-endian unsigned longs; none: see the C side
+            mask = g("mask") or 0
+            if mask:
+                n = (mask.bit_length() + 63) // 64 * 8
+                b = ffi.new("char[]", mask.to_bytes(n, "little"))
+                keep.append(b)
+                c.buf = b
+                c.buflen = n
+            c.n1 = g("mode", 0)
     return arr
 
 

@@ -29,6 +29,15 @@ def selinux_enabled():
     return os.path.exists("/sys/fs/selinux/enforce")
 
 
+def resctrl_mounted():
+    """Intel RDT / AMD QoS is reached through the resctrl filesystem."""
+    try:
+        with open("/proc/self/mountinfo") as f:
+            return any(line.split(" - ", 1)[-1].startswith("resctrl ") for line in f)
+    except OSError:
+        return False
+
+
 def _idmap_supported():
     """mount_setattr(2) (Linux 5.12) is what idmapped mounts need."""
     import ctypes
@@ -53,8 +62,10 @@ def document():
             "cgroup": {"v1": True, "v2": True, "systemd": False, "systemdUser": False, "rdma": True},
             "apparmor": {"enabled": False},
             "selinux": {"enabled": False},
+            # applied only where the host has resctrl; this build has no RDT support
             "intelRdt": {"enabled": False},
             "mountExtensions": {"idmap": {"enabled": _idmap_supported()}},
+            "netDevices": {"enabled": True},
         },
         "annotations": {"org.opencontainers.runc.checkpoint.enabled": "false",
                         "io.github.pyruntime.version": __import__("pyruntime").__version__},

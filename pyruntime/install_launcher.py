@@ -8,7 +8,12 @@ cannot change what runs or slow it down.
 
 DEST becomes csrc/launcher.c compiled (it also starts the cgroup-migration warm-up for
 create/run/exec before the interpreter does; see there) running DEST-entry, the Python
-part. Without a C compiler DEST is that Python part itself, a `#!` script.
+part, with the interpreter on its `#!` line. Without a C compiler DEST is that Python part
+itself, a `#!` script.
+
+This is for a development tree (setup.sh; an editable install's package is not in
+site-packages, so the entry names the directories). `pip install` of the wheel or sdist
+gets the same launcher from setup.py, with csrc/pyruntime-entry as its Python part.
 """
 import os
 import sys
@@ -30,12 +35,8 @@ def launcher_text(python, paths):
             "entry()\n" % (python, paths))
 
 
-def _c_string(s):
-    return '"%s"' % s.replace("\\", "\\\\").replace('"', '\\"')
-
-
-def _compile_launcher(python, entry, out):
-    """csrc/launcher.c for this interpreter and entry script; False without a compiler."""
+def _compile_launcher(out):
+    """csrc/launcher.c; False without a compiler."""
     import subprocess
     import pyruntime
     src = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(pyruntime.__file__))),
@@ -43,8 +44,7 @@ def _compile_launcher(python, entry, out):
     if not os.path.exists(src):
         return False
     cc = os.environ.get("CC", "cc")
-    argv = [cc, "-O2", "-Wall", "-Werror", "-o", out, src,
-            "-DPYRT_PYTHON=" + _c_string(python), "-DPYRT_ENTRY=" + _c_string(entry)]
+    argv = [cc, "-O2", "-Wall", "-Werror", "-o", out, src]
     try:
         r = subprocess.run(argv, capture_output=True, text=True, timeout=120)
     except (OSError, subprocess.SubprocessError):
@@ -92,10 +92,12 @@ def install(dest):
     compileall.compile_dir(os.path.dirname(os.path.abspath(pyruntime.__file__)), quiet=1)
     paths = _paths()
     python = _interpreter(paths)
-    entry = os.path.abspath(dest) + "-entry"
+    # the launcher looks for its entry next to its own file, symlinks resolved
+    dest = os.path.realpath(dest)
+    entry = dest + "-entry"
     _write(entry, launcher_text(python, paths))
     tmp = dest + ".tmp"
-    if _compile_launcher(python, entry, tmp):
+    if _compile_launcher(tmp):
         os.replace(tmp, dest)
     else:
         _write(dest, launcher_text(python, paths))

@@ -479,7 +479,7 @@ def build(config, bundle, cid, opts=None, cgroup_mgr=None):
                   resource=RLIMITS[t], soft=rl.get("soft", 0), hard=rl.get("hard", 0), name=t,
                   hint="a limit above the host's hard limit needs CAP_SYS_RESOURCE"))
 
-    steps.extend(process_steps(process, opts))
+    steps.extend(process_steps(process, dict(opts, linux=linux)))
     if hooks.get("startContainer"):
         # in the container, after start, before the user's program (runc: with the
         # process's identity applied; before a no_new_privs seccomp filter)
@@ -498,6 +498,11 @@ def build(config, bundle, cid, opts=None, cgroup_mgr=None):
                     break
             if at is not None:
                 break
+        # a realtime or deadline task may not join a cgroup without realtime bandwidth
+        # (cgroup v1 cpu): the scheduler and its kin come only once the init is placed
+        first_attr = next((i for i, st in enumerate(steps) if st["op"] in ATTRIBUTE_OPS), None)
+        if first_attr is not None and first_attr < at:
+            at = first_attr
         steps.insert(at, _step("sync", "wait for the runtime to place the init in its cgroup",
                                tag="cgroup"))
     return plan
@@ -587,6 +592,141 @@ def process_steps(process, opts, exec_mode=False):
     if exec_mode:
         add(_step("ready", "signal the runtime that the process is set up"))
     add(_step("exec", "exec %s" % (args[0] if args else "?"), args=args, env=env))
+    # scheduler, I/O priority, memory policy and personality first: while the process
+    # still has every capability (CAP_SYS_NICE, CAP_SYS_ADMIN) and no seccomp filter
+    steps[0:0] = attribute_steps(process, (opts or {}).get("linux") or {})
+    aff = process.get("execCPUAffinity") or {}
+    if exec_mode and aff.get("initial"):
+        cpu_mask(aff["initial"], "process.execCPUAffinity.initial")  # the runtime sets it
+    if exec_mode and (aff.get("initial") or aff.get("final")):
+        # last, after any cgroup move (a cpuset move resets the affinity); without "final"
+        # the cgroup's own CPUs, undoing "initial"
+        final = aff.get("final") or ""
+        at = max(i for i, st in enumerate(steps) if st["op"] == "exec")
+        steps.insert(at, _step("affinity", "set the CPU affinity to %s (process.execCPUAffinity."
+                               "final)" % (final or "the container's CPUs"),
+                               mask=cpu_mask(final, "process.execCPUAffinity.final") if final else 0))
     if unknown:
         steps[0]["warnings"] = ["unknown capabilities ignored: %s" % ", ".join(unknown)]
+    stdio = opts.get("stdio") or {}
+    if stdio.get("fds") or stdio.get("chown"):
+        # first: before close_fds, and before a seccomp filter could refuse the fchown
+        steps.insert(0, _step("dup_stdio", "set up the process's stdio", fds=stdio.get("fds"),
+                              uid=user.get("uid", 0), chown=stdio.get("chown", 0)))
     return steps
+
+
+# OCI 1.3 process/linux attributes -> kernel values
+ATTRIBUTE_OPS = ("sched", "ioprio", "mempolicy", "personality")
+SCHED_POLICIES = {"SCHED_OTHER": 0, "SCHED_FIFO": 1, "SCHED_RR": 2, "SCHED_BATCH": 3,
+                  "SCHED_IDLE": 5, "SCHED_DEADLINE": 6}
+SCHED_FLAGS = {"SCHED_FLAG_RESET_ON_FORK": 0x01, "SCHED_FLAG_RECLAIM": 0x02,
+               "SCHED_FLAG_DL_OVERRUN": 0x04, "SCHED_FLAG_KEEP_POLICY": 0x08,
+               "SCHED_FLAG_KEEP_PARAMS": 0x10, "SCHED_FLAG_UTIL_CLAMP_MIN": 0x20,
+               "SCHED_FLAG_UTIL_CLAMP_MAX": 0x40}
+IOPRIO_CLASSES = {"IOPRIO_CLASS_RT": 1, "IOPRIO_CLASS_BE": 2, "IOPRIO_CLASS_IDLE": 3}
+MPOL_MODES = {"MPOL_DEFAULT": 0, "MPOL_PREFERRED": 1, "MPOL_BIND": 2, "MPOL_INTERLEAVE": 3,
+              "MPOL_LOCAL": 4, "MPOL_PREFERRED_MANY": 5, "MPOL_WEIGHTED_INTERLEAVE": 6}
+MPOL_FLAGS = {"MPOL_F_STATIC_NODES": 1 << 15, "MPOL_F_RELATIVE_NODES": 1 << 14,
+              "MPOL_F_NUMA_BALANCING": 1 << 13}
+PERSONALITY_DOMAINS = {"LINUX": 0x0000, "LINUX32": 0x0008}
+MAX_CPUS = 8192      # the kernel's largest NR_CPUS
+MAX_NUMA_NODES = 1024  # and MAX_NUMNODES
+
+
+def parse_list(text, field, limit):
+    """"0-3,7" -> bit mask; the cpuset list syntax the spec uses for CPUs and NUMA nodes."""
+    mask = 0
+    for part in text.replace(" ", "").split(","):
+        if not part:
+            continue
+        lo, sep, hi = part.partition("-")
+        try:
+            a = int(lo)
+            b = int(hi) if sep else a
+            if not lo.isdigit() or (sep and not hi.isdigit()):
+                raise ValueError
+        except ValueError:
+            raise ConfigError("%s: invalid list %r" % (field, text))
+        if a > b:
+            raise ConfigError("%s: invalid range %r in %r" % (field, part, text))
+        if b >= limit:
+            raise ConfigError("%s: %d is out of range (at most %d)" % (field, b, limit - 1))
+        mask |= ((1 << (b - a + 1)) - 1) << a
+    return mask
+
+
+def cpu_mask(text, field):
+    mask = parse_list(text, field, MAX_CPUS)
+    if not mask:
+        raise ConfigError("%s: no CPU in %r" % (field, text))
+    return mask
+
+
+def attribute_steps(process, linux):
+    """sched_setattr, ioprio_set, set_mempolicy, personality: decided here, performed by
+    the init (and by an exec'd process: process.* only) before it execs."""
+    out = []
+    sch = process.get("scheduler")
+    if sch:
+        policy = sch.get("policy")
+        if policy not in SCHED_POLICIES:
+            raise ConfigError("process.scheduler.policy: %s is not supported by the kernel"
+                              % policy)
+        flags = 0
+        for f in sch.get("flags") or ():
+            if f not in SCHED_FLAGS:
+                raise ConfigError("process.scheduler.flags: unknown flag %s" % f)
+            flags |= SCHED_FLAGS[f]
+        out.append(_step("sched", "set the scheduler to %s (process.scheduler)" % policy,
+                         policy=SCHED_POLICIES[policy], flags=flags, nice=sch.get("nice", 0),
+                         priority=sch.get("priority", 0), runtime=sch.get("runtime", 0),
+                         deadline=sch.get("deadline", 0), period=sch.get("period", 0),
+                         hint="a realtime policy needs CAP_SYS_NICE and realtime bandwidth "
+                              "in the container's cpu cgroup: linux.resources.cpu."
+                              "realtimeRuntime"))
+    io = process.get("ioPriority")
+    if io:
+        cls = io.get("class")
+        if cls not in IOPRIO_CLASSES:
+            raise ConfigError("process.ioPriority.class: unknown class %s" % cls)
+        prio = io.get("priority", 0)
+        if not isinstance(prio, int) or isinstance(prio, bool) or not 0 <= prio <= 7:
+            raise ConfigError("process.ioPriority.priority: %r is not in 0-7" % (prio,))
+        out.append(_step("ioprio", "set the I/O priority to %s %d (process.ioPriority)"
+                         % (cls, prio), value=(IOPRIO_CLASSES[cls] << 13) | prio))
+    mp = linux.get("memoryPolicy")
+    if mp:
+        mode = mp.get("mode")
+        if mode not in MPOL_MODES:
+            raise ConfigError("linux.memoryPolicy.mode: unknown mode %s" % mode)
+        nodes = parse_list(mp.get("nodes") or "", "linux.memoryPolicy.nodes", MAX_NUMA_NODES)
+        if mode in ("MPOL_DEFAULT", "MPOL_LOCAL") and nodes:
+            raise ConfigError("linux.memoryPolicy.nodes: must be empty for %s" % mode)
+        if mode not in ("MPOL_DEFAULT", "MPOL_LOCAL", "MPOL_PREFERRED") and not nodes:
+            raise ConfigError("linux.memoryPolicy.nodes: %s needs at least one node" % mode)
+        flags = 0
+        for f in mp.get("flags") or ():
+            if f not in MPOL_FLAGS:
+                raise ConfigError("linux.memoryPolicy.flags: unknown flag %s" % f)
+            flags |= MPOL_FLAGS[f]
+        if flags & MPOL_FLAGS["MPOL_F_STATIC_NODES"] and flags & MPOL_FLAGS["MPOL_F_RELATIVE_NODES"]:
+            raise ConfigError("linux.memoryPolicy.flags: MPOL_F_STATIC_NODES and "
+                              "MPOL_F_RELATIVE_NODES are mutually exclusive")
+        out.append(_step("mempolicy", "set the memory policy %s %s (linux.memoryPolicy)"
+                         % (mode, mp.get("nodes") or ""), mode=MPOL_MODES[mode] | flags,
+                         mask=nodes))
+    pers = linux.get("personality")
+    if pers:
+        dom = pers.get("domain")
+        if dom is None:
+            raise ConfigError("linux.personality.domain: required")
+        if dom not in PERSONALITY_DOMAINS:
+            raise ConfigError("linux.personality.domain: unknown domain %s" % dom)
+        if pers.get("flags"):
+            # the spec defines no flag yet
+            raise ConfigError("linux.personality.flags: unsupported flags %s"
+                              % ", ".join(map(str, pers["flags"])))
+        out.append(_step("personality", "set the personality %s (linux.personality)" % dom,
+                         value=PERSONALITY_DOMAINS[dom]))
+    return out

@@ -3,6 +3,9 @@
 <root>/<id>/state.json   written atomically (temp file + rename)
 <root>/<id>/exec.fifo    present between create and start
 <root>/<id>/config.json  the config the container was created with (hooks, exec defaults)
+<root>/<id>/owned.json   what the container owns (init pid + start time, cgroup record),
+                         written before the cgroup dirs are made; kept apart so that a
+                         damaged state.json never makes delete forget a live container
 A per-container flock on the directory serialises commands on one id.
 """
 import errno
@@ -15,6 +18,7 @@ from .errors import NotExist, RuntimeErr
 from .ids import _ID_RE, validate
 
 STATE_FILE = "state.json"
+OWNED_FILE = "owned.json"
 FIFO = "exec.fifo"
 
 
@@ -259,9 +263,10 @@ def _sanitize(d):
     if type(pid) is not int or not 1 < pid < 1 << 22:
         if pid not in (0, None):
             raise ValueError("invalid pid %r" % (pid,))
-    st_ = d.get("start_time")
-    if st_ is not None and type(st_) is not int:
-        raise ValueError("invalid start_time")
+    for k in ("start_time", "creator_pid", "creator_start"):
+        v = d.get(k)
+        if v is not None and type(v) is not int:
+            raise ValueError("invalid %s" % k)
     if not isinstance(d.get("status", ""), str):
         raise ValueError("invalid status")
     cg = d.get("cgroup")
@@ -297,6 +302,44 @@ def _cgroup_record_ok(cg):
     made = {p[:len(p) - len(tail)] + "/" + "/".join(parts[:k])
             for p in paths.values() for k in range(1, len(parts) + 1)}
     return all(isinstance(p, str) and p in made for p in created)
+
+
+def save_owned(c):
+    """Record what delete must find even if state.json is lost: the init (pid, start
+    time), whether it has a pid namespace of its own, and the cgroup record."""
+    d = c.data
+    rec = {"pid": d.get("pid", 0), "start_time": d.get("start_time"), "pidns": d.get("pidns")}
+    cg = d.get("cgroup")
+    if cg:
+        rec["cgroup"] = {k: cg.get(k) for k in ("driver", "mode", "id", "cgroups_path", "paths",
+                                                 "mounts", "created", "skipped", "rootless")}
+    write_atomic(os.path.join(c.dir, OWNED_FILE), fastjson.dumps(rec).encode())
+
+
+def load_owned(root, cid, cgroups_path):
+    """owned.json, validated like state.json, with the cgroup record's path checked
+    against the config's cgroupsPath (or the id) instead of what the record says of
+    itself. -> data dict, or None when missing or unusable."""
+    try:
+        with open(os.path.join(root, cid, OWNED_FILE), "rb") as f:
+            fst = os.fstat(f.fileno())
+            raw = f.read(1 << 20)
+        if fst.st_uid not in (os.geteuid(), 0) or fst.st_mode & 0o022:
+            return None
+        d = fastjson.loads(raw)
+        if not isinstance(d, dict):
+            return None
+        _sanitize(d)
+        cg = d.get("cgroup")
+        # the record's paths must end with the config's cgroupsPath (or the id), not with
+        # whatever the record claims its own path is
+        if cg is not None and ((cg.get("cgroups_path") or "") != (cgroups_path or "")
+                               or (not cgroups_path and cg.get("id") != cid)):
+            return None
+    except (OSError, ValueError, RecursionError, TypeError, AttributeError):
+        return None
+    d["status"] = "stopped"   # a live init is found by pid + start time, as always
+    return d
 
 
 def list_ids(root):

@@ -492,3 +492,54 @@ def test_destroy_of_paused_container(procs):
         m.destroy()
     assert p.wait(10) in (-signal.SIGTERM, -signal.SIGKILL)
     assert not any(os.path.exists(d) for d in m.created)
+
+
+@needs_v1
+def test_destroy_never_walks_into_a_parent_it_made(procs):
+    """A parent the manager made holds a neighbour's cgroup with a process in it:
+    destroy removes the leaf only and signals nothing else."""
+    n = _name()
+    m = cgroups.new("c1", f"/{n}/c1", {})
+    m.create()
+    assert all(f"/{n}" in d for d in m.created)
+    p = subprocess.Popen(["sleep", "60"])
+    procs.append(p)
+    nb = {key: os.path.join(m.mounts[key], n, "nb") for key, _d in m.dirs()}
+    try:
+        for key, d in nb.items():
+            os.mkdir(d)
+        common.write_file(nb["pids"], "cgroup.procs", str(p.pid), "test")
+        assert m.destroy() == []
+        assert p.poll() is None
+        for key, d in m.dirs():
+            assert not os.path.exists(d)
+            assert os.path.isdir(nb[key]) and os.path.isdir(os.path.dirname(d))
+    finally:
+        p.kill()
+        p.wait()
+        for d in nb.values():
+            common.rmdir_bounded(d)
+            common.rmdir_bounded(os.path.dirname(d))
+
+
+@needs_v1
+def test_destroy_spares_processes_of_a_leaf_it_did_not_make(procs):
+    n = _name()
+    leaf = f"/{n}/c1"
+    pre = cgroups.new("other", leaf, {})
+    pre.create()          # someone else's cgroup, with their process in it
+    p = subprocess.Popen(["sleep", "60"])
+    procs.append(p)
+    try:
+        pre.add_pid(p.pid)
+        m = cgroups.new("c1", leaf, {})
+        m.create()
+        assert not m.exclusive()
+        busy = m.destroy()
+        assert p.poll() is None
+        assert busy and all(os.path.isdir(d) for d in busy)
+    finally:
+        p.kill()
+        p.wait()
+        pre.destroy()
+    assert not any(os.path.exists(d) for d in pre.created)

@@ -31,18 +31,27 @@ exit 0
 """
 
 
+def _build(d):
+    exe = d / "pyruntime"
+    subprocess.run(["cc", "-O2", "-Wall", "-Werror", "-o", str(exe),
+                    os.path.join(REPO, "csrc", "launcher.c")], check=True, capture_output=True)
+    return exe
+
+
 @pytest.fixture(scope="module")
 def launcher(tmp_path_factory):
     d = tmp_path_factory.mktemp("launcher")
     fake = d / "fakepy"
     fake.write_text(FAKE_PYTHON)
     fake.chmod(0o755)
-    exe = d / "pyruntime"
-    subprocess.run(["cc", "-O2", "-Wall", "-Werror", "-o", str(exe),
-                    os.path.join(REPO, "csrc", "launcher.c"),
-                    '-DPYRT_PYTHON="%s"' % fake, '-DPYRT_ENTRY="/entry/script"'],
-                   check=True, capture_output=True)
+    exe = _build(d)
+    # the interpreter is the one the entry's #! line names (an argument after it ignored)
+    (d / "pyruntime-entry").write_text("#!%s -IS\nraise SystemExit(3)\n" % fake)
     return str(exe)
+
+
+def _entry(launcher):
+    return os.path.realpath(launcher) + "-entry"
 
 
 def _launch(launcher, *args):
@@ -71,7 +80,7 @@ def _launch(launcher, *args):
 ])
 def test_warm_up_only_for_commands_that_place_a_process(launcher, args, warms):
     out = _launch(launcher, *args)
-    assert out["ARGS"] == [" ".join(["-IS", "/entry/script"] + args)]
+    assert out["ARGS"] == [" ".join(["-IS", _entry(launcher)] + args)]
     kids = out["KIDS"][0].split()
     assert len(kids) == (1 if warms else 0), out
 
@@ -86,6 +95,48 @@ def test_warm_up_child_holds_nothing_of_the_caller(launcher):
     for fd in out.get("FD", []):
         # "" when the fd closed between listing and readlink: it reopens every 5 ms
         assert fd == "" or fd.endswith("/cgroup.procs"), out
+
+
+ECHO_PYTHON = "#!/bin/sh\necho \"$0|$*\"\n"
+
+
+@pytest.mark.parametrize("first_lines,dirname", [
+    ("#!{py}\n", "in stall"),                    # what pip writes, spaces and all
+    ("#! {py} -E\r\n", "install"),               # kernel-style: one argument after the path
+    ("#!/bin/sh\n'''exec' \"{py}\" \"$0\" \"$@\"\n' '''\n", "in stall"),  # trampolines
+    ("#!/bin/sh\n'''exec' {py} \"$0\" \"$@\"\n' '''\n", "install"),
+])
+def test_interpreter_is_the_one_on_the_entry_scripts_first_line(tmp_path, first_lines,
+                                                                 dirname):
+    d = tmp_path / dirname
+    d.mkdir()
+    py = d / "python"
+    py.write_text(ECHO_PYTHON)
+    py.chmod(0o755)
+    exe = _build(d)
+    entry = str(exe) + "-entry"
+    with open(entry, "w") as f:
+        f.write(first_lines.format(py=py) + "raise SystemExit(3)\n")
+    # reached through a symlink elsewhere, as /usr/local/bin/pyruntime: the entry is the
+    # one next to the real file
+    link = tmp_path / "pyruntime"
+    link.symlink_to(exe)
+    p = subprocess.run([str(link), "state", "a b"], capture_output=True, text=True,
+                       timeout=30, cwd="/")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout == "%s|-IS %s state a b\n" % (py, entry)
+
+
+@pytest.mark.parametrize("content", [None, "", "import sys\n", "#!\n", "#!python\n"])
+def test_no_usable_entry_is_one_clear_error(tmp_path, content):
+    exe = _build(tmp_path)
+    if content is not None:
+        (tmp_path / "pyruntime-entry").write_text(content)
+    p = subprocess.run([str(exe), "--version"], capture_output=True, text=True, timeout=30)
+    assert p.returncode == 127
+    assert p.stdout == ""
+    assert p.stderr.startswith("pyruntime: no interpreter in %s-entry: " % exe), p.stderr
+    assert p.stderr.count("\n") == 1
 
 
 def test_installed_launcher_runs_the_cli(rt):

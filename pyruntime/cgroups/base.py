@@ -140,9 +140,35 @@ class BaseManager:
             if not was_frozen or int(sig) == 9:
                 self.thaw()
 
-    def destroy(self, timeout=5.0):
-        """Kill what is left, wait for the cgroup to empty, remove our dirs."""
-        if any(os.path.isdir(d) for _, d in self.dirs()):
+    def intent(self):
+        """The dirs create() would make now, top-down: recorded before any mkdir, so
+        whatever a create killed halfway made is still on record for delete."""
+        out = []
+        for key, d in self.dirs():
+            for x in common.missing_dirs(self.mounts[key], d):
+                if x not in out and x not in self.created:
+                    out.append(x)
+        return out
+
+    def exclusive(self):
+        """True when create() made every leaf: no other container was in it when this
+        one was placed there (a later one may still have joined; callers check)."""
+        made = set(self.created)
+        return all(d in made for _, d in self.dirs())
+
+    def destroy(self, kill=None, timeout=5.0):
+        """Remove what the container owns, nothing else: its leaf dirs (with whatever
+        was made below them) and then the parents create() made, if empty at that
+        moment: one rmdir each, never a walk into them, never a wait.
+
+        kill: SIGKILL the processes left in the leaves first; by default only when
+        create() made every leaf (a cgroup that existed before holds someone else's
+        processes). Returns the leaves that could not be removed because processes
+        that are not the container's remain in them."""
+        if kill is None:
+            kill = self.exclusive()
+        leaves = [d for _, d in self.dirs()]
+        if kill and any(os.path.isdir(d) for d in leaves):
             deadline = time.monotonic() + timeout
             delay = 0.005
             while True:
@@ -157,9 +183,9 @@ class BaseManager:
                     break
                 time.sleep(delay)
                 delay = min(delay * 2, 0.1)
-        failed = []
-        # deepest first; nested dirs below ours (made inside the container) too
-        for d in sorted(self.created, key=lambda p: p.count("/"), reverse=True):
+        made = set(self.created)
+        busy, failed = [], []
+        for d in leaves:
             try:
                 os.rmdir(d)  # the common case: empty, no cgroups made inside it
                 continue
@@ -167,14 +193,32 @@ class BaseManager:
                 continue
             except OSError:
                 pass
-            for cur, subdirs, _ in os.walk(d, topdown=False):
-                if cur != d and not common.rmdir_bounded(cur):
-                    failed.append(cur)
-            if not common.rmdir_bounded(d):
-                failed.append(d)
+            if not kill and common.read_procs_quiet(d):
+                busy.append(d)   # someone else's processes: not ours to wait for
+                continue
+            if not kill and d not in made:
+                # a cgroup that was there before: what is inside it is not ours either
+                if not common.rmdir_bounded(d):
+                    busy.append(d)
+                continue
+            # cgroups made inside the container's own (by an engine or a cgroup-namespaced
+            # workload) are the container's too
+            for cur, _subdirs, _ in os.walk(d, topdown=False):
+                if not common.rmdir_bounded(cur):
+                    (busy if common.read_procs_quiet(cur) else failed).append(cur)
+                    break
+        leafset = set(leaves)
+        for d in sorted(made - leafset, key=lambda p: p.count("/"), reverse=True):
+            if any(x.startswith(d + "/") for x in busy + failed):
+                continue
+            try:
+                os.rmdir(d)  # only if empty now: a neighbour's cgroup keeps it
+            except OSError:
+                pass
         self.created = [d for d in self.created if os.path.isdir(d)]
         if failed:
             raise CgroupError(f"cgroup: rmdir {failed[0]}: device or resource busy")
+        return busy
 
     # ---------------------------------------------------------- helpers
 

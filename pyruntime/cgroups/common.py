@@ -222,6 +222,14 @@ def read_procs(d):
     return [int(x) for x in text.split()]
 
 
+def read_procs_quiet(d):
+    """read_procs(d), [] when it cannot be read."""
+    try:
+        return read_procs(d)
+    except (OSError, ValueError):
+        return []
+
+
 def all_pids(d):
     """pids of d and every descendant cgroup."""
     res = []
@@ -230,25 +238,46 @@ def all_pids(d):
     return sorted(set(res))
 
 
+def missing_dirs(mountpoint, d):
+    """The dirs mkdirs(mountpoint, d) would make now, top-down (nothing is created)."""
+    out = []
+    cur = d
+    while cur != mountpoint and cur.startswith(mountpoint + "/"):
+        if os.path.isdir(cur):
+            break
+        out.append(cur)
+        cur = os.path.dirname(cur)
+    return out[::-1]
+
+
 def mkdirs(mountpoint, d):
     """mkdir -p d below mountpoint; -> the dirs created, top-down."""
     created = []
     rel = os.path.relpath(d, mountpoint)
-    cur = mountpoint
-    for p in rel.split("/"):
-        cur = os.path.join(cur, p)
+    for _attempt in range(5):
+        cur = mountpoint
         try:
-            os.mkdir(cur, 0o755)
-            created.append(cur)
-        except FileExistsError:
-            pass
+            for p in rel.split("/"):
+                cur = os.path.join(cur, p)
+                try:
+                    os.mkdir(cur, 0o755)
+                    created.append(cur)
+                except FileExistsError:
+                    pass
+            return created
+        except FileNotFoundError:
+            # a parent another container made was removed as we went down (its delete
+            # takes an empty parent away): make it again
+            continue
         except OSError as e:
             raise CgroupError(f"cgroup: mkdir {cur}: {_strerr(e)}") from None
-    return created
+    raise CgroupError(f"cgroup: mkdir {cur}: {_strerr(FileNotFoundError(errno.ENOENT, ''))}")
 
 
 def rmdir_bounded(d, wait=2.0):
-    """rmdir a cgroup dir; EBUSY (processes still exiting) is retried briefly."""
+    """rmdir a cgroup dir of the container; EBUSY is retried briefly, but only while no
+    process is listed in it (tasks still exiting): a cgroup that holds live processes
+    is someone else's to empty, never waited on."""
     import time
     deadline = time.monotonic() + wait
     delay = 0.005
@@ -260,6 +289,11 @@ def rmdir_bounded(d, wait=2.0):
             return True
         except OSError as e:
             if e.errno != errno.EBUSY or time.monotonic() > deadline:
+                return False
+            try:
+                if read_procs(d) or any(e.is_dir() for e in os.scandir(d)):
+                    return False   # live processes or cgroups below: not transient
+            except (OSError, ValueError):
                 return False
             time.sleep(delay)
             delay = min(delay * 2, 0.1)

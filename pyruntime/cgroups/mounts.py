@@ -75,6 +75,8 @@ def v1_steps(mgr, mount, cgroupns):
     steps += _props(dest, prop)
     merged = []
     for key, leaf in mgr.paths.items():
+        if key == "":
+            continue  # hybrid's unified hierarchy: not shown in the container (as runc)
         sub = os.path.basename(mgr.mounts[key])
         target = os.path.join(dest, sub)
         if "," in sub:

@@ -34,6 +34,14 @@ class V1Manager(BaseManager):
             self.mounts[key] = mp
             for c in h["controllers"]:
                 self.ctrl[c] = key
+        v2 = [(m, r) for m, r, fs, _o in (mountinfo or common.read_mountinfo()) if fs == "cgroup2"]
+        if v2 and self.paths:
+            # hybrid: the container gets a cgroup of its own in the unified hierarchy
+            # too (key ""), as runc does, so /proc/PID/cgroup's 0:: line names it
+            mp, root = v2[0]
+            base = mp if absolute else common.host_dir(mp, root, own.get("", "/"))
+            self.paths[""] = common.leaf_dir(mp, base, parts)
+            self.mounts[""] = mp
 
     def _init_from_state(self, d):
         self.ctrl = {}
@@ -60,8 +68,15 @@ class V1Manager(BaseManager):
     def _create_one(self, key, d):
         made = common.mkdirs(self.mounts[key], d)
         if "cpuset" in key.split(","):
-            # new cpuset cgroups start empty and refuse tasks: inherit the parent's
-            for cur in made:
+            # new cpuset cgroups start empty and refuse tasks: inherit the parent's (a
+            # parent someone else made empty too, as runc does)
+            mp = self.mounts[key]
+            chain = []
+            cur = d
+            while cur.startswith(mp + "/"):
+                chain.append(cur)
+                cur = os.path.dirname(cur)
+            for cur in reversed(chain):
                 parent = os.path.dirname(cur)
                 for f in ("cpuset.cpus", "cpuset.mems"):
                     if not common.read_file(cur, f, "").strip():

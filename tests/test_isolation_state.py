@@ -1,0 +1,276 @@
+"""What the runtime owns, and only that, is what delete removes:
+
+- delete --force of a container sharing its cgroupsPath with another leaves the other
+  running (runc does too, with a warning about the cgroup it could not remove);
+- a damaged state.json never makes the runtime forget a live container: delete --force
+  still finds and kills its init and removes its cgroups; state/list say one line;
+- a create killed at any moment leaves nothing that delete --force cannot remove.
+
+Each with and without a user namespace where it applies.
+"""
+import json
+import os
+import random
+import signal
+import subprocess
+import time
+
+import pytest
+
+import util
+
+CG = "/sys/fs/cgroup"
+T = 10  # a command waiting on someone else's cgroup fails the test
+
+
+def _v1():
+    with open("/proc/self/mountinfo") as f:
+        fs = [(l.split(" - ")[0].split()[4], l.split(" - ")[1].split()[0]) for l in f]
+    return not any(mp == CG and t == "cgroup2" for mp, t in fs) and \
+        any(t == "cgroup" for _mp, t in fs)
+
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not _v1(),
+                                reason="needs root on a cgroup v1 / hybrid host")
+
+
+def userns(config):
+    config["linux"]["namespaces"].append({"type": "user"})
+    config["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    config["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+
+
+def bundle(make_bundle, args=("sleep", "1000"), user=False, pidns=True, cgpath=None):
+    b = make_bundle(list(args))
+    if user:
+        userns(b.config)
+        os.chown(b.rootfs, 100000, 100000)
+    if not pidns:
+        b.config["linux"]["namespaces"] = [n for n in b.config["linux"]["namespaces"]
+                                           if n["type"] != "pid"]
+    if cgpath:
+        b.config["linux"]["cgroupsPath"] = cgpath
+    b.save()
+    return b
+
+
+def cgroup_dirs(name):
+    out = []
+    for top, dirs, _files in os.walk(CG):
+        out += [os.path.join(top, d) for d in dirs if name in d]
+    return out
+
+
+# ---- item 6: delete --force kills only its own container ---------------------------------
+
+@pytest.mark.parametrize("how", ["force", "plain-after-kill"])
+@pytest.mark.parametrize("user,pidns", [(False, True), (True, True), (False, False)],
+                         ids=["pidns", "pidns-userns", "no-pidns"])
+def test_delete_force_spares_container_sharing_the_cgroup(rt, make_bundle, cid, user, pidns,
+                                                          how):
+    if not pidns and not rt.is_pyruntime:
+        pytest.skip("runc 1.1 kills every process of the cgroup of a container without "
+                    "a pid namespace, the neighbour's too")
+    shared = "/%s-shared" % cid
+    a, b = cid + "-a", cid + "-b"
+    pids = {}
+    for c in (a, b):
+        bd = bundle(make_bundle, user=user, pidns=pidns, cgpath=shared)
+        r = util.call_ok(rt, "create", "--bundle", bd.path, c, timeout=T)
+        if c == b:  # runc warns that b joins a cgroup with a's processes in it
+            assert "container's cgroup is not empty: 1 process(es) found" in r.stderr, r.stderr
+        rt.ok("start", c, timeout=T)
+        pids[c] = rt.state(c)["pid"]
+    if how == "force":
+        r = rt.ok("delete", "--force", a, timeout=T)
+    else:
+        rt.ok("kill", a, "KILL", timeout=T)
+        assert util.wait_for(lambda: rt.state(a)["status"] == "stopped", 5)
+        r = rt.ok("delete", a, timeout=T)
+    assert util.wait_for(lambda: not util.pid_alive(pids[a]), 5)
+    assert util.pid_alive(pids[b]), "delete --force of a killed b"
+    assert rt.state(b)["status"] == "running"
+    # the shared cgroup stays for b, and delete says so (runc: "Failed to remove cgroup")
+    assert "Failed to remove" in r.stderr, r.stderr
+    assert os.path.isdir(os.path.join(CG, "pids", shared.lstrip("/")))
+    rt.ok("delete", "--force", b, timeout=T)
+    assert util.wait_for(lambda: not util.pid_alive(pids[b]), 5)
+    assert cgroup_dirs(cid + "-shared") == []
+
+
+# ---- item 7: a damaged state file never makes the runtime forget a live container --------
+
+DAMAGE = {
+    "truncated": lambda raw: raw[:len(raw) // 2],
+    "random": lambda raw: os.urandom(len(raw)),
+    "null": lambda raw: b"null",
+    "wrong-types": lambda raw: json.dumps(
+        dict(json.loads(raw), pid="1", start_time=[], cgroup={"paths": 5},
+             status=7, creator_pid="x")).encode(),
+}
+
+
+@pytest.mark.parametrize("user", [False, True], ids=["host-ids", "userns"])
+@pytest.mark.parametrize("damage", sorted(DAMAGE))
+def test_damaged_state_never_forgets_a_live_container(rt, make_bundle, cid, damage, user):
+    if not rt.is_pyruntime:
+        pytest.skip("pyruntime's state file")
+    b = bundle(make_bundle, ["sh", "-c", "sleep 1000 & exec sleep 1001"], user=user)
+    util.call_ok(rt, "run", "--detach", "--bundle", b.path, cid, timeout=T)
+    init = rt.state(cid)["pid"]
+    kids = util.wait_for(lambda: util.children(init) or None, 5) or []
+    assert kids
+    dirs = cgroup_dirs(cid)
+    assert dirs
+    path = os.path.join(rt.root, cid, "state.json")
+    with open(path, "rb") as f:
+        raw = f.read()
+    with open(path, "wb") as f:
+        f.write(DAMAGE[damage](raw))
+    for args in (("state", cid), ("list",), ("kill", cid, "0")):
+        p = rt.run(*args, timeout=T)
+        assert "Traceback" not in p.stderr, (args, p.stderr)
+        assert len(p.stderr.strip().splitlines()) <= 1, (args, p.stderr)
+        if args[0] == "state":
+            assert p.returncode == 1 and "corrupt state" in p.stderr, p.stderr
+    # plain delete refuses: the container still runs
+    p = rt.run("delete", cid, timeout=T)
+    assert p.returncode == 1 and "Traceback" not in p.stderr, p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1, p.stderr
+    assert util.pid_alive(init)
+    # --force finds it anyway: init and its child dead, cgroups and state gone
+    p = rt.run("delete", "--force", cid, timeout=T)
+    assert p.returncode == 0 and "Traceback" not in p.stderr, p.stderr
+    for pid in [init] + kids:
+        assert util.wait_for(lambda: not util.pid_alive(pid), 5), "pid %d survived" % pid
+    assert [d for d in dirs if os.path.exists(d)] == []
+    assert not os.path.exists(os.path.join(rt.root, cid))
+    # the id is free again
+    util.call_ok(rt, "run", "--detach", "--bundle", b.path, cid, timeout=T)
+    rt.ok("delete", "--force", cid, timeout=T)
+
+
+def test_damaged_state_of_stopped_container_plain_delete(rt, make_bundle, cid):
+    if not rt.is_pyruntime:
+        pytest.skip("pyruntime's state file")
+    b = bundle(make_bundle)
+    util.call_ok(rt, "run", "--detach", "--bundle", b.path, cid, timeout=T)
+    init = rt.state(cid)["pid"]
+    rt.ok("kill", cid, "KILL", timeout=T)
+    assert util.wait_for(lambda: not util.pid_alive(init), 5)
+    with open(os.path.join(rt.root, cid, "state.json"), "wb") as f:
+        f.write(b"{")
+    p = rt.run("delete", cid, timeout=T)
+    assert p.returncode == 0, p.stderr
+    assert cgroup_dirs(cid) == []
+    assert not os.path.exists(os.path.join(rt.root, cid))
+
+
+def test_damaged_owned_record_cannot_point_at_a_foreign_process(rt, make_bundle, cid):
+    """Both files damaged, owned.json naming a stranger (right start time): the stranger
+    is not in the container's cgroup, so it is never signalled."""
+    if not rt.is_pyruntime:
+        pytest.skip("pyruntime's state files")
+    b = bundle(make_bundle)
+    util.call_ok(rt, "run", "--detach", "--bundle", b.path, cid, timeout=T)
+    init = rt.state(cid)["pid"]
+    stranger = subprocess.Popen(["sleep", "1000"], start_new_session=True)
+    try:
+        d = os.path.join(rt.root, cid)
+        with open(os.path.join(d, "owned.json")) as f:
+            owned = json.load(f)
+        owned.update(pid=stranger.pid, start_time=util.start_time(stranger.pid))
+        with open(os.path.join(d, "owned.json"), "w") as f:
+            json.dump(owned, f)
+        with open(os.path.join(d, "state.json"), "wb") as f:
+            f.write(b"null")
+        p = rt.run("delete", "--force", cid, timeout=T)
+        assert "Traceback" not in p.stderr, p.stderr
+        assert stranger.poll() is None, "a stranger named in owned.json was killed"
+        # the container's own processes are found in its cgroup instead
+        assert p.returncode == 0, p.stderr
+        assert util.wait_for(lambda: not util.pid_alive(init), 5)
+        assert cgroup_dirs(cid) == []
+    finally:
+        stranger.kill()
+        stranger.wait()
+        os.kill(init, signal.SIGKILL)
+
+
+def test_hostile_owned_record_cannot_point_at_a_foreign_cgroup(rt, make_bundle, cid):
+    """Both files damaged, owned.json naming a bait cgroup with a process in it: the
+    record is refused (its paths are not named for the container), the bait is never
+    touched, and delete --force refuses in one line while the container's own cgroup
+    still holds its processes instead of forgetting them."""
+    if not rt.is_pyruntime:
+        pytest.skip("pyruntime's state files")
+    b = bundle(make_bundle)
+    util.call_ok(rt, "run", "--detach", "--bundle", b.path, cid, timeout=T)
+    init = rt.state(cid)["pid"]
+    bait = os.path.join(CG, "pids", cid + "-bait")
+    os.mkdir(bait)
+    stranger = subprocess.Popen(["sleep", "1000"], start_new_session=True)
+    try:
+        with open(os.path.join(bait, "cgroup.procs"), "w") as f:
+            f.write(str(stranger.pid))
+        d = os.path.join(rt.root, cid)
+        with open(os.path.join(d, "owned.json")) as f:
+            owned = json.load(f)
+        owned["cgroup"].update(paths={"pids": bait}, mounts={"pids": CG + "/pids"},
+                               created=[bait], skipped=[], cgroups_path="/" + cid + "-bait")
+        with open(os.path.join(d, "owned.json"), "w") as f:
+            json.dump(owned, f)
+        with open(os.path.join(d, "state.json"), "wb") as f:
+            f.write(b"null")
+        p = rt.run("delete", "--force", cid, timeout=T)
+        assert p.returncode == 1 and len(p.stderr.strip().splitlines()) == 1, p.stderr
+        assert "delete --force again" in p.stderr, p.stderr
+        assert util.pid_alive(init) and os.path.isdir(d)
+        assert stranger.poll() is None and os.path.isdir(bait)
+        os.kill(init, signal.SIGKILL)
+        assert util.wait_for(lambda: not util.pid_alive(init), 5)
+        p = rt.run("delete", "--force", cid, timeout=T)
+        assert p.returncode == 0, p.stderr
+        assert stranger.poll() is None and os.path.isdir(bait)
+        assert not os.path.exists(d)
+    finally:
+        stranger.kill()
+        stranger.wait()
+        util.wait_for(lambda: _rmdir(bait), 5)
+
+
+def _rmdir(path):
+    try:
+        os.rmdir(path)
+    except FileNotFoundError:
+        pass
+    except OSError:
+        return False
+    return True
+
+
+# ---- item 8: create killed at any moment, then delete --force, leaves nothing -------------
+
+@pytest.mark.parametrize("user", [False, True], ids=["host-ids", "userns"])
+def test_create_killed_at_random_moments(rt, make_bundle, cid, pyrt_ctx, user):
+    if not rt.is_pyruntime:
+        pytest.skip("runc killed mid-create leaves its cgroups (not its promise)")
+    b = bundle(make_bundle, user=user, cgpath=None)
+    rng = random.Random(os.getpid())
+    found = []
+    for i in range(40):
+        c = "%s-%d" % (cid, i)
+        pyrt_ctx.ids.add(c)
+        p = subprocess.Popen(rt.cmd + ["--root", rt.root, "create", "--bundle", b.path, c],
+                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL, start_new_session=True)
+        time.sleep(rng.uniform(0.002, 0.1))
+        os.kill(p.pid, signal.SIGKILL)
+        p.wait()
+        pyrt_ctx.scan_runtime(rt)
+        r = rt.run("delete", "--force", c, timeout=T)
+        assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
+        problems = pyrt_ctx.leak_check()
+        if problems:
+            found.append((i, problems))
+    assert found == []
