@@ -1,8 +1,8 @@
 /* pyruntime's plan executor.
  *
- * pyrt_spawn() clones the container init (through an intermediate process when namespaces
- * must be joined first) and the init runs the plan's steps in order, never returning to
- * Python. A failing step is reported as (step index, errno, text) over the sync socket;
+ * pyrt_spawn() execs the init stub (this code linked statically, from a sealed memfd) with
+ * the plan as a flat blob; the stub joins namespaces and clones the container init, which
+ * runs the plan's steps in order, never returning to Python. A failing step is reported as (step index, errno, text) over the sync socket;
  * the runtime turns that into the user's message. Every decision was made by Python.
  */
 #define _GNU_SOURCE
