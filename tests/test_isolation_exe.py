@@ -104,8 +104,6 @@ def _userns(b):
     b.config["linux"]["namespaces"].append({"type": "user"})
     b.config["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
     b.config["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
-    b.config["linux"]["namespaces"] = [n for n in b.config["linux"]["namespaces"]
-                                       if n["type"] != "network"]
     for root, dirs, files in os.walk(b.rootfs):
         for n in dirs + files:
             os.lchown(os.path.join(root, n), 100000, 100000)
@@ -205,19 +203,28 @@ def test_exec_and_create_never_expose_host_files(rt, make_bundle, cid, pyrt_tmp,
     with open(os.path.join(b.path, MARKER), "w"):
         pass
     bid = cid + "-b"
+    b_inits = []
     for i in range(3):
         r = rt.run("create", "-b", b.path, bid, cwd=cwd)
         assert r.returncode == 0, r.stderr
         try:
             ns_pid = _ns_pid(rt.state(bid)["pid"])
+            b_inits.append(ns_pid)
             assert util.wait_for(lambda: w.seen(ns_pid), 30), "the watcher never saw the init"
             w.wait_rounds(2)
         finally:
             rt.ok("delete", "-f", bid)
     w.wait_rounds(1)
     assert w.ids(), "the watcher followed no link at all: the test proves nothing"
-    # it did look at the runtime's processes: the created init (before start) at least
-    assert any(l.startswith("exe ") and "/memfd:" in l for l in w.ids()) or userns, w.ids()
+    # it did look into the runtime's processes: the created inits (before start) at least
+    # (in a user namespace the watcher's CAP_SYS_PTRACE does not reach them)
+    if not userns:
+        looked = {int(l.split()[1]) for l in w.ids() if l.startswith("exe ")}
+        assert set(b_inits) <= looked, (b_inits, w.ids())
+    assert _digests(files) == before
+    if not rt.is_pyruntime and w.hits():
+        # the oracle is weaker here: runc 1.1.5's init is its binary on a read-only bind
+        # and maps the host's libc, which /proc/<pid>/map_files even opens for writing
+        pytest.xfail("runc keeps host files reachable: %s" % w.hits()[0])
     assert w.hits() == []
     assert _host_hits(w, files) == []
-    assert _digests(files) == before

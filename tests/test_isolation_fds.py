@@ -41,6 +41,15 @@ def _run(rt, pyrt_tmp, args, out=None, timeout=30):
                                            e.read().decode()), f
 
 
+def _runc_refuses(rt, r):
+    """runc refuses --preserve-fds beyond the fds it was given (one line, exit non-zero);
+    pyruntime passes the open ones. Either way nothing else reaches the container."""
+    if rt.is_pyruntime:
+        return False
+    assert r.returncode != 0 and "unable to stat preserved-fd" in r.stderr, r.stderr
+    return True
+
+
 def _check_listing(text, callers_file):
     """Only stdio, the caller's fd 3 and ls's own directory fd; every fd that resolves
     anywhere is stdio or the caller's file (no state dir, fifo, rootfs, nsfs)."""
@@ -76,6 +85,8 @@ def _create_start_delete(rt, b, cid, pyrt_tmp, preserve):
     with open(outp, "w") as out:
         r, f = _run(rt, pyrt_tmp, ["create", "--preserve-fds", str(preserve), "-b", b.path, cid],
                     out=out)
+    if preserve > 1 and _runc_refuses(rt, r):
+        return None, f
     assert r.returncode == 0, r.stderr
     # the init holds nothing of the runtime's: start and delete take the lock at once
     rt.ok("start", cid, timeout=20)
@@ -87,12 +98,15 @@ def _create_start_delete(rt, b, cid, pyrt_tmp, preserve):
 def test_create_preserve_fds_more_than_open(rt, make_bundle, cid, pyrt_tmp):
     b = make_bundle(["sh", "-c", LISTING + "; echo END"])
     text, f = _create_start_delete(rt, b, cid, pyrt_tmp, 8)
-    _check_listing(text, f)
+    if text is not None:
+        _check_listing(text, f)
 
 
 def test_run_preserve_fds_more_than_open(rt, make_bundle, cid, pyrt_tmp):
     b = make_bundle(["sh", "-c", LISTING])
     r, f = _run(rt, pyrt_tmp, ["run", "--preserve-fds", "8", "-b", b.path, cid])
+    if _runc_refuses(rt, r):
+        return
     assert r.returncode == 0, r.stderr
     _check_listing(r.stdout, f)
 
@@ -101,8 +115,9 @@ def test_exec_preserve_fds_more_than_open(rt, make_bundle, cid, pyrt_tmp):
     b = make_bundle(["sleep", "1000"])
     rt.ok("run", "-d", "-b", b.path, cid)
     r, f = _run(rt, pyrt_tmp, ["exec", "--preserve-fds", "8", cid, "sh", "-c", LISTING])
-    assert r.returncode == 0, r.stderr
-    _check_listing(r.stdout, f)
+    if not _runc_refuses(rt, r):
+        assert r.returncode == 0, r.stderr
+        _check_listing(r.stdout, f)
     rt.ok("delete", "-f", cid, timeout=20)
 
 
