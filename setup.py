@@ -21,6 +21,11 @@ EXECUTABLES = [
     # runs bin/pyruntime-entry (csrc/pyruntime-entry below) with the interpreter named
     # on its #! line, which the installer writes: nothing install-specific is compiled in
     ("scripts", "pyruntime", ["csrc/launcher.c"], []),
+    # the init stub: the executor as a static program, which every spawn execs from a
+    # sealed memfd copy before anything enters a container (csrc/executor.c)
+    ("package", "_pyrt_init", ["csrc/stub_main.c", "csrc/executor.c"],
+     ["-static", "-Os", "-Wno-unused-result", "-ffunction-sections", "-fdata-sections",
+      "-Wl,--gc-sections", "-s"]),
 ]
 # Copied to bin/ as they are; the installer points a `#!python` line at its interpreter.
 SCRIPTS = ["csrc/pyruntime-entry"]

@@ -1,8 +1,8 @@
 /* pyruntime's plan executor.
  *
- * pyrt_spawn() clones the container init (through an intermediate process when namespaces
- * must be joined first) and the init runs the plan's steps in order, never returning to
- * Python. A failing step is reported as (step index, errno, text) over the sync socket;
+ * pyrt_spawn() execs the init stub (this code linked statically, from a sealed memfd) with
+ * the plan as a flat blob; the stub joins namespaces and clones the container init, which
+ * runs the plan's steps in order, never returning to Python. A failing step is reported as (step index, errno, text) over the sync socket;
  * the runtime turns that into the user's message. Every decision was made by Python.
  */
 #define _GNU_SOURCE
@@ -21,6 +21,8 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
+#include <sys/sendfile.h>
+#include <pthread.h>
 #include <sys/personality.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -1056,6 +1058,116 @@ static void do_hook(struct pyrt_step *s)
         hook_fail(s, "exit status %d, stdout: %s, stderr: %s", WEXITSTATUS(status), obuf, ebuf);
 }
 
+static int fd_in(int fd, const int *list, int n)
+{
+    int i;
+    for (i = 0; i < n; i++)
+        if (list[i] == fd)
+            return 1;
+    return 0;
+}
+
+/* Close every fd >= 3 except `keep` (n of them). close_range first; where it is missing or
+ * a seccomp filter denies it, close() what /proc/self/fd lists, and without /proc every fd
+ * up to the highest one the process may hold. Fd hygiene must not depend on one syscall. */
+static void close_all_but(const int *keep, int n)
+{
+    int lo = 3, hi, i, ok = 1;
+    int sorted[64];
+    int m = 0;
+
+    if (n <= 64) {
+        int j;
+        for (i = 0; i < n; i++)
+            if (keep[i] >= 3)
+                sorted[m++] = keep[i];
+        for (i = 0; i < m; i++)
+            for (j = i + 1; j < m; j++)
+                if (sorted[j] < sorted[i]) { int t = sorted[i]; sorted[i] = sorted[j]; sorted[j] = t; }
+        for (i = 0; i < m && ok; i++) {
+            if (sorted[i] < lo)
+                continue;
+            if (sorted[i] > lo && syscall(SYS_close_range, (unsigned)lo, (unsigned)sorted[i] - 1, 0) < 0)
+                ok = 0;
+            lo = sorted[i] + 1;
+        }
+        if (ok && syscall(SYS_close_range, (unsigned)lo, ~0U, 0) == 0)
+            return;
+    }
+    {
+        /* one by one: list /proc/self/fd with raw getdents (no allocation) */
+        char buf[4096];
+        int d = open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (d >= 0) {
+            int again = 1;
+            while (again) {
+                long nread;
+                again = 0;
+                lseek(d, 0, SEEK_SET);
+                while ((nread = syscall(SYS_getdents64, d, buf, sizeof buf)) > 0) {
+                    long off = 0;
+                    while (off < nread) {
+                        struct { unsigned long long ino; long long off; unsigned short reclen;
+                                 unsigned char type; char name[]; } *e = (void *)(buf + off);
+                        int fd;
+                        off += e->reclen;
+                        if (e->name[0] < '0' || e->name[0] > '9')
+                            continue;
+                        fd = atoi(e->name);
+                        if (fd < 3 || fd == d || fd_in(fd, keep, n))
+                            continue;
+                        close(fd);
+                        again = 1;
+                    }
+                }
+            }
+            close(d);
+            return;
+        }
+    }
+    {
+        struct rlimit rl;
+        int fd;
+        hi = 1 << 20;
+        if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < (rlim_t)hi)
+            hi = (int)rl.rlim_cur;
+        for (fd = 3; fd < hi; fd++)
+            if (!fd_in(fd, keep, n))
+                close(fd);
+    }
+}
+
+/* The caller's fds the plan lists (s->buf: ints, s->n1 of them; recorded by the runtime
+ * before it opened anything of its own) pass to the program; every other fd closes, the
+ * executor's own stay close-on-exec and go at execve. */
+static void do_close_fds(struct pyrt_spawn *sp, struct pyrt_step *s)
+{
+    const int *pass = (const int *)s->buf;
+    int npass = s->buf ? (int)s->n1 : 0;
+    int keep[4096 + 3];
+    int n = 0, i;
+
+    if (npass > 4096)
+        fail(EINVAL, "too many preserved fds");
+    for (i = 0; i < npass; i++)
+        keep[n++] = pass[i];
+    keep[n++] = g_sock;
+    keep[n++] = sp->fifo_fd;
+    keep[n++] = g_rootfd;
+    close_all_but(keep, n);
+    if (g_sock >= 0) fcntl(g_sock, F_SETFD, FD_CLOEXEC);
+    if (sp->fifo_fd >= 0) fcntl(sp->fifo_fd, F_SETFD, FD_CLOEXEC);
+    if (g_rootfd >= 0) fcntl(g_rootfd, F_SETFD, FD_CLOEXEC);
+    for (i = 0; i < npass; i++) {
+        int fl;
+        if (pass[i] == g_sock || pass[i] == sp->fifo_fd || pass[i] == g_rootfd)
+            continue;
+        fl = fcntl(pass[i], F_GETFD);
+        if (fl >= 0)
+            fcntl(pass[i], F_SETFD, fl & ~FD_CLOEXEC);
+    }
+}
+
 /* ---- OCI 1.3 process attributes: scheduler, I/O priority, memory policy, personality,
  * CPU affinity. Every value was checked and encoded by plan.py. ----------------------- */
 
@@ -1193,40 +1305,7 @@ static void run_step(struct pyrt_spawn *sp, struct pyrt_step *s)
         if (setsid() < 0 && errno != EPERM)
             fail(errno, NULL);
         break;
-    case OP_CLOSE_FDS: {
-        /* Close everything the caller left open (its locks included: a flock held
-         * through an inherited fd would outlive `create`), except the executor's own
-         * fds, which are close-on-exec and go at execve. */
-        int keep[3] = { g_sock, sp->fifo_fd, g_rootfd };
-        unsigned lo = 3 + (unsigned)s->n1;
-        int i, j;
-        for (i = 0; i < 3; i++)
-            for (j = i + 1; j < 3; j++)
-                if (keep[j] < keep[i]) { int t = keep[i]; keep[i] = keep[j]; keep[j] = t; }
-        for (i = 0; i < 3; i++) {
-            if (keep[i] < (int)lo)
-                continue;
-            if ((unsigned)keep[i] > lo)
-                syscall(SYS_close_range, lo, (unsigned)keep[i] - 1, 0);
-            lo = (unsigned)keep[i] + 1;
-        }
-        syscall(SYS_close_range, lo, ~0U, 0);
-        for (i = 0; i < 3; i++)
-            if (keep[i] >= 0)
-                fcntl(keep[i], F_SETFD, FD_CLOEXEC);
-        if (s->n1 > 0) {
-            int fd;
-            for (fd = 3; fd < 3 + (int)s->n1; fd++) {
-                int fl;
-                if (fd == keep[0] || fd == keep[1] || fd == keep[2])
-                    continue;
-                fl = fcntl(fd, F_GETFD);
-                if (fl >= 0)
-                    fcntl(fd, F_SETFD, fl & ~FD_CLOEXEC);
-            }
-        }
-        break;
-    }
+    case OP_CLOSE_FDS: do_close_fds(sp, s); break;
     case OP_IDENTITY: do_identity(s); break;
     case OP_CHDIR: do_chdir(s); break;
     case OP_CAPS: do_caps(s); break;
@@ -1300,15 +1379,13 @@ static void run_step(struct pyrt_spawn *sp, struct pyrt_step *s)
 static __attribute__((noreturn)) void init_main(struct pyrt_spawn *sp)
 {
     int i;
-    if (sp->parent_sock >= 0)
-        close(sp->parent_sock);
     g_sock = sp->sock;
-    /* The init is a clone of the runtime (the host's python, its libraries, its fds, and
-     * until the pivot the host's root): nothing in the container may ptrace it or open
-     * its /proc/<pid>/{exe,fd,root,cwd,mem} before it execs the container's program
-     * (CVE-2019-5736, CVE-2016-9962). execve makes the new program dumpable again. */
-    if (!sp->keep_dumpable)
-        prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+    /* The init runs the stub (a sealed memfd), never a host file; still nothing in the
+     * container may ptrace it or open its /proc/<pid>/{fd,root,mem} before it execs the
+     * container's program (CVE-2016-9962). An unprivileged runtime must still write the
+     * uid/gid maps of a new user namespace: dumpable until the first GO then. execve
+     * makes the new program dumpable again. */
+    prctl(PR_SET_DUMPABLE, sp->keep_dumpable ? 1 : 0, 0, 0, 0);
     /* Until READY, a dying runtime takes the half-made container with it. */
     prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
     {
@@ -1336,76 +1413,544 @@ static long raw_clone(unsigned long flags)
     return syscall(SYS_clone, flags, NULL, NULL, NULL, NULL);
 }
 
+/* ---- the init stub --------------------------------------------------------------------
+ *
+ * Nothing the runtime starts in a container may be a clone of the runtime: a clone's
+ * /proc/<pid>/exe and map_files are the host's interpreter and libraries, which a container
+ * process with CAP_SYS_PTRACE could open and later overwrite (CVE-2019-5736). So the runtime
+ * only forks (vfork-style) and execs the init stub - this same code, linked statically,
+ * from a sealed memfd copy - while it is still a host process, and hands it the spawn
+ * description as a flat blob in a memfd. The stub joins the namespaces and clones the init
+ * (or runs a hook): everything that becomes visible in a container is the stub. */
+
+#define BLOB_MAGIC 0x70797274u /* "pyrt" */
+#define BLOB_SPAWN 1
+#define BLOB_HOOK 2
+
+struct blob_hdr {
+    uint32_t magic, mode;
+    uint64_t size;
+    uint64_t sp_off;
+};
+
+struct wbuf {
+    char *p;
+    size_t len, cap;
+    int oom;
+};
+
+/* Append n bytes (zeroes when data is NULL), 16-aligned; returns the offset (never 0: the
+ * header is first) or 0 when out of memory. Offsets stand for pointers in the blob. */
+static size_t wput(struct wbuf *w, const void *data, size_t n)
+{
+    size_t off = (w->len + 15) & ~(size_t)15;
+    if (w->oom)
+        return 0;
+    if (off + n > w->cap) {
+        size_t cap = w->cap ? w->cap : 4096;
+        char *np;
+        while (cap < off + n)
+            cap *= 2;
+        np = realloc(w->p, cap);
+        if (!np) {
+            w->oom = 1;
+            return 0;
+        }
+        w->p = np;
+        w->cap = cap;
+    }
+    memset(w->p + w->len, 0, off - w->len);
+    if (data)
+        memcpy(w->p + off, data, n);
+    else
+        memset(w->p + off, 0, n);
+    w->len = off + n;
+    return off;
+}
+
+static size_t wstr(struct wbuf *w, const char *str)
+{
+    return str ? wput(w, str, strlen(str) + 1) : 0;
+}
+
+static size_t wvec(struct wbuf *w, char *const *v)
+{
+    size_t n = 0, off, i;
+    if (!v)
+        return 0;
+    while (v[n])
+        n++;
+    off = wput(w, NULL, (n + 1) * sizeof(uint64_t));
+    for (i = 0; i < n && !w->oom; i++) {
+        size_t so = wstr(w, v[i]);
+        if (!w->oom)
+            ((uint64_t *)(w->p + off))[i] = so;
+    }
+    return off;
+}
+
+#define W_AT(w, off, type) ((type *)((w)->p + (off)))
+#define W_SET(field, off) ((field) = (__typeof__(field))(uintptr_t)(off))
+
+/* The whole spawn description (steps, strings, vectors, buffers) as one pointer-free blob
+ * in a memfd (close-on-exec; the exec'ing child keeps it). Returns the fd or -errno. */
+static int write_blob(const struct pyrt_spawn *sp, int mode)
+{
+    struct wbuf w = { NULL, 0, 0, 0 };
+    struct blob_hdr h;
+    size_t hoff, spoff, stoff, o;
+    int i, fd;
+    char *p;
+    size_t left;
+
+    memset(&h, 0, sizeof h);
+    hoff = 0;
+    wput(&w, &h, sizeof h);
+    spoff = wput(&w, sp, sizeof *sp);
+    stoff = sp->nsteps > 0 ? wput(&w, sp->steps, sizeof(struct pyrt_step) * (size_t)sp->nsteps) : 0;
+    if (!w.oom) W_SET(W_AT(&w, spoff, struct pyrt_spawn)->steps, stoff);
+    o = sp->njoin > 0 ? wput(&w, sp->join_fds, sizeof(int) * (size_t)sp->njoin) : 0;
+    if (!w.oom) W_SET(W_AT(&w, spoff, struct pyrt_spawn)->join_fds, o);
+    o = sp->njoin > 0 ? wput(&w, sp->join_types, sizeof(int) * (size_t)sp->njoin) : 0;
+    if (!w.oom) W_SET(W_AT(&w, spoff, struct pyrt_spawn)->join_types, o);
+    o = wstr(&w, sp->timens_offsets);
+    if (!w.oom) W_SET(W_AT(&w, spoff, struct pyrt_spawn)->timens_offsets, o);
+    for (i = 0; i < sp->nsteps && !w.oom; i++) {
+        const struct pyrt_step *src = &sp->steps[i];
+        size_t s1 = wstr(&w, src->s1), s2 = wstr(&w, src->s2), s3 = wstr(&w, src->s3);
+        size_t s4 = wstr(&w, src->s4), v1 = wvec(&w, src->v1), v2 = wvec(&w, src->v2);
+        size_t bo = src->buf && src->buflen ? wput(&w, src->buf, src->buflen) : 0;
+        struct pyrt_step *dst;
+        if (w.oom)
+            break;
+        dst = W_AT(&w, stoff, struct pyrt_step) + i;
+        W_SET(dst->s1, s1);
+        W_SET(dst->s2, s2);
+        W_SET(dst->s3, s3);
+        W_SET(dst->s4, s4);
+        W_SET(dst->v1, v1);
+        W_SET(dst->v2, v2);
+        W_SET(dst->buf, bo);
+    }
+    if (w.oom) {
+        free(w.p);
+        return -ENOMEM;
+    }
+    h.magic = BLOB_MAGIC;
+    h.mode = (uint32_t)mode;
+    h.size = w.len;
+    h.sp_off = spoff;
+    memcpy(w.p + hoff, &h, sizeof h);
+    fd = (int)syscall(SYS_memfd_create, "pyrt-plan", MFD_CLOEXEC);
+    if (fd < 0) {
+        int e = errno;
+        free(w.p);
+        return -e;
+    }
+    for (p = w.p, left = w.len; left > 0;) {
+        ssize_t n = write(fd, p, left);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            int e = n < 0 ? errno : EIO;
+            close(fd);
+            free(w.p);
+            return -e;
+        }
+        p += n;
+        left -= (size_t)n;
+    }
+    free(w.p);
+    return fd;
+}
+
+/* The stub's side: map the blob and turn its offsets back into pointers. */
+static struct pyrt_spawn *read_blob(int fd, int *mode)
+{
+    struct stat st;
+    char *base;
+    struct blob_hdr *h;
+    struct pyrt_spawn *sp;
+    size_t size;
+    int i;
+
+#define FIX(field) do { uintptr_t o_ = (uintptr_t)(field); \
+        if (o_) { if (o_ >= size) return NULL; (field) = (__typeof__(field))(base + o_); } } while (0)
+    if (fstat(fd, &st) < 0 || st.st_size < (off_t)sizeof *h)
+        return NULL;
+    size = (size_t)st.st_size;
+    base = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+    if (base == MAP_FAILED)
+        return NULL;
+    h = (struct blob_hdr *)base;
+    if (h->magic != BLOB_MAGIC || h->size != size || h->sp_off + sizeof *sp > size)
+        return NULL;
+    *mode = (int)h->mode;
+    sp = (struct pyrt_spawn *)(base + h->sp_off);
+    FIX(sp->steps);
+    FIX(sp->join_fds);
+    FIX(sp->join_types);
+    FIX(sp->timens_offsets);
+    for (i = 0; i < sp->nsteps; i++) {
+        struct pyrt_step *s = &sp->steps[i];
+        char **v;
+        FIX(s->s1);
+        FIX(s->s2);
+        FIX(s->s3);
+        FIX(s->s4);
+        FIX(s->buf);
+        FIX(s->v1);
+        FIX(s->v2);
+        for (v = (char **)s->v1; v && *v; v++)
+            FIX(*v);
+        for (v = (char **)s->v2; v && *v; v++)
+            FIX(*v);
+    }
+#undef FIX
+    return sp;
+}
+
+struct exec_child {
+    int stub_fd, blob_fd;
+    const int *fds;     /* to keep across the exec */
+    int nfds;
+    char *const *envp;
+    volatile int err;
+};
+
+/* The vfork-style child: still the runtime (shared memory!), in no container namespace.
+ * Everything but the listed fds goes at the exec. */
+static int exec_child_fn(void *arg)
+{
+    struct exec_child *c = arg;
+    char num[16];
+    char *argv[3];
+    int i;
+
+    if (syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC) < 0) {
+        /* no close_range: the runtime's fds are close-on-exec anyway (Python's default) */
+    }
+    for (i = 0; i < c->nfds; i++)
+        if (c->fds[i] >= 0 && fcntl(c->fds[i], F_SETFD, 0) < 0 && errno != EBADF) {
+            c->err = errno;
+            _exit(127);
+        }
+    snprintf(num, sizeof num, "%d", c->blob_fd);
+    argv[0] = "pyrt-init";
+    argv[1] = num;
+    argv[2] = NULL;
+    syscall(SYS_execveat, c->stub_fd, "", argv, c->envp, AT_EMPTY_PATH);
+    c->err = errno ? errno : ENOEXEC;
+    _exit(127);
+}
+
+extern char **environ;
+
+/* Start the stub with the blob; returns its pid (our child) or -errno. */
+static int start_stub(const struct pyrt_spawn *sp, int mode, const int *fds, int nfds)
+{
+    struct exec_child c;
+    sigset_t all, old;
+    size_t stack_size = 64 * 1024;
+    char *stack;
+    int blob, pid, keep[4096 + 16], n = 0, i;
+
+    if (sp->stub_fd < 0)
+        return -ENOEXEC;
+    if (nfds > 4096)
+        return -EINVAL;
+    blob = write_blob(sp, mode);
+    if (blob < 0)
+        return blob;
+    for (i = 0; i < nfds; i++)
+        keep[n++] = fds[i];
+    keep[n++] = blob;
+    stack = mmap(NULL, stack_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+    if (stack == MAP_FAILED) {
+        close(blob);
+        return -ENOMEM;
+    }
+    memset(&c, 0, sizeof c);
+    c.stub_fd = sp->stub_fd;
+    c.blob_fd = blob;
+    c.fds = keep;
+    c.nfds = n;
+    c.envp = environ;
+    /* no handler of the runtime may run in the child, which shares its memory */
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    pid = clone(exec_child_fn, stack + stack_size, CLONE_VM | CLONE_VFORK | SIGCHLD, &c);
+    if (pid < 0)
+        pid = -errno;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    munmap(stack, stack_size);
+    close(blob);
+    if (pid > 0 && c.err) {
+        int st;
+        while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+            ;
+        memset(&g_last, 0, sizeof g_last);
+        g_last.kind = MSG_ERROR;
+        g_last.step = -4;
+        g_last.err = c.err;
+        return PYRT_STAGE_ERROR;
+    }
+    return pid;
+}
+
+/* The fds a spawn hands to the stub: the plan's own and the caller's preserved ones. */
+static int spawn_fds(const struct pyrt_spawn *sp, int *out, int max)
+{
+    int n = 0, i;
+#define ADD(fd) do { if ((fd) >= 0 && n < max) out[n++] = (fd); } while (0)
+    ADD(sp->sock);
+    ADD(sp->fifo_fd);
+    for (i = 0; i < sp->njoin; i++)
+        ADD(sp->join_fds[i]);
+    for (i = 0; i < sp->nsteps; i++) {
+        const struct pyrt_step *s = &sp->steps[i];
+        if (s->op == OP_MOUNT && s->m[3])
+            ADD((int)(s->m[3] - 1));
+        else if (s->op == OP_SETATTR && s->n2 > 0)
+            ADD((int)s->n2);
+        else if (s->op == OP_SETNS)
+            ADD((int)s->n1);
+        else if (s->op == OP_DUP_STDIO) {
+            int k;
+            for (k = 0; k < 3; k++)
+                if (s->m[k])
+                    ADD((int)(s->m[k] - 1));
+        }
+        else if (s->op == OP_CLOSE_FDS && s->buf) {
+            long k;
+            for (k = 0; k < s->n1; k++)
+                ADD(((const int *)s->buf)[k]);
+        }
+    }
+#undef ADD
+    return n;
+}
+
 int pyrt_spawn(struct pyrt_spawn *sp)
 {
-    pid_t pid;
-    int need_stage1 = sp->njoin > 0 || sp->unshare_time || sp->force_stage1;
+    int fds[4096 + 64], nfds, pid;
+    int st;
+    struct pyrt_msg m;
+    int fd = -1;
+    int r;
 
-    if (!need_stage1) {
-        pid = raw_clone(sp->clone_flags | SIGCHLD);
-        if (pid < 0)
-            return -errno;
-        if (pid == 0)
-            init_main(sp);
+    nfds = spawn_fds(sp, fds, (int)(sizeof fds / sizeof fds[0]));
+    pid = start_stub(sp, BLOB_SPAWN, fds, nfds);
+    if (pid < 0)
         return pid;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+        ;
+    r = pyrt_recv(sp->parent_sock, &m, &fd, 5000);
+    if (r < 0)
+        return r;
+    if (fd >= 0)
+        close(fd);
+    if (m.kind == MSG_ERROR) {
+        g_last = m;
+        return PYRT_STAGE_ERROR;
+    }
+    if (m.kind != MSG_PID)
+        return -EPROTO;
+    return m.value;
+}
+
+/* A directory that leads nowhere: an empty, detached tmpfs. A process that becomes visible
+ * in a container without entering its mount namespace must not sit in a host directory
+ * (/proc/<pid>/cwd would lead a ptracing container out). */
+static void leave_host_cwd(void)
+{
+    int fs, mnt;
+    fs = (int)syscall(SYS_fsopen, "tmpfs", 1 /* FSOPEN_CLOEXEC */);
+    if (fs < 0)
+        return;  /* unprivileged: the user namespace's own walls protect it */
+    if (syscall(SYS_fsconfig, fs, 1 /* FSCONFIG_SET_STRING */, "size", "4k", 0) < 0 ||
+        syscall(SYS_fsconfig, fs, 6 /* FSCONFIG_CMD_CREATE */, NULL, NULL, 0) < 0) {
+        close(fs);
+        return;
+    }
+    mnt = (int)syscall(SYS_fsmount, fs, 1 /* FSMOUNT_CLOEXEC */, 0x1 | 0x2 | 0x4 | 0x8);
+    close(fs);
+    if (mnt < 0)
+        return;
+    if (fchdir(mnt) < 0) {
+        /* the cwd stays what it was */
+    }
+    close(mnt);
+}
+
+/* Stage 1 in the stub: join, then clone the init (CLONE_PARENT: the runtime's own child,
+ * so `run` can wait for it), report its pid, exit. */
+static __attribute__((noreturn)) void stub_spawn(struct pyrt_spawn *sp)
+{
+    int i, joins_mnt = 0, joins_pid = 0;
+    pid_t child;
+
+    g_sock = sp->sock;
+    prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+    for (i = 0; i < sp->njoin; i++) {
+        g_step = -100 - i;
+        if (setns(sp->join_fds[i], sp->join_types[i]) < 0)
+            fail(errno, NULL);
+        if (sp->join_types[i] == CLONE_NEWNS)
+            joins_mnt = 1;
+        if (sp->join_types[i] == CLONE_NEWPID)
+            joins_pid = 1;
+        close(sp->join_fds[i]);
+    }
+    if (sp->unshare_time) {
+        g_step = -2;
+        if (unshare(CLONE_NEWTIME) < 0)
+            fail(errno, NULL);
+        if (sp->timens_offsets && *sp->timens_offsets) {
+            int fd = open("/proc/self/timens_offsets", O_WRONLY | O_CLOEXEC);
+            size_t len = strlen(sp->timens_offsets);
+            if (fd < 0 || write(fd, sp->timens_offsets, len) != (ssize_t)len)
+                fail(errno, NULL);
+            close(fd);
+        }
+    }
+    /* joining a mount namespace moved the cwd to its root; otherwise an init visible in a
+     * joined pid namespace would start in the runtime's cwd */
+    if (joins_pid && !joins_mnt)
+        leave_host_cwd();
+    g_step = -3;
+    /* the init inherits this: dumpable until the unprivileged runtime wrote its maps */
+    if (sp->keep_dumpable)
+        prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
+    child = raw_clone(sp->clone_flags | CLONE_PARENT | SIGCHLD);
+    if (child < 0)
+        fail(errno, NULL);
+    if (child == 0)
+        init_main(sp);
+    send_msg(MSG_PID, -1, 0, child, NULL);
+    _exit(0);
+}
+
+static void hook_exec(const char *path, char *const *argv, char *const *envp, int err_fd);
+
+/* A hook in the container's namespaces, in the stub: join, fork (a pid namespace takes
+ * effect for children only), exec. Exit status: the hook's (126: could not join). */
+static __attribute__((noreturn)) void stub_hook(struct pyrt_spawn *sp)
+{
+    struct pyrt_step *s = &sp->steps[0];
+    int i, st, err_fd = (int)s->n4;
+    pid_t pid;
+
+    setpgid(0, 0);
+    for (i = 0; i < sp->njoin; i++) {
+        if (setns(sp->join_fds[i], sp->join_types[i]) < 0)
+            _exit(126);
+        close(sp->join_fds[i]);
+    }
+    if (s->n1 >= 0) dup2((int)s->n1, 0);
+    if (s->n2 >= 0) dup2((int)s->n2, 1);
+    if (s->n3 >= 0) dup2((int)s->n3, 2);
+    for (i = 1; i <= 3; i++) {
+        long fd = i == 1 ? s->n1 : i == 2 ? s->n2 : s->n3;
+        if (fd > 2)
+            close((int)fd);
+    }
+    if (s->s2 && chdir(s->s2) < 0) {
+        /* a bundle that vanished: run from where we are, as runc would */
     }
     pid = fork();
     if (pid < 0)
-        return -errno;
-    if (pid == 0) {
-        int i;
-        pid_t child;
-        close(sp->parent_sock);
-        sp->parent_sock = -1;
-        g_sock = sp->sock;
-        prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
-        /* about to enter the container's namespaces with the runtime's memory and fds */
-        prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
-        for (i = 0; i < sp->njoin; i++) {
-            g_step = -100 - i;
-            if (setns(sp->join_fds[i], sp->join_types[i]) < 0)
-                fail(errno, NULL);
-        }
-        if (sp->unshare_time) {
-            g_step = -2;
-            if (unshare(CLONE_NEWTIME) < 0)
-                fail(errno, NULL);
-            if (sp->timens_offsets && *sp->timens_offsets) {
-                int fd = open("/proc/self/timens_offsets", O_WRONLY | O_CLOEXEC);
-                size_t len = strlen(sp->timens_offsets);
-                if (fd < 0 || write(fd, sp->timens_offsets, len) != (ssize_t)len)
-                    fail(errno, NULL);
-                close(fd);
-            }
-        }
-        g_step = -3;
-        /* CLONE_PARENT: the init becomes the runtime's own child, so `run` can wait for it */
-        child = raw_clone(sp->clone_flags | CLONE_PARENT | SIGCHLD);
-        if (child < 0)
-            fail(errno, NULL);
-        if (child == 0)
-            init_main(sp);
-        send_msg(MSG_PID, -1, 0, child, NULL);
-        _exit(0);
-    }
+        _exit(126);
+    if (pid == 0)
+        hook_exec(s->s1, s->v1, s->v2, err_fd);
+    if (err_fd >= 0)
+        close(err_fd);
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+        ;
+    if (WIFEXITED(st))
+        _exit(WEXITSTATUS(st));
+    _exit(128 + WTERMSIG(st));
+}
+
+/* main() of the stub (csrc/stub_main.c): argv[1] is the blob's fd. */
+int pyrt_stub_main(int argc, char **argv)
+{
+    struct pyrt_spawn *sp;
+    int mode = 0, fd, i;
+
+    /* Before anything: nobody may look into this process (the init takes its own
+     * decision about dumpability). */
+    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
     {
-        int st;
-        struct pyrt_msg m;
-        int fd = -1;
-        int r;
-        while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-            ;
-        r = pyrt_recv(sp->parent_sock, &m, &fd, 5000);
-        if (r < 0)
-            return r;
-        if (m.kind == MSG_ERROR) {
-            g_last = m;
-            return PYRT_STAGE_ERROR;
-        }
-        if (m.kind != MSG_PID)
-            return -EPROTO;
-        return m.value;
+        /* the runtime blocked every signal around the vfork; a hook must not inherit that */
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
     }
+    if (argc < 2)
+        return 127;
+    fd = atoi(argv[1]);
+    sp = read_blob(fd, &mode);
+    close(fd);
+    if (!sp)
+        return 127;
+    /* All that was handed over goes at the final execve, unless the plan passes it on
+     * (the caller's preserved fds: close_fds clears their close-on-exec again). */
+    if (syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC) < 0) {
+        int fds[4096 + 64], n = spawn_fds(sp, fds, (int)(sizeof fds / sizeof fds[0]));
+        for (i = 0; i < n; i++)
+            fcntl(fds[i], F_SETFD, FD_CLOEXEC);
+    }
+    if (mode == BLOB_HOOK)
+        stub_hook(sp);
+    if (mode == BLOB_SPAWN)
+        stub_spawn(sp);
+    return 127;
+}
+
+/* The sealed, private copy of the stub that every spawn execs: /proc/<pid>/exe of what the
+ * runtime starts in a container leads only to this memfd, never to a host file. */
+int pyrt_stub_open(const char *path)
+{
+    int src, mfd, e;
+    struct stat st;
+    off_t off = 0;
+
+    src = open(path, O_RDONLY | O_CLOEXEC);
+    if (src < 0)
+        return -errno;
+    if (fstat(src, &st) < 0) {
+        e = errno;
+        close(src);
+        return -e;
+    }
+    mfd = (int)syscall(SYS_memfd_create, "pyrt-init", MFD_CLOEXEC | MFD_ALLOW_SEALING | 0x0010U /* MFD_EXEC */);
+    if (mfd < 0 && errno == EINVAL)
+        mfd = (int)syscall(SYS_memfd_create, "pyrt-init", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    if (mfd < 0) {
+        e = errno;
+        close(src);
+        return -e;
+    }
+    while (off < st.st_size) {
+        ssize_t n = sendfile(mfd, src, &off, (size_t)(st.st_size - off));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            e = n < 0 ? errno : EIO;
+            close(src);
+            close(mfd);
+            return -e;
+        }
+    }
+    close(src);
+    if (fcntl(mfd, F_ADD_SEALS, F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | 0x0010 /* F_SEAL_FUTURE_WRITE */) < 0 &&
+        fcntl(mfd, F_ADD_SEALS, F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE) < 0) {
+        e = errno;
+        close(mfd);
+        return -e;
+    }
+    return mfd;
 }
 
 /* Receive one message; fd_out gets an SCM_RIGHTS fd if one came. 0 ok, -errno on error,
@@ -1521,42 +2066,54 @@ static void hook_exec(const char *path, char *const *argv, char *const *envp, in
 
 int pyrt_setns_run(int npaths, const int *fds, const int *types, const char *path,
                    char *const *argv, char *const *envp, int stdin_fd, int stdout_fd,
-                   int stderr_fd, const char *cwd, int err_fd)
+                   int stderr_fd, const char *cwd, int err_fd, int stub_fd)
 {
-    pid_t pid = fork();
+    pid_t pid;
+    if (npaths > 0) {
+        /* into the container's namespaces: only through the stub */
+        struct pyrt_spawn sp;
+        struct pyrt_step step;
+        int keep[4096 + 8], n = 0, i;
+        if (npaths > 4096)
+            return -EINVAL;
+        memset(&sp, 0, sizeof sp);
+        memset(&step, 0, sizeof step);
+        step.s1 = path;
+        step.s2 = cwd;
+        step.v1 = argv;
+        step.v2 = envp;
+        step.n1 = stdin_fd;
+        step.n2 = stdout_fd;
+        step.n3 = stderr_fd;
+        step.n4 = err_fd;
+        sp.nsteps = 1;
+        sp.steps = &step;
+        sp.njoin = npaths;
+        sp.join_fds = fds;
+        sp.join_types = types;
+        sp.sock = sp.parent_sock = sp.fifo_fd = -1;
+        sp.stub_fd = stub_fd;
+        for (i = 0; i < npaths; i++)
+            keep[n++] = fds[i];
+        keep[n++] = stdin_fd;
+        keep[n++] = stdout_fd;
+        keep[n++] = stderr_fd;
+        keep[n++] = err_fd;
+        return start_stub(&sp, BLOB_HOOK, keep, n);
+    }
+    pid = fork();
     if (pid < 0)
         return -errno;
     if (pid == 0) {
-        int i;
         /* its own process group: a timeout kills the hook (and any helper) together */
         setpgid(0, 0);
-        for (i = 0; i < npaths; i++)
-            if (setns(fds[i], types[i]) < 0)
-                _exit(126);
         if (stdin_fd >= 0) dup2(stdin_fd, 0);
         if (stdout_fd >= 0) dup2(stdout_fd, 1);
         if (stderr_fd >= 0) dup2(stderr_fd, 2);
         if (cwd && chdir(cwd) < 0) {
             /* a bundle that vanished: run from where the runtime is, as runc would */
         }
-        if (npaths == 0)
-            hook_exec(path, argv, envp, err_fd);
-        /* joining a pid namespace takes effect for children only */
-        pid = fork();
-        if (pid < 0)
-            _exit(126);
-        if (pid == 0)
-            hook_exec(path, argv, envp, err_fd);
-        if (err_fd >= 0)
-            close(err_fd);
-        {
-            int st;
-            while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-                ;
-            if (WIFEXITED(st))
-                _exit(WEXITSTATUS(st));
-            _exit(128 + WTERMSIG(st));
-        }
+        hook_exec(path, argv, envp, err_fd);
     }
     return pid;
 }

@@ -47,9 +47,11 @@ struct pyrt_spawn {
     int sock;           /* the init's end of the sync socketpair */
     int parent_sock;    /* the runtime's end: closed in the children */
     int fifo_fd;        /* exec fifo, opened O_RDWR by the runtime; -1 when none */
-    int force_stage1;   /* exec: always go through an intermediate process */
+    int force_stage1;   /* unused: every spawn goes through the stub, an intermediate process */
     int keep_dumpable;  /* stay dumpable until the first GO (an unprivileged runtime must
                            still write the uid/gid maps); non-dumpable from the start otherwise */
+    int stub_fd;        /* the sealed memfd copy of the init stub, exec'd before anything
+                           enters a container namespace */
 };
 
 struct pyrt_msg {
@@ -69,7 +71,8 @@ int pyrt_send(int fd, int kind, int value);
 int pyrt_open_in_root(const char *root, const char *path, int flags);
 int pyrt_setns_run(int npaths, const int *fds, const int *types, const char *path,
                    char *const *argv, char *const *envp, int stdin_fd, int stdout_fd,
-                   int stderr_fd, const char *cwd, int err_fd);
+                   int stderr_fd, const char *cwd, int err_fd, int stub_fd);
+int pyrt_stub_open(const char *path);
 int pyrt_send_fd(int sock, int fd, const char *name);
 int pyrt_recv_fd(int sock);
 int pyrt_socketpair(int *fds);

@@ -108,6 +108,9 @@ class Runtime:
     def create(self, cid, bundle, pid_file=None, console_socket=None, no_pivot=False,
                no_new_keyring=False, preserve_fds=0, _foreground=False):
         """Create the container; returns the init pid. The init waits for start()."""
+        # before the runtime opens anything: only these of the caller's fds may pass
+        from .executor import open_fds
+        pass_fds = open_fds(3, 3 + max(int(preserve_fds or 0), 0) + _listen_fds())
         validate(cid)
         # run in the foreground may relay the terminal itself (no console socket needed)
         self._fg = _foreground
@@ -145,7 +148,7 @@ class Runtime:
                             fastjson.dumps({k: v for k, v in config.items() if not k.startswith("_")}).encode())
             faults.at("create:state-dir")
             launch, mgr = self._launch_init(c, config, bundle, console_socket, no_pivot,
-                                            no_new_keyring, preserve_fds)
+                                            no_new_keyring, preserve_fds, pass_fds)
             c.data["status"] = "created"
             c.save()
             faults.at("create:before-pidfile")
@@ -187,7 +190,7 @@ class Runtime:
             os.close(dirfd)
 
     def _launch_init(self, c, config, bundle, console_socket, no_pivot, no_new_keyring,
-                     preserve_fds):
+                     preserve_fds, pass_fds=None):
         from . import plan as plan_mod
         from .executor import Launch
         linux = config.get("linux") or {}
@@ -200,7 +203,7 @@ class Runtime:
                               systemd=self.systemd_cgroup, rootless=self._is_rootless(),
                               linux_devices=linux.get("devices"))
         opts = {"no_pivot": no_pivot, "no_new_keyring": no_new_keyring,
-                "preserve_fds": preserve_fds, "listen_fds": _listen_fds()}
+                "preserve_fds": preserve_fds, "listen_fds": _listen_fds(), "pass_fds": pass_fds}
         if opts["listen_fds"]:
             # runc: socket activation fds follow stdio, and the process is told so
             process["env"] = list(process.get("env") or []) + [

@@ -316,6 +316,10 @@ def exec_process(rt, cid, process, detach=False, pid_file=None, console_socket=N
                  preserve_fds=0, pidfd_socket=None, cgroup=(), ignore_paused=False,
                  stdin_fd=0, stdout_fd=1):
     from .api import _cache_dir, _home_of, _listen_fds, _write_pid_file, _ConsoleSender
+    from .executor import open_fds
+    # before the runtime opens anything: only these of the caller's fds may pass (never
+    # the namespace fds or the state the runtime opens below)
+    pass_fds = open_fds(3, 3 + max(int(preserve_fds or 0), 0) + _listen_fds())
     c = rt.load(cid)
     status = _check_state(c, ignore_paused)
     if process is None:
@@ -357,7 +361,7 @@ def exec_process(rt, cid, process, detach=False, pid_file=None, console_socket=N
     process["env"] = env
 
     # the container's personality and memory policy hold for its every process
-    opts = {"preserve_fds": preserve_fds, "listen_fds": listen,
+    opts = {"preserve_fds": preserve_fds, "listen_fds": listen, "pass_fds": pass_fds,
             "linux": {k: linux[k] for k in ("personality", "memoryPolicy") if linux.get(k)}}
     if linux.get("seccomp"):
         from . import seccomp

@@ -143,7 +143,15 @@ def _to_c(steps, keep, where):
             c.m[0] = _u64(st["soft"])
             c.m[1] = _u64(st["hard"])
         elif op == "close_fds":
-            c.n1 = g("keep", 0)
+            # the caller's fds that were open when the runtime started (and only those)
+            fds = g("pass_fds")
+            if fds is None:
+                fds = list(range(3, 3 + int(g("keep", 0))))
+            b = ffi.new("int[]", list(fds) or [0])
+            keep.append(b)
+            c.buf = b
+            c.buflen = 4 * len(fds)
+            c.n1 = len(fds)
         elif op == "identity":
             c.n1 = st["uid"]
             c.n2 = st["gid"]
@@ -237,6 +245,36 @@ def flatten(steps):
     return out
 
 
+_STUB = [-1]
+
+
+def stub_fd():
+    """The sealed memfd copy of the init stub (pyruntime/_pyrt_init), made once per command:
+    every process the runtime starts in a container is this program until it execs the
+    container's, never a clone of the host's interpreter."""
+    if _STUB[0] < 0:
+        path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_pyrt_init")
+        fd = lib.pyrt_stub_open(os.fsencode(path))
+        if fd < 0:
+            raise RuntimeErr("unable to start container process: open the init stub %s: %s"
+                             % (path, strerror(-fd)))
+        _STUB[0] = fd
+    return _STUB[0]
+
+
+def open_fds(lo, hi):
+    """Which of the fds lo..hi-1 are open (the caller's, recorded before the runtime
+    opens anything of its own)."""
+    out = []
+    for fd in range(lo, hi):
+        try:
+            os.get_inheritable(fd)
+        except OSError:
+            continue
+        out.append(fd)
+    return out
+
+
 def _ns_flags(names):
     from .plan import NS_FLAGS
     f = 0
@@ -301,6 +339,7 @@ class Launch:
             sp.parent_sock = self.sock
             sp.fifo_fd = self.fifo_fd
             sp.force_stage1 = 1 if self.force_stage1 else 0
+            sp.stub_fd = stub_fd()
             # An unprivileged runtime writes the maps of a new user namespace itself: the
             # init's /proc files must stay its own until then (the init stays dumpable
             # only until the first GO, before it does anything).
@@ -320,6 +359,8 @@ class Launch:
                 what = "join %s namespace %s" % (j["type"], j["path"])
             elif m.step == -2:
                 what = "create the time namespace"
+            elif m.step == -4:
+                what = "exec the init stub"
             else:
                 what = "clone the container init"
             self.close()

@@ -116,7 +116,7 @@ def _exec_hook(joins, path, args, env, stdin, out_w, err_w, cwd):
     fork and exec, and `subprocess` (~9 ms to import) stays out of create and delete."""
     from .plan import NS_FLAGS
     from ._executor import ffi, lib
-    from .executor import strerror
+    from .executor import strerror, stub_fd
     fds = []
     keep = []
 
@@ -141,7 +141,12 @@ def _exec_hook(joins, path, args, env, stdin, out_w, err_w, cwd):
         pid = lib.pyrt_setns_run(len(fds), ffi.new("int[]", fds or [0]),
                                  ffi.new("int[]", types or [0]), os.fsencode(path), vec(args),
                                  vec(env), stdin, out_w, err_w,
-                                 os.fsencode(cwd) if cwd else ffi.NULL, ex_w)
+                                 os.fsencode(cwd) if cwd else ffi.NULL, ex_w,
+                                 stub_fd() if fds else -1)
+        if pid == lib.PYRT_STAGE_ERROR:
+            m = ffi.new("struct pyrt_msg *")
+            lib.pyrt_last_msg(m)
+            raise HookError("exec the init stub: %s" % strerror(m.err))
         if pid < 0:
             raise HookError("fork: %s" % strerror(-pid))
         os.close(ex_w)

@@ -532,7 +532,13 @@ def process_steps(process, opts, exec_mode=False):
     steps = []
     add = steps.append
     keep = int(opts.get("preserve_fds") or 0) + int(opts.get("listen_fds") or 0)
-    add(_step("close_fds", "close inherited file descriptors", keep=keep))
+    # pass_fds: which of 3..3+keep-1 the caller really had open when the runtime started;
+    # nothing the runtime opened itself may pass (its locked state dir, namespace fds)
+    pass_fds = opts.get("pass_fds")
+    if pass_fds is None:
+        pass_fds = list(range(3, 3 + keep))
+    add(_step("close_fds", "close inherited file descriptors", keep=keep,
+              pass_fds=[fd for fd in pass_fds if 3 <= fd < 3 + keep]))
     # LSM labels, before identity and capabilities change, as runc applies them: each is a
     # write to the process's own /proc/self/attr (taking effect at execve). Where the host
     # lacks the LSM the write fails, with runc's words.
@@ -565,7 +571,9 @@ def process_steps(process, opts, exec_mode=False):
     if seccomp_prog is not None and not nnp:
         # Without no_new_privs, loading a filter needs CAP_SYS_ADMIN, which may be
         # gone after capabilities are applied: runc loads it earlier in that case too.
-        steps.insert(0, _step("seccomp", "load the seccomp filter", **seccomp_prog))
+        # Still after close_fds: the filter may deny close_range, and the runtime's fds
+        # (its locked state dir) must be gone whatever the filter allows.
+        steps.insert(1, _step("seccomp", "load the seccomp filter", **seccomp_prog))
     if nnp:
         add(_step("no_new_privs", "set no_new_privs"))
     umask = user.get("umask")

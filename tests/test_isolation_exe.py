@@ -1,0 +1,230 @@
+"""CVE-2019-5736 class with CAP_SYS_PTRACE: no host file reachable through the /proc links of
+any process the runtime puts into a container.
+
+Non-dumpable alone does not protect a process entering a container: CAP_SYS_PTRACE (in the
+user namespace that owns the process's memory) overrides it. So a container holding that
+capability watches /proc/*/exe, /proc/*/map_files/*, /proc/*/fd/* and /proc/*/cwd while the
+runtime execs into it and creates a second container in its pid namespace. Every link it can
+follow must be the container's own file or an anonymous memfd (the runtime's sealed init
+stub), never the host's interpreter, libpython, launcher, C modules or a host directory.
+The watcher only reads links, stats and opens without truncating; the host files' hashes are
+compared afterwards as well.
+"""
+import glob
+import hashlib
+import os
+import shutil
+import sys
+import sysconfig
+
+import pytest
+
+import util
+
+MARKER = "PYRT-HOST-MARKER"
+
+
+def _host_files(rt):
+    files = {os.path.realpath(sys.executable)}
+    name = sysconfig.get_config_var("INSTSONAME") or ""
+    lib = os.path.join(sysconfig.get_config_var("LIBDIR") or "", name)
+    if name and os.path.exists(lib):
+        files.add(os.path.realpath(lib))
+    exe = shutil.which(rt.cmd[0]) or rt.cmd[0]
+    if os.path.exists(exe):
+        files.add(os.path.realpath(exe))
+    try:
+        import pyruntime
+        pkg = os.path.dirname(os.path.realpath(pyruntime.__file__))
+        files.update(os.path.realpath(p) for p in glob.glob(os.path.join(pkg, "_*.so")))
+        if os.path.exists(os.path.join(pkg, "_pyrt_init")):
+            files.add(os.path.join(pkg, "_pyrt_init"))
+    except ImportError:
+        pass
+    return sorted(files)
+
+
+def _digests(paths):
+    out = {}
+    for p in paths:
+        h = hashlib.sha256()
+        with open(p, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+        out[p] = h.hexdigest()
+    return out
+
+
+# Runs as pid 1 of the watching container. For every other process: each link under exe,
+# cwd, fd/ and map_files/ it can follow is recorded as "kind pid dev:ino target"; a target
+# that is not the container's own file (same identity at the same path) nor a memfd is a hit,
+# and so is one it can open for writing (append, nothing written), a directory holding the
+# host marker (the runtime's cwd, the bundle) or a fd to a host directory.
+WATCHER = r"""
+own() {  # $1 link text, $2 identity: the container's own file at that path?
+  [ -e "$1" ] && [ "$(stat -L -c %d:%i "$1" 2>/dev/null)" = "$2" ]
+}
+check() {  # $1 kind, $2 pid, $3 link
+  l=$(readlink "$3" 2>/dev/null) || return 0
+  id=$(stat -L -c %d:%i "$3" 2>/dev/null) || return 0
+  echo "$1 $2 $id $l" >> /out/ids
+  case "$1" in
+    exe|map)
+      case "$l" in /memfd:*) return 0 ;; esac
+      own "$l" "$id" && return 0
+      echo "foreign $1 $2 $id $l" >> /out/hits
+      ( : >> "$3" ) 2>/dev/null && echo "wopen $1 $2 $id $l" >> /out/hits ;;
+    cwd|fd)
+      if [ -d "$3" ]; then
+        { [ -e "$3/$MARKER" ] || [ -e "$3/../$MARKER" ] || [ -e "$3/../../$MARKER" ]; } &&
+          echo "hostdir $1 $2 $l" >> /out/hits
+      fi ;;
+  esac
+  return 0
+}
+while :; do
+  for d in /proc/[0-9]*; do
+    p=${d#/proc/}
+    [ "$p" = 1 ] && continue
+    [ "$p" = $$ ] && continue
+    check exe $p $d/exe
+    check cwd $p $d/cwd
+    for f in $d/fd/*; do check fd $p $f; done
+    for f in $d/map_files/*; do check map $p $f; done
+    [ -e /out/seen.$p ] || : > /out/seen.$p
+  done
+  i=$((i+1)); echo $i > /out/rounds.tmp; mv /out/rounds.tmp /out/rounds
+done
+"""
+
+ALL_CAPS_EXTRA = ["CAP_SYS_PTRACE", "CAP_CHECKPOINT_RESTORE", "CAP_SYS_ADMIN"]
+
+
+def _userns(b):
+    b.config["linux"]["namespaces"].append({"type": "user"})
+    b.config["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    b.config["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    for root, dirs, files in os.walk(b.rootfs):
+        for n in dirs + files:
+            os.lchown(os.path.join(root, n), 100000, 100000)
+    os.chown(b.rootfs, 100000, 100000)
+
+
+class Watcher:
+    def __init__(self, rt, make_bundle, cid, tmp, userns):
+        self.out = os.path.join(tmp, "watch-out")
+        os.mkdir(self.out)
+        os.chmod(self.out, 0o777)
+        self.b = make_bundle(args=["/bin/sh", "-c", WATCHER])
+        cfg = self.b.config
+        cfg["process"]["env"] += ["MARKER=" + MARKER]
+        caps = cfg["process"]["capabilities"]
+        for k in ("bounding", "effective", "permitted", "ambient"):
+            caps[k] = sorted(set(caps.get(k) or []) | set(ALL_CAPS_EXTRA))
+        cfg["mounts"].append({"destination": "/out", "type": "bind", "source": self.out,
+                              "options": ["rbind", "rw"]})
+        if userns:
+            _userns(self.b)
+        self.b.save()
+        with open(os.path.join(self.b.path, MARKER), "w"):
+            pass
+        rt.ok("run", "-d", "-b", self.b.path, cid)
+        self.pid = rt.state(cid)["pid"]
+
+    def _read(self, name):
+        try:
+            with open(os.path.join(self.out, name)) as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
+
+    def rounds(self):
+        try:
+            return int(self._read("rounds").strip() or 0)
+        except ValueError:
+            return 0
+
+    def wait_rounds(self, n):
+        start = self.rounds()
+        assert util.wait_for(lambda: self.rounds() >= start + n, 60), "the watcher stalled"
+
+    def hits(self):
+        return self._read("hits").splitlines()
+
+    def ids(self):
+        return self._read("ids").splitlines()
+
+    def seen(self, ns_pid):
+        return os.path.exists(os.path.join(self.out, "seen.%d" % ns_pid))
+
+
+def _ns_pid(host_pid):
+    with open("/proc/%d/status" % host_pid) as f:
+        for line in f:
+            if line.startswith("NSpid:"):
+                return int(line.split()[-1])
+    raise AssertionError("no NSpid")
+
+
+def _host_hits(w, files):
+    """Records whose identity is one of the host's runtime files."""
+    ident = {}
+    for p in files:
+        s = os.stat(p)
+        ident["%d:%d" % (s.st_dev, s.st_ino)] = p
+    out = []
+    for line in w.ids():
+        parts = line.split(" ", 3)
+        if len(parts) >= 3 and parts[2] in ident:
+            out.append("%s -> host %s" % (line, ident[parts[2]]))
+    return out
+
+
+@pytest.mark.parametrize("userns", [False, True])
+def test_exec_and_create_never_expose_host_files(rt, make_bundle, cid, pyrt_tmp, userns):
+    files = _host_files(rt)
+    before = _digests(files)
+    # the runtime runs from a directory holding the marker: its cwd must not leak
+    cwd = os.path.join(pyrt_tmp, "runtime-cwd")
+    os.mkdir(cwd)
+    with open(os.path.join(cwd, MARKER), "w"):
+        pass
+    w = Watcher(rt, make_bundle, cid, pyrt_tmp, userns)
+    w.wait_rounds(1)
+    for _ in range(15):
+        r = rt.run("exec", cid, "/bin/true", cwd=cwd)
+        assert r.returncode == 0, r.stderr
+    # a second container created in the watcher's pid namespace (stage1 + CLONE_PARENT)
+    b = make_bundle(args=["/bin/true"])
+    b.config["linux"]["namespaces"] = [
+        {"type": "pid", "path": "/proc/%d/ns/pid" % w.pid}, {"type": "mount"},
+        {"type": "ipc"}, {"type": "uts"}, {"type": "network"}]
+    b.save()
+    with open(os.path.join(b.path, MARKER), "w"):
+        pass
+    bid = cid + "-b"
+    b_inits = []
+    for i in range(3):
+        r = rt.run("create", "-b", b.path, bid, cwd=cwd)
+        assert r.returncode == 0, r.stderr
+        try:
+            ns_pid = _ns_pid(rt.state(bid)["pid"])
+            b_inits.append(ns_pid)
+            assert util.wait_for(lambda: w.seen(ns_pid), 30), "the watcher never saw the init"
+            w.wait_rounds(2)
+        finally:
+            rt.ok("delete", "-f", bid)
+    w.wait_rounds(1)
+    assert w.ids(), "the watcher followed no link at all: the test proves nothing"
+    # it did look into the runtime's processes: the created inits (before start) at least
+    # (in a user namespace the watcher's CAP_SYS_PTRACE does not reach them)
+    if not userns:
+        looked = {int(l.split()[1]) for l in w.ids() if l.startswith("exe ")}
+        assert set(b_inits) <= looked, (b_inits, w.ids())
+    assert _digests(files) == before
+    if not rt.is_pyruntime and w.hits():
+        # the oracle is weaker here: runc 1.1.5's init is its binary on a read-only bind
+        # and maps the host's libc, which /proc/<pid>/map_files even opens for writing
+        pytest.xfail("runc keeps host files reachable: %s" % w.hits()[0])
+    assert w.hits() == []
+    assert _host_hits(w, files) == []
