@@ -80,10 +80,10 @@ else
     say "venv: .venv present"
 fi
 
-if ! "$VPY" -c 'import cffi, jsonschema, pytest, hypothesis, wheel' 2>/dev/null; then
-    say "pip: installing cffi jsonschema pytest hypothesis"
+if ! "$VPY" -c 'import cffi, jsonschema, jeepney, pytest, hypothesis, wheel' 2>/dev/null; then
+    say "pip: installing cffi jsonschema jeepney pytest hypothesis"
     # wheel: setuptools < 70.1 needs it for the editable wheel (no build isolation below).
-    quiet "$VPY" -m pip install -q cffi jsonschema pytest hypothesis wheel
+    quiet "$VPY" -m pip install -q cffi jsonschema jeepney pytest hypothesis wheel
 fi
 
 # --- 3. editable install + C extension ------------------------------------------------

@@ -409,10 +409,10 @@ class SystemdManager(V2Manager):
         sliced = expand_slice(self.slice)
         self.extra_props = annotation_props(annotations)
         mp = common.CGROUP_ROOT
-        # V2Manager computes a leaf from a plain path: hand it the unit's, absolute
+        # the unit's cgroup as an absolute fs path: what V2Manager computes its leaf from
+        # and what the state file's sanity check (state._cgroup_record_ok) expects
         super().__init__(container_id, os.path.join(sliced, self.unit), resources,
                          linux_devices=linux_devices, mountinfo=mountinfo)
-        self.cgroups_path = cgroups_path or ""
         self.paths[KEY] = common.leaf_dir(mp, mp, [p for p in sliced.split("/") if p] + [self.unit])
         self.mounts[KEY] = mp
         self._fresh = True       # create(): the unit is started by add_pid
