@@ -13,6 +13,7 @@ import conftest
 import util
 
 CG = "/sys/fs/cgroup"
+T = 300   # per runtime command: the emulated guest is slow (imports alone take seconds)
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0 or not os.path.isdir("/run/systemd/system") or not util.cgroup2_unified(CG),
@@ -82,7 +83,7 @@ def gone(unit, d):
 
 def test_unit_and_properties_equal_runcs(rt, make_bundle, cid):
     b = bundle(make_bundle, "pyrt-sd.slice:pyrt:" + cid, RESOURCES, ANNOTATIONS)
-    rt.ok("--systemd-cgroup", "create", "--bundle", b.path, cid)
+    rt.ok("--systemd-cgroup", "create", "--bundle", b.path, cid, timeout=T)
     unit = "pyrt-%s.scope" % cid
     d = "%s/pyrt.slice/pyrt-sd.slice/%s" % (CG, unit)
     assert cg_of(rt.state(cid)["pid"]) == d
@@ -100,53 +101,53 @@ def test_unit_and_properties_equal_runcs(rt, make_bundle, cid):
     oracle = runc(rt)
     rid = cid + "-r"
     rb = bundle(make_bundle, "pyrt-sd.slice:pyrt:" + rid, RESOURCES, ANNOTATIONS)
-    oracle.ok("--systemd-cgroup", "create", "--bundle", rb.path, rid)
+    oracle.ok("--systemd-cgroup", "create", "--bundle", rb.path, rid, timeout=T)
     theirs = show("pyrt-%s.scope" % rid)
     a, b_ = comparable(mine, cid), comparable(theirs, rid)
     diff = {k: (a.get(k), b_.get(k)) for k in set(a) | set(b_) if a.get(k) != b_.get(k)}
     assert not diff, diff
-    oracle.ok("delete", "--force", rid)
+    oracle.ok("delete", "--force", rid, timeout=T)
 
-    rt.ok("delete", "--force", cid)
+    rt.ok("delete", "--force", cid, timeout=T)
     assert gone(unit, d)
 
 
 def test_default_path_update_pause_exec_delete(rt, make_bundle, cid):
     b = bundle(make_bundle, "", {"pids": {"limit": 50}})
-    rt.ok("--systemd-cgroup", "create", "--bundle", b.path, cid)
+    rt.ok("--systemd-cgroup", "create", "--bundle", b.path, cid, timeout=T)
     unit = "runc-%s.scope" % cid
     d = "%s/system.slice/%s" % (CG, unit)
     assert cg_of(rt.state(cid)["pid"]) == d
-    rt.ok("start", cid)
-    rt.ok("update", "--memory", str(32 << 20), "--pids-limit", "30", "--cpu-quota", "20000", cid)
+    rt.ok("start", cid, timeout=T)
+    rt.ok("update", "--memory", str(32 << 20), "--pids-limit", "30", "--cpu-quota", "20000", cid, timeout=T)
     p = show(unit)
     assert (p["MemoryMax"], p["TasksMax"], p["CPUQuotaPerSecUSec"]) == (str(32 << 20), "30", "200ms")
     assert (rd(d, "memory.max"), rd(d, "pids.max")) == (str(32 << 20), "30")
     assert rd(d, "cpu.max") == "20000 100000"
-    rt.ok("pause", cid)
+    rt.ok("pause", cid, timeout=T)
     assert rt.state(cid)["status"] == "paused" and rd(d, "cgroup.freeze") == "1"
-    rt.ok("resume", cid)
+    rt.ok("resume", cid, timeout=T)
     assert rt.state(cid)["status"] == "running" and rd(d, "cgroup.freeze") == "0"
-    out = rt.ok("exec", cid, "cat", "/proc/self/cgroup").stdout
+    out = rt.ok("exec", cid, "cat", "/proc/self/cgroup", timeout=T).stdout
     assert out.strip() == "0::/system.slice/" + unit   # no cgroup namespace: the host path
-    rt.ok("delete", "--force", cid)
+    rt.ok("delete", "--force", cid, timeout=T)
     assert gone(unit, d)
 
 
 def test_nested_slice_run_and_root_slice(rt, make_bundle, cid):
     # a-b.slice is a.slice/a-b.slice; `run` removes the unit with the container
     b = bundle(make_bundle, "pyrt-x-y.slice:pfx:" + cid, script="cat /proc/self/cgroup")
-    r = rt.ok("--systemd-cgroup", "run", "--bundle", b.path, cid)
+    r = rt.ok("--systemd-cgroup", "run", "--bundle", b.path, cid, timeout=T)
     assert r.stdout.strip() == "0::/pyrt.slice/pyrt-x.slice/pyrt-x-y.slice/pfx-%s.scope" % cid
     assert gone("pfx-%s.scope" % cid, "%s/pyrt.slice/pyrt-x.slice/pyrt-x-y.slice/pfx-%s.scope"
                 % (CG, cid))
     # "-.slice" is the root slice
     b2 = bundle(make_bundle, "-.slice:pfx:" + cid + "-root")
-    rt.ok("--systemd-cgroup", "create", "--bundle", b2.path, cid + "-root")
+    rt.ok("--systemd-cgroup", "create", "--bundle", b2.path, cid + "-root", timeout=T)
     unit = "pfx-%s-root.scope" % cid
     assert cg_of(rt.state(cid + "-root")["pid"]) == "%s/%s" % (CG, unit)
     assert show(unit)["Slice"] == "-.slice"
-    rt.ok("delete", "--force", cid + "-root")
+    rt.ok("delete", "--force", cid + "-root", timeout=T)
     assert gone(unit, "%s/%s" % (CG, unit))
 
 
@@ -162,7 +163,7 @@ def test_bad_config_one_line_as_runc(rt, make_bundle, cid, path, annotations):
     outs = []
     for r in (rt, runc(rt)):
         b = bundle(make_bundle, path.replace(":n", ":" + cid), annotations=annotations)
-        res = r.run("--systemd-cgroup", "create", "--bundle", b.path, cid)
+        res = r.run("--systemd-cgroup", "create", "--bundle", b.path, cid, timeout=T)
         assert res.returncode == 1, res
         lines = res.stderr.strip().splitlines()
         assert len(lines) == 1, res.stderr
