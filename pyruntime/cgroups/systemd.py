@@ -11,6 +11,7 @@ The D-Bus side (pyruntime.sdbus, jeepney) is imported only when a unit is starte
 changed or stopped, never by state/kill/pause/ps.
 """
 
+import errno
 import os
 import time
 
@@ -395,6 +396,24 @@ class _GVParser:
         raise ValueError("unterminated string")
 
 
+class _LazyVersion:
+    """systemd's version, asked (one more D-Bus round trip) only when a property needs it."""
+
+    def __init__(self, get):
+        self.get, self.v = get, None
+
+    def _val(self):
+        if self.v is None:
+            self.v = self.get()
+        return self.v
+
+    def __ge__(self, other):
+        return self._val() >= other
+
+    def __lt__(self, other):
+        return self._val() < other
+
+
 # ------------------------------------------------------------------ the manager
 
 class SystemdManager(V2Manager):
@@ -459,7 +478,7 @@ class SystemdManager(V2Manager):
     def _start(self, pid):
         from pyruntime import sdbus
         with sdbus.Systemd() as sd:
-            version = sd.version()
+            version = _LazyVersion(sd.version)
             props = [_prop("Description", "s", "libcontainer container %s" % self.name)]
             if self.unit.endswith(".slice"):
                 props.append(_prop("Wants", "as", [self.slice]))
@@ -479,6 +498,15 @@ class SystemdManager(V2Manager):
         if not os.path.isdir(self.leaf):
             raise CgroupError("systemd unit %s has no cgroup at %s" % (self.unit, self.leaf))
 
+    def pids(self):
+        # systemd removes the unit's cgroup when it stops: a read can race with that
+        try:
+            return super().pids()
+        except OSError as e:
+            if e.errno in (errno.ENODEV, errno.ENOENT):
+                return []
+            raise
+
     def update(self, resources):
         merged = fastjson.clone(self.resources)
         for k, v in (resources or {}).items():
@@ -488,7 +516,8 @@ class SystemdManager(V2Manager):
                 merged[k] = v
         from pyruntime import sdbus
         with sdbus.Systemd() as sd:
-            props = resource_props(merged, self.linux_devices, sd.version(), with_devices=False)
+            props = resource_props(merged, self.linux_devices, _LazyVersion(sd.version),
+                                   with_devices=False)
             try:
                 sd.set_unit_properties(self.unit, props)
             except CgroupError as e:
@@ -513,7 +542,6 @@ class SystemdManager(V2Manager):
         try:
             with sdbus.Systemd() as sd:
                 sd.stop_unit(self.unit)
-                sd.reset_failed(self.unit)
         except CgroupError as e:
             err = e
         super().destroy(timeout)
