@@ -170,3 +170,16 @@ def test_bad_config_one_line_as_runc(rt, make_bundle, cid, path, annotations):
         outs.append(lines[0].split("failed: ", 1)[1].rstrip('"'))
     assert outs[0] == outs[1]
     assert not os.path.exists("%s/system.slice/p-%s.scope" % (CG, cid))
+
+
+def test_property_systemd_refuses_undone(rt, make_bundle, cid):
+    # systemd's own refusal of a unit property (here an annotation's): one line naming the
+    # unit, nothing left (the leak check: state dir, unit cgroup, init process)
+    b = bundle(make_bundle, "system.slice:pyrt:" + cid,
+               annotations={"org.systemd.property.NoSuchThing": "'x'"})
+    r = rt.run("--systemd-cgroup", "create", "--bundle", b.path, cid, timeout=T)
+    assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert 'unable to start unit "pyrt-%s.scope"' % cid in r.stderr, r.stderr
+    assert "NoSuchThing" in r.stderr, r.stderr
+    assert rt.container_ids() == []
+    assert show("pyrt-%s.scope" % cid).get("LoadState") in ("not-found", None)
