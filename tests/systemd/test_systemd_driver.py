@@ -179,7 +179,7 @@ def test_property_systemd_refuses_undone(rt, make_bundle, cid):
                annotations={"org.systemd.property.NoSuchThing": "'x'"})
     r = rt.run("--systemd-cgroup", "create", "--bundle", b.path, cid, timeout=T)
     assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1, r.stderr
-    assert 'unable to start unit "pyrt-%s.scope"' % cid in r.stderr, r.stderr
+    assert 'unable to start unit \\"pyrt-%s.scope' % cid in r.stderr, r.stderr
     assert "NoSuchThing" in r.stderr, r.stderr
     assert rt.container_ids() == []
     assert show("pyrt-%s.scope" % cid).get("LoadState") in ("not-found", None)
