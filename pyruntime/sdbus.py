@@ -13,8 +13,7 @@ import time
 
 from jeepney import DBusAddress, HeaderFields, MessageType, new_method_call
 from jeepney.bus_messages import message_bus
-from jeepney.io.blocking import DBusConnectionBase, prep_socket, timeout_to_deadline, \
-    deadline_to_timeout
+from jeepney.io.blocking import DBusConnectionBase, prep_socket, timeout_to_deadline
 
 from pyruntime.errors import CgroupError
 
@@ -127,13 +126,14 @@ class Systemd:
         return int(digits or 0)
 
     def start_transient_unit(self, name, props):
-        """props: [(name, (signature, value))]. Waits for the start job as runc does."""
+        """props: [(name, (signature, value))]. Waits for the start job as runc does.
+        False when the unit exists already (not an error for runc either)."""
         try:
             job, = self.manager("StartTransientUnit", "ssa(sv)a(sa(sv))", name, "replace",
                                 props, [])
         except DBusError as e:
             if e.name == "org.freedesktop.systemd1.UnitExists":
-                return
+                return False
             raise
         result = self.wait_job(job)
         if result != "done":
@@ -141,6 +141,7 @@ class Systemd:
             if result is None:
                 raise CgroupError("Timeout waiting for systemd to create " + name)
             raise CgroupError("error creating systemd unit `%s`: got `%s`" % (name, result))
+        return True
 
     def stop_unit(self, name):
         """Stop the unit and wait for the job; a unit already gone is not an error."""

@@ -492,11 +492,13 @@ class SystemdManager(V2Manager):
             props += resource_props(self.resources, self.linux_devices, version)
             props += self.extra_props
             try:
-                sd.start_transient_unit(self.unit, props)
+                started = sd.start_transient_unit(self.unit, props)
             except CgroupError as e:
                 raise CgroupError('unable to start unit "%s": %s' % (self.unit, e)) from None
         if not os.path.isdir(self.leaf):
             raise CgroupError("systemd unit %s has no cgroup at %s" % (self.unit, self.leaf))
+        if not started:   # a unit of that name was there (a leftover): join its cgroup
+            super().add_pid(pid)
 
     def pids(self):
         # systemd removes the unit's cgroup when it stops: a read can race with that

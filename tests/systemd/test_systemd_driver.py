@@ -183,3 +183,25 @@ def test_property_systemd_refuses_undone(rt, make_bundle, cid):
     assert "NoSuchThing" in r.stderr, r.stderr
     assert rt.container_ids() == []
     assert show("pyrt-%s.scope" % cid).get("LoadState") in ("not-found", None)
+
+
+def test_leftover_unit_of_that_name_is_joined(rt, make_bundle, cid):
+    # as runc: StartTransientUnit's UnitExists is no error; the init joins that unit's cgroup
+    # (and `delete` stops the unit, leftover processes included)
+    unit = "pyrt-%s.scope" % cid
+    left = subprocess.Popen(["systemd-run", "--quiet", "--scope", "--unit", unit,
+                             "--slice", "system.slice", "-p", "Delegate=yes", "sleep", "1000"],
+                            stdin=subprocess.DEVNULL, start_new_session=True)
+    try:
+        assert util.wait_for(lambda: show(unit).get("ActiveState") == "active", 60, 0.2)
+        b = bundle(make_bundle, "system.slice:pyrt:" + cid)
+        rt.ok("--systemd-cgroup", "create", "--bundle", b.path, cid, timeout=T)
+        d = "%s/system.slice/%s" % (CG, unit)
+        assert cg_of(rt.state(cid)["pid"]) == d and cg_of(left.pid) == d
+        rt.ok("delete", "--force", cid, timeout=T)
+        assert left.wait(timeout=60) is not None
+        assert util.wait_for(lambda: gone(unit, d), 30, 0.2)
+    finally:
+        if left.poll() is None:
+            left.kill()
+            left.wait()
