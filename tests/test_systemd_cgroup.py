@@ -87,3 +87,11 @@ def test_resource_properties_as_runc():
     assert ("/dev/char/1:3", "rwm") in allow
     assert sd.resource_props({"devices": [{"allow": True, "access": "rwm"}]}, None, 252) == [
         ("DevicePolicy", ("s", "auto")), ("DeviceAllow", ("a(ss)", []))]
+
+
+def test_features_report_the_systemd_driver(rt):
+    import json
+    cg = json.loads(rt.ok("features").stdout)["linux"]["cgroup"]
+    assert cg["systemd"] is True
+    if rt.is_pyruntime:
+        assert cg["systemdUser"] is False   # no user-manager (rootless) support
