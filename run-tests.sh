@@ -30,24 +30,20 @@ stage() {
     fi
 }
 
-# tests/v2 runs in the cgroup v2 guest below (on this host it would only skip)
-stage pytest "$VPY" -m pytest tests -q -p no:cacheprovider --ignore=tests/v2 "$@"
+# tests/v2 and tests/systemd run in the qemu guest below (on this host they would only skip)
+stage pytest "$VPY" -m pytest tests -q -p no:cacheprovider --ignore=tests/v2 --ignore=tests/systemd "$@"
 # sdist + wheel built as pip builds them, checked against the package tree, the wheel in a
 # fresh venv under /tmp, and the same host suite against that install's `pyruntime`
 # without the checkout (tools/test-installed-wheel.sh); ~30 s plus the suite
 stage wheel tools/test-installed-wheel.sh "$@"
 stage bench-smoke "$VPY" bench/bench.py --smoke
 
-# ---------------------------------------------------------------------------------------
-# HOOK: later stages go here, one `stage NAME COMMAND...` line each; a non-zero exit of
-# any stage fails the run. Planned:
-#   stage cgroup-v2 tools/cgroup-v2-vm/run-v2-tests.sh   # tests/v2 in a qemu guest with
-#                                                 # a pure cgroup v2 hierarchy
-#   stage engines   tests/engines/run.sh          # containerd/podman driving pyruntime
-# ---------------------------------------------------------------------------------------
 # tests/v2 (library + real containers through the CLI) in the qemu cgroup v2-only guest;
 # ~2 min (boot ~5 s, the rest is the emulated guest's Python start-ups)
 stage cgroup-v2 tools/cgroup-v2-vm/run-v2-tests.sh
+# tests/systemd (the --systemd-cgroup driver against runc's) in the same guest booted with
+# systemd as PID 1; ~1.5 min (boot ~25 s)
+stage systemd env V2_SYSTEMD=1 V2_TESTS=tests/systemd tools/cgroup-v2-vm/run-v2-tests.sh
 # containerd (ctr + CRI), podman and dockerd from Debian's packages, each started under a
 # temp dir, running their containers on pyruntime; ~1 min (+~30 s first apt install)
 stage engines tests/engines/run.sh

@@ -80,11 +80,12 @@ else
     say "venv: .venv present"
 fi
 
-if ! "$VPY" -c 'import cffi, jsonschema, pytest, hypothesis, wheel, build' 2>/dev/null; then
-    say "pip: installing cffi jsonschema pytest hypothesis wheel build"
+if ! "$VPY" -c 'import cffi, jsonschema, jeepney, pytest, hypothesis, wheel, build' 2>/dev/null; then
+    say "pip: installing cffi jsonschema jeepney pytest hypothesis wheel build"
     # wheel: setuptools < 70.1 needs it for the editable wheel (no build isolation below).
     # build: the sdist and wheel of run-tests.sh's wheel stage (tools/test-installed-wheel.sh).
-    quiet "$VPY" -m pip install -q cffi jsonschema pytest hypothesis wheel build
+    # jeepney: the systemd cgroup driver's D-Bus client (imported only with --systemd-cgroup).
+    quiet "$VPY" -m pip install -q cffi jsonschema jeepney pytest hypothesis wheel build
 fi
 
 # --- 3. editable install + C extension ------------------------------------------------

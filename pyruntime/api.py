@@ -201,7 +201,8 @@ class Runtime:
             from . import cgroups
             mgr = cgroups.new(c.id, linux.get("cgroupsPath"), linux.get("resources"),
                               systemd=self.systemd_cgroup, rootless=self._is_rootless(),
-                              linux_devices=linux.get("devices"))
+                              linux_devices=linux.get("devices"),
+                              annotations=config.get("annotations"))
         opts = {"no_pivot": no_pivot, "no_new_keyring": no_new_keyring,
                 "preserve_fds": preserve_fds, "listen_fds": _listen_fds(), "pass_fds": pass_fds}
         if opts["listen_fds"]:

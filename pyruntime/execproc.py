@@ -266,7 +266,7 @@ def _cgroup_join(c, pid, subs):
         for key, d in mgr.dirs():
             names = set(key.split(",")) if key else {""}
             if want is None or names & want or (key == "" and want is not None and
-                                                getattr(mgr, "driver", "") == "v2"):
+                                                getattr(mgr, "driver", "") in ("v2", "systemd")):
                 chosen[key] = os.path.join(d, path)
     for key, d in mgr.dirs():
         target = chosen.get(key, d)

@@ -59,7 +59,7 @@ def document():
         "linux": {
             "namespaces": _kernel_namespaces(),
             "capabilities": CAPS,
-            "cgroup": {"v1": True, "v2": True, "systemd": False, "systemdUser": False, "rdma": True},
+            "cgroup": {"v1": True, "v2": True, "systemd": True, "systemdUser": False, "rdma": True},
             "apparmor": {"enabled": False},
             "selinux": {"enabled": False},
             # applied only where the host has resctrl; this build has no RDT support

@@ -147,7 +147,7 @@ def _frozen(cg):
         return False
     paths = cg.get("paths") or {}
     try:
-        if cg.get("driver") == "v2":
+        if cg.get("driver") in ("v2", "systemd"):  # systemd: a v2 unit
             d = paths.get("")
             with open(os.path.join(d, "cgroup.freeze"), "rb") as f:
                 return f.read().strip() == b"1"
