@@ -81,6 +81,7 @@ def parent(cid):
             pass
 
 
+@pytest.mark.guest
 @pytest.mark.parametrize("maker", ["a", "b", "neither"])
 @pytest.mark.parametrize("how", ["force", "plain"])
 @pytest.mark.parametrize("neighbour", ["running", "stopped"])
@@ -127,6 +128,7 @@ def test_delete_leaves_neighbour_cgroups(rt, make_bundle, cid, parent, maker, ho
         assert existing(dirs_of(parent)) == made
 
 
+@pytest.mark.guest
 def test_parent_made_by_the_container_goes_when_empty(rt, make_bundle, cid, parent):
     leaf = parent + "/" + cid
     pid = start(rt, make_bundle, cid, leaf)

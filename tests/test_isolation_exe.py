@@ -180,6 +180,7 @@ def _host_hits(w, files):
     return out
 
 
+@pytest.mark.guest
 @pytest.mark.parametrize("userns", [False, True])
 def test_exec_and_create_never_expose_host_files(rt, make_bundle, cid, pyrt_tmp, userns):
     files = _host_files(rt)

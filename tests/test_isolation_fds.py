@@ -95,6 +95,7 @@ def _create_start_delete(rt, b, cid, pyrt_tmp, preserve):
     return text.replace("END\n", ""), f
 
 
+@pytest.mark.guest
 def test_create_preserve_fds_more_than_open(rt, make_bundle, cid, pyrt_tmp):
     b = make_bundle(["sh", "-c", LISTING + "; echo END"])
     text, f = _create_start_delete(rt, b, cid, pyrt_tmp, 8)
@@ -111,6 +112,7 @@ def test_run_preserve_fds_more_than_open(rt, make_bundle, cid, pyrt_tmp):
     _check_listing(r.stdout, f)
 
 
+@pytest.mark.guest
 def test_exec_preserve_fds_more_than_open(rt, make_bundle, cid, pyrt_tmp):
     b = make_bundle(["sleep", "1000"])
     rt.ok("run", "-d", "-b", b.path, cid)
@@ -133,6 +135,7 @@ def _profile_without_close_range(errno_ret):
     return prof
 
 
+@pytest.mark.guest
 @pytest.mark.parametrize("errno_ret", [1, 38])
 def test_seccomp_allow_list_without_close_range(rt, make_bundle, cid, pyrt_tmp, errno_ret):
     """The OCI validation suite's shape: an allow-list lacking close_range and

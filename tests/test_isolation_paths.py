@@ -170,6 +170,7 @@ def test_device_path_dotdot_and_magic_links(rt, make_bundle, cid, canary, path, 
         assert path in r.stderr, r.stderr
 
 
+@pytest.mark.guest
 @pytest.mark.parametrize("userns", [False, True], ids=["host", "userns"])
 def test_existing_file_at_device_path_left_alone(rt, make_bundle, cid, canary, userns):
     b = _devices_bundle(make_bundle, canary, "/dev/full", userns)
@@ -216,6 +217,7 @@ def test_existing_node_at_device_path_left_alone(rt, make_bundle, cid, canary):
     assert (stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid) == (0o600, 7, 7)
 
 
+@pytest.mark.guest
 def test_device_made_at_symlink_target_inside_rootfs(rt, make_bundle, cid, canary):
     """The node lands where the link points when the rootfs is /: like runc's SecureJoin."""
     b = _devices_bundle(make_bundle, canary, "/dev/full", False)
@@ -285,6 +287,7 @@ def test_readonly_symlink_makes_target_read_only(rt, make_bundle, cid, canary, k
     assert not os.path.exists(os.path.join(b.rootfs, "rw/sub/x"))
 
 
+@pytest.mark.guest
 @pytest.mark.parametrize("userns", [False, True], ids=["host", "userns"])
 def test_masked_and_readonly_symlinks_to_host_paths_stay_inside(rt, make_bundle, cid, canary, userns):
     b = _paths_bundle(make_bundle, "true", userns)
@@ -335,6 +338,7 @@ def test_cwd_symlink_resolved_inside(rt, make_bundle, cid, canary, how, dangling
     assert os.path.isdir(os.path.join(b.rootfs, canary.lstrip("/"), "sub/made"))
 
 
+@pytest.mark.guest
 @pytest.mark.parametrize("cwd", ["/proc/self/cwd", "/proc/1/cwd", "/proc/self/root/tmp"])
 def test_cwd_magic_link_refused(rt, make_bundle, cid, canary, cwd):
     b = make_bundle(args=["/bin/sh", "-c", "pwd"])

@@ -49,6 +49,7 @@ def _check_probe(path, r):
     assert "done\n" in content, (content, r.stderr)
 
 
+@pytest.mark.guest
 def test_run_cannot_read_or_rewrite_callers_stdout(rt, make_bundle, cid, pyrt_tmp):
     b = make_bundle(["sh", "-c", PROBE])
     b.config["root"]["readonly"] = False
@@ -60,6 +61,7 @@ def test_run_cannot_read_or_rewrite_callers_stdout(rt, make_bundle, cid, pyrt_tm
     _check_probe(path, r)
 
 
+@pytest.mark.guest
 def test_exec_cannot_read_or_rewrite_callers_stdout(rt, make_bundle, cid, pyrt_tmp):
     b = make_bundle(["sleep", "1000"])
     b.config["root"]["readonly"] = False
@@ -158,6 +160,7 @@ REOPEN = ("echo reopened-out > /proc/self/fd/1 && echo reopened-err > /proc/self
           "stat -L -c %u /proc/self/fd/0 /proc/self/fd/1 /proc/self/fd/2")
 
 
+@pytest.mark.guest
 def test_run_pipes_belong_to_user(rt, make_bundle, cid):
     b = make_bundle(["sh", "-c", REOPEN])
     b.config["process"]["user"] = {"uid": 1000, "gid": 1000}
@@ -308,6 +311,7 @@ def test_hostile_passwd_at_exec(rt, make_bundle, cid, pyrt_tmp, kind):
     assert rt.ok("exec", "--user", "1000", cid, "sh", "-c", "echo $HOME").stdout == "/\n"
 
 
+@pytest.mark.guest
 def test_container_made_fifo_passwd_does_not_hang_exec(rt, make_bundle, cid):
     if not rt.is_pyruntime:
         pytest.skip("runc 1.1 blocks forever on a FIFO /etc/passwd")
