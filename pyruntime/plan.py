@@ -560,7 +560,9 @@ def process_steps(process, opts, exec_mode=False):
     if seccomp_prog is not None and not nnp:
         # Without no_new_privs, loading a filter needs CAP_SYS_ADMIN, which may be
         # gone after capabilities are applied: runc loads it earlier in that case too.
-        steps.insert(0, _step("seccomp", "load the seccomp filter", **seccomp_prog))
+        # After close_fds: the filter may deny close_range, and an inherited runtime fd
+        # (the container's lock) must not survive into the container.
+        steps.insert(1, _step("seccomp", "load the seccomp filter", **seccomp_prog))
     if nnp:
         add(_step("no_new_privs", "set no_new_privs"))
     umask = user.get("umask")

@@ -126,6 +126,31 @@ def cleanup_root(runtime, root):
     return left
 
 
+def mounts_under(path):
+    """Mount points at or below path in our mount namespace, deepest first."""
+    found = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            mp = line.split()[4].replace("\\040", " ")
+            if mp == path or mp.startswith(path + "/"):
+                found.append(mp)
+    return sorted(found, key=len, reverse=True)
+
+
+def remove_tmp(tmp):
+    """Remove a test's TMPDIR -> the mounts that were left in it (in the host's mount
+    namespace: a container's mounts propagated out). Never walks into a mount: a host
+    /proc, /sys or /dev can be among them."""
+    left = mounts_under(tmp)
+    for mp in left:
+        subprocess.run(["umount", "-l", mp], stderr=subprocess.DEVNULL)
+    if mounts_under(tmp):
+        print("conformance: mounts remain under %s, not removing it" % tmp)
+        return left
+    shutil.rmtree(tmp, ignore_errors=True)
+    return left
+
+
 def run_one(tree, test, wrapper, runtime, root, timeout, verbose):
     exe = os.path.join(tree, "validation", test, test + ".t")
     tmp = tempfile.mkdtemp(prefix="pyrt-conf-tmp-")
@@ -143,7 +168,7 @@ def run_one(tree, test, wrapper, runtime, root, timeout, verbose):
     took = time.monotonic() - start
     text = out.decode(errors="replace")
     left = cleanup_root(runtime, root)
-    shutil.rmtree(tmp, ignore_errors=True)
+    left_mounts = remove_tmp(tmp)
     plan, points, descs = parse_tap(text)
     failed = sorted(n for n, ok in points.items() if not ok)
     expected = EXPECTED.get(test, {})
@@ -161,7 +186,8 @@ def run_one(tree, test, wrapper, runtime, root, timeout, verbose):
     if verbose or verdict in ("fail", "timeout"):
         sys.stdout.write(text if text.endswith("\n") or not text else text + "\n")
     return {"test": test, "verdict": verdict, "failed": failed, "descs": descs,
-            "rc": proc.returncode, "seconds": took, "left": left}
+            "rc": proc.returncode, "seconds": took, "left": left,
+            "left_mounts": left_mounts}
 
 
 def reason(test, failed):
@@ -190,6 +216,9 @@ def run_suite(tree, runtime, tests, timeout, verbose, label):
                 extra += " (" + reason(test, r["failed"]) + ")"
             if r["left"]:
                 extra += " [left behind, removed: %s]" % " ".join(r["left"])
+            if r["left_mounts"]:
+                extra += " [%d mounts left in the host's namespace, unmounted]" % len(
+                    r["left_mounts"])
             print("%s %-38s %-16s %5.1fs%s" % (label, test, mark, r["seconds"], extra),
                   flush=True)
     finally:
