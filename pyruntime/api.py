@@ -391,14 +391,9 @@ class Runtime:
             hooks = c.hooks()
             if hooks.get("poststart"):
                 from . import hooks as hooks_mod
-                try:
-                    hooks_mod.run_hooks(hooks, "poststart", c.oci_state("running"))
-                except RuntimeErr:
-                    try:
-                        os.kill(c.pid, 9)
-                    except OSError:
-                        pass
-                    raise
+                # the spec: a failing poststart hook is a warning, the remaining hooks
+                # and the lifecycle continue (the container stays running, start succeeds)
+                hooks_mod.run_hooks(hooks, "poststart", c.oci_state("running"), warn=self._warn)
         finally:
             if c.dirfd is not None:
                 os.close(c.dirfd)
