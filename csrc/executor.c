@@ -557,11 +557,12 @@ static void do_pivot_root(void)
     g_rootfd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
 }
 
-static void do_chroot(void)
+static void do_chroot(int plain)
 {
     if (chdir(g_rootpath) < 0)
         fail(errno, NULL);
-    if (mount(g_rootpath, "/", NULL, MS_MOVE, NULL) < 0)
+    /* plain: the runtime's own mount namespace, whose / must never be moved over */
+    if (!plain && mount(g_rootpath, "/", NULL, MS_MOVE, NULL) < 0)
         fail(errno, NULL);
     if (chroot(".") < 0)
         fail(errno, NULL);
@@ -989,7 +990,7 @@ static void run_step(struct pyrt_spawn *sp, struct pyrt_step *s)
     case OP_SYMLINK: do_symlink(s); break;
     case OP_MKDIR: do_mkdir(s); break;
     case OP_PIVOT_ROOT: do_pivot_root(); break;
-    case OP_CHROOT: do_chroot(); break;
+    case OP_CHROOT: do_chroot((int)s->n1); break;
     case OP_MASK: do_mask(s); break;
     case OP_READONLY: do_readonly(s); break;
     case OP_REMOUNT_ROOT_RO:

@@ -181,6 +181,7 @@ class Runtime:
             return launch if _foreground else pid
         except BaseException:
             _abort(launch, mgr)
+            _detach_host_rootfs(c.data)
             st.remove_dir(path)
             if (config.get("hooks") or {}).get("poststop"):
                 # runc destroys a failed container the usual way: poststop hooks run
@@ -244,6 +245,10 @@ class Runtime:
             except BaseException:
                 os.close(fifo_fd)
                 raise
+        if plan.get("host_rootfs_mount"):
+            # with how many mounts the path had before ours: detach only what is ours
+            c.data["host_rootfs_mount"] = [plan["host_rootfs_mount"],
+                                           _mounts_at(plan["host_rootfs_mount"])]
         launch = Launch(plan, fifo_fd)
         try:
             pid = launch.spawn()
@@ -534,6 +539,7 @@ class Runtime:
                 faults.at("delete:killed")
             if mgr is not None:
                 mgr.destroy()
+            _detach_host_rootfs(c.data)
             hooks = c.hooks()
             st.remove_dir(c.dir)
             if hooks.get("poststop"):
@@ -543,6 +549,32 @@ class Runtime:
         finally:
             if c.dirfd is not None:
                 os.close(c.dirfd)
+
+
+def _detach_host_rootfs(data):
+    """A container without a mount namespace had its rootfs (the runtime's bind of it
+    onto itself, with the config's mounts below) set up in the runtime's namespace:
+    detach that whole tree, as nothing else will."""
+    rec = data.get("host_rootfs_mount")
+    if not rec:
+        return
+    path, before = rec
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    for _ in range(8):
+        if _mounts_at(path) <= before:  # the image's own mount (if any) stays
+            break
+        libc.umount2(os.fsencode(path), 2)  # MNT_DETACH: the bind and all below it
+
+
+def _mounts_at(path):
+    n = 0
+    want = os.fsencode(os.path.realpath(path))
+    with open("/proc/self/mountinfo", "rb") as f:
+        for line in f:
+            mp = line.split(b" ", 5)[4].replace(b"\\040", b" ")
+            n += mp == want
+    return n
 
 
 def _abort(launch, mgr):

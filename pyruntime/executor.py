@@ -82,6 +82,8 @@ def _to_c(steps, keep, where):
         elif op == "bind_rootfs":
             c.s1 = _cstr(keep, st["path"])
             c.s2 = _cstr(keep, g("parent"))
+        elif op == "chroot":
+            c.n1 = 1 if g("plain") else 0   # no mount namespace: chroot, never MS_MOVE
         elif op == "mount":
             c.s1 = _cstr(keep, g("source") or "")
             c.s2 = _cstr(keep, st["target"])

@@ -337,8 +337,11 @@ def build(config, bundle, cid, opts=None, cgroup_mgr=None):
             clone.append(t)
     join.sort(key=lambda j: JOIN_ORDER.index(j["type"]))
     has = seen.__contains__
-    if not has("mount"):
-        raise ConfigError("linux.namespaces: a mount namespace is required")
+    # A joined mount namespace gets the rootfs set up in it like a new one (runc does).
+    # Without one the container inherits the runtime's: the rootfs is set up in there,
+    # never touching the host's propagation, and entered by a plain chroot (delete
+    # detaches it again).
+    mntns = has("mount")
     if "cgroup" in clone:
         clone.remove("cgroup")
         unshare_cgroup = True
@@ -366,7 +369,11 @@ def build(config, bundle, cid, opts=None, cgroup_mgr=None):
     add(_step("setsid", "create a new session"))
     if netns_new:
         add(_step("loopback_up", "bring up the loopback interface"))
-    if "mount" in clone:
+    if not mntns:
+        plan["host_rootfs_mount"] = rootfs
+        add(_step("bind_rootfs", "bind mount the rootfs %s onto itself" % rootfs, path=rootfs,
+                  parent=""))
+    else:
         rprop = linux.get("rootfsPropagation")
         pflags = PROPAGATION.get(rprop, MS_SLAVE | MS_REC) if rprop else MS_SLAVE | MS_REC
         add(_step("root_propagation", "make / %s" % (rprop or "rslave"), flags=pflags | MS_REC
@@ -427,7 +434,7 @@ def build(config, bundle, cid, opts=None, cgroup_mgr=None):
             add(_step("symlink", "symlink /dev/ptmx -> pts/ptmx", linkname="/dev/ptmx", target="pts/ptmx"))
 
     cwd = process.get("cwd") or "/"
-    if "mount" in clone and cwd.startswith("/") and cwd != "/":
+    if cwd.startswith("/") and cwd != "/":
         # runc makes a missing cwd (as root, before the pivot); never through a symlink out
         add(_step("mkdir", "create the working directory %s" % cwd, target=cwd))
 
@@ -435,13 +442,15 @@ def build(config, bundle, cid, opts=None, cgroup_mgr=None):
     if any(hooks.get(k) for k in ("prestart", "createRuntime", "createContainer")):
         add(_step("sync", "run createRuntime/createContainer hooks", tag="hooks"))
 
-    if "mount" in clone:
+    if not mntns:
+        add(_step("chroot", "chroot into the rootfs (no mount namespace)", plain=True))
+    else:
         if opts.get("no_pivot"):
             add(_step("chroot", "move the rootfs to / and chroot (--no-pivot)"))
         else:
             add(_step("pivot_root", "pivot_root into %s" % rootfs))
 
-    if "mount" in clone and linux.get("rootfsPropagation") in ("shared", "rshared"):
+    if mntns and linux.get("rootfsPropagation") in ("shared", "rshared"):
         add(_step("propagation", "make / %s" % linux["rootfsPropagation"], target="/",
                   flags=PROPAGATION[linux["rootfsPropagation"]]))
 

@@ -1,0 +1,68 @@
+"""Behaviour bugs found by other suites (the OCI runtime-tools validation suite, another
+runtime's integration tests), each checked against runc as well."""
+import os
+import subprocess
+
+import pytest
+
+import util
+
+
+def run_sh(rt, make_bundle, cid, script, edit=None):
+    b = make_bundle(["sh", "-c", script])
+    if edit:
+        edit(b.config)
+    b.save()
+    return rt.run("run", "--bundle", b.path, cid)
+
+
+# ---- runtime-tools linux_ns_itype / linux_ns_path ------------------------------------
+
+def test_no_mount_namespace_inherits_the_runtimes(rt, make_bundle, cid):
+    # no mount namespace in the config: the container shares the runtime's (runc allows
+    # it); the rootfs set up for it is gone again after delete (the leak check sees mounts)
+    def edit(c):
+        c["linux"]["namespaces"] = [n for n in c["linux"]["namespaces"]
+                                    if n["type"] != "mount"]
+        # masking needs a private mount namespace (runc and pyruntime refuse it)
+        c["linux"].pop("maskedPaths", None)
+        c["linux"].pop("readonlyPaths", None)
+    r = run_sh(rt, make_bundle, cid, "readlink /proc/self/ns/mnt; ls /bin/busybox", edit)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == [os.readlink("/proc/self/ns/mnt"), "/bin/busybox"]
+
+
+def test_join_mount_namespace_by_path(rt, make_bundle, cid, pyrt_tmp):
+    holder = subprocess.Popen(["unshare", "--mount", "--propagation", "private",
+                               "sleep", "1000"])
+    try:
+        ns = "/proc/%d/ns/mnt" % holder.pid
+        assert util.wait_for(lambda: os.readlink(ns) != os.readlink("/proc/self/ns/mnt"))
+
+        def edit(c):
+            for n in c["linux"]["namespaces"]:
+                if n["type"] == "mount":
+                    n["path"] = ns
+        r = run_sh(rt, make_bundle, cid, "readlink /proc/self/ns/mnt; cat /proc/1/comm", edit)
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.split()[0] == os.readlink(ns)
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+# ---- the seccomp hang ------------------------------------------------------------------
+
+def test_seccomp_without_close_range_and_no_new_privs_false(rt, make_bundle, cid):
+    # runtime-tools' configs: an allow-list without close_range, noNewPrivileges false.
+    # The init must not keep the runtime's fds (its lock): start and delete must not block.
+    b = make_bundle(["sleep", "1000"])
+    b.config["process"]["noNewPrivileges"] = False
+    b.config["linux"]["seccomp"] = {
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "syscalls": [{"names": ["close_range"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]}
+    b.save()
+    rt.ok("create", "--bundle", b.path, cid, timeout=20)
+    rt.ok("start", cid, timeout=20)
+    assert rt.state(cid)["status"] == "running"
+    rt.ok("delete", "--force", cid, timeout=20)
