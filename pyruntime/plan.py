@@ -531,6 +531,21 @@ def start_container_hook_steps(hook_list, config, bundle, cid):
     return out
 
 
+def _dedup_env(env):
+    """One entry per name, the last value at the first one's place (runc's result): a
+    process handed both would see the first, and `exec --env` could not override."""
+    pos = {}
+    out = []
+    for kv in env:
+        name = kv.partition("=")[0]
+        if name in pos:
+            out[pos[name]] = kv
+        else:
+            pos[name] = len(out)
+            out.append(kv)
+    return out
+
+
 def process_steps(process, opts, exec_mode=False):
     """The tail shared by create and exec: fds, identity, caps, cwd, seccomp, exec."""
     steps = []
@@ -578,7 +593,7 @@ def process_steps(process, opts, exec_mode=False):
     add(_step("umask", "set umask %04o" % (0o022 if umask is None else umask),
               mask=0o022 if umask is None else umask))
     args = process.get("args") or []
-    env = list(process.get("env") or [])
+    env = _dedup_env(process.get("env") or ())
     add(_step("lookup", "find %s" % (args[0] if args else "?"), args=args, env=env))
     if seccomp_prog is not None and nnp and seccomp_prog.get("notify"):
         add(_step("seccomp", "load the seccomp filter", **seccomp_prog))

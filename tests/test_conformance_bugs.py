@@ -66,3 +66,32 @@ def test_seccomp_without_close_range_and_no_new_privs_false(rt, make_bundle, cid
     rt.ok("start", cid, timeout=20)
     assert rt.state(cid)["status"] == "running"
     rt.ok("delete", "--force", cid, timeout=20)
+
+
+# ---- found by another runtime's integration suite -------------------------------------
+
+def env_lines(out):
+    return [x for x in out.split("\n") if x]
+
+
+def test_duplicate_env_last_wins_once(rt, make_bundle, cid):
+    # env itself, not a shell (which would tidy its environment up on its own)
+    b = make_bundle(["env"])
+    b.config["process"]["env"] = ["PATH=/bin", "A=first", "B=b", "A=second"]
+    b.save()
+    r = rt.run("run", "--bundle", b.path, cid)
+    assert r.returncode == 0, r.stderr
+    lines = env_lines(r.stdout)
+    assert [x for x in lines if x.startswith("A=")] == ["A=second"]
+    assert "B=b" in lines
+
+
+def test_exec_env_overrides_once(rt, make_bundle, cid):
+    b = make_bundle(["sleep", "1000"])
+    b.config["process"]["env"] = ["PATH=/bin", "A=config", "A=config2"]
+    b.save()
+    rt.ok("run", "-d", "--bundle", b.path, cid)
+    r = rt.ok("exec", "--env", "A=exec", "--env", "C=1", "--env", "C=2", cid, "env")
+    lines = env_lines(r.stdout)
+    assert [x for x in lines if x.startswith("A=")] == ["A=exec"]
+    assert [x for x in lines if x.startswith("C=")] == ["C=2"]
