@@ -169,7 +169,24 @@ def resolve_host_source(src, bundle):
     return src
 
 
-def mount_steps(m, bundle, userns, netns_new, linux=None):
+def _mode_in_rootfs(rootfs, dest):
+    """Permission bits of an existing directory dest in the rootfs, or None. Never
+    through a symlink (it could lead out of the rootfs): then None too."""
+    path = rootfs
+    for part in dest.strip("/").split("/"):
+        if not part:
+            continue
+        path = os.path.join(path, part)
+        try:
+            st = os.lstat(path)
+        except OSError:
+            return None
+        if stat.S_ISLNK(st.st_mode):
+            return None
+    return stat.S_IMODE(st.st_mode) if dest.strip("/") and stat.S_ISDIR(st.st_mode) else None
+
+
+def mount_steps(m, bundle, userns, netns_new, linux=None, rootfs=None):
     """Steps for one config mount entry."""
     dest = m.get("destination", "")
     if not dest.startswith("/"):
@@ -223,6 +240,12 @@ def mount_steps(m, bundle, userns, netns_new, linux=None):
             source = src or mtype
         else:
             source = src
+        if mtype == "tmpfs" and rootfs and not any(
+                o.startswith("mode=") for o in m.get("options") or ()):
+            # a tmpfs keeps its mountpoint's mode (runc and crun copy it), not 1777
+            mode = _mode_in_rootfs(rootfs, dest)
+            if mode is not None:
+                data = (data + "," if data else "") + "mode=%o" % mode
         label = (linux or {}).get("mountLabel")
         if label and mtype not in ("proc", "sysfs", "cgroup", "cgroup2"):
             # SELinux context of the new filesystem (runc: label.FormatMountLabel)
@@ -398,7 +421,7 @@ def build(config, bundle, cid, opts=None, cgroup_mgr=None):
                 raise ConfigError("mounts: %s: cgroup mount needs the cgroup manager" % dest)
             steps.extend(cgroup_mgr.mount_steps(m, cgroupns))
             continue
-        steps.extend(mount_steps(m, bundle, userns, netns_new, linux=linux))
+        steps.extend(mount_steps(m, bundle, userns, netns_new, linux=linux, rootfs=rootfs))
 
     dev_mounted = any(_clean_dest("/" + m.get("destination", "").lstrip("/")) == "/dev" for m in mounts)
     # runc makes the default devices only when /dev is its own (not the host's)

@@ -95,3 +95,21 @@ def test_exec_env_overrides_once(rt, make_bundle, cid):
     lines = env_lines(r.stdout)
     assert [x for x in lines if x.startswith("A=")] == ["A=exec"]
     assert [x for x in lines if x.startswith("C=")] == ["C=2"]
+
+
+def test_tmpfs_without_mode_takes_the_mountpoints(rt, make_bundle, cid):
+    b = make_bundle(["stat", "-c", "%a", "/data", "/moded"])
+    for d, mode in (("data", 0o750), ("moded", 0o750)):
+        os.mkdir(os.path.join(b.rootfs, d))
+        os.chmod(os.path.join(b.rootfs, d), mode)
+    b.config["mounts"] += [
+        {"destination": "/data", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid"]},
+        {"destination": "/moded", "type": "tmpfs", "source": "tmpfs",
+         "options": ["mode=711"]}]
+    b.save()
+    r = rt.run("run", "--bundle", b.path, cid)
+    assert r.returncode == 0, r.stderr
+    got = r.stdout.split()
+    assert got[0] == "750"
+    if rt.is_pyruntime:
+        assert got[1] == "711"  # an explicit mode= is kept (runc 1.1.5 overrides it too)
