@@ -113,3 +113,15 @@ def test_tmpfs_without_mode_takes_the_mountpoints(rt, make_bundle, cid):
     assert got[0] == "750"
     if rt.is_pyruntime:
         assert got[1] == "711"  # an explicit mode= is kept (runc 1.1.5 overrides it too)
+
+
+@pytest.mark.parametrize("command", [["list"], ["state", "nosuch"]])
+def test_log_that_cannot_be_opened_fails_at_startup(rt, pyrt_tmp, command):
+    path = os.path.join(pyrt_tmp, "missing-dir", "x.log")
+    r = rt.run("--log", path, *command)
+    assert r.returncode == 1
+    assert r.stdout == ""
+    lines = r.stderr.splitlines()
+    assert len(lines) == 1
+    assert "level=error" in lines[0]
+    assert 'msg="open %s: no such file or directory"' % path in lines[0]
