@@ -125,3 +125,17 @@ def test_log_that_cannot_be_opened_fails_at_startup(rt, pyrt_tmp, command):
     assert len(lines) == 1
     assert "level=error" in lines[0]
     assert 'msg="open %s: no such file or directory"' % path in lines[0]
+
+
+def test_cgroups_path_with_nul_is_one_line_naming_the_field(rt, make_bundle, cid):
+    b = make_bundle(["true"])
+    b.config["linux"]["cgroupsPath"] = "/pyrt-nul\x00x/" + cid
+    b.save()
+    r = rt.run("create", "--bundle", b.path, cid)
+    assert r.returncode == 1
+    lines = r.stderr.splitlines()
+    assert len(lines) == 1, r.stderr
+    assert "Error" not in lines[0] and "Traceback" not in r.stderr
+    if rt.is_pyruntime:
+        assert "cgroupsPath" in lines[0]
+    assert cid not in rt.container_ids()
