@@ -151,6 +151,23 @@ def remove_tmp(tmp):
     return left
 
 
+def failure_lines(text):
+    """The TAP minus the passing points and their diagnostics, 4000 characters at most."""
+    out, skip = [], False
+    for line in text.splitlines():
+        if line.startswith("ok "):
+            skip = True
+            continue
+        if line.startswith("not ok ") or line.startswith("1..") or not line.startswith(" "):
+            skip = False
+        if not skip and line != "TAP version 13":
+            out.append(line)
+    s = "\n".join(out)
+    if len(s) > 4000:
+        s = s[:4000] + "\n[...]"
+    return s + "\n" if s else ""
+
+
 def run_one(tree, test, wrapper, runtime, root, timeout, verbose):
     exe = os.path.join(tree, "validation", test, test + ".t")
     tmp = tempfile.mkdtemp(prefix="pyrt-conf-tmp-")
@@ -184,8 +201,10 @@ def run_one(tree, test, wrapper, runtime, root, timeout, verbose):
         verdict = "xfail"
     else:
         verdict = "fail"
-    if verbose or verdict in ("fail", "timeout"):
+    if verbose:
         sys.stdout.write(text if text.endswith("\n") or not text else text + "\n")
+    elif verdict in ("fail", "timeout"):
+        sys.stdout.write(failure_lines(text))
     return {"test": test, "verdict": verdict, "failed": failed, "descs": descs,
             "rc": proc.returncode, "seconds": took, "left": left,
             "left_mounts": left_mounts}
