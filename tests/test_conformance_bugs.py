@@ -139,3 +139,22 @@ def test_cgroups_path_with_nul_is_one_line_naming_the_field(rt, make_bundle, cid
     if rt.is_pyruntime:
         assert "cgroupsPath" in lines[0]
     assert cid not in rt.container_ids()
+
+
+def test_memory_kernel_tcp_limit_is_set(rt, make_bundle, cid):
+    # runtime-tools linux_cgroups_memory: kernelTCP is still enforced by cgroup v1
+    if not os.path.exists("/sys/fs/cgroup/memory/memory.kmem.tcp.limit_in_bytes"):
+        pytest.skip("no cgroup v1 memory.kmem.tcp on this host")
+    if not rt.is_pyruntime:
+        pytest.skip("runc 1.1.5 ignores kernelTCP")
+    b = make_bundle(["sleep", "1000"])
+    b.config["linux"].setdefault("resources", {})["memory"] = {
+        "limit": 50593792, "kernelTCP": 50593792}
+    b.save()
+    rt.ok("create", "--bundle", b.path, cid)
+    pid = rt.state(cid)["pid"]
+    with open("/proc/%d/cgroup" % pid) as f:
+        path = next(line.split(":", 2)[2].strip() for line in f
+                    if line.split(":")[1] == "memory")
+    with open("/sys/fs/cgroup/memory%s/memory.kmem.tcp.limit_in_bytes" % path) as f:
+        assert int(f.read()) == 50593792

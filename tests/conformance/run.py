@@ -36,6 +36,11 @@ EXPECTED = {
     "linux_process_apparmor_profile": {None: (HOST, "no AppArmor")},
     "process_capabilities": {
         None: (HOST, "the host bounding set lacks CAP_SYS_RESOURCE")},
+    # memory.kmem.limit_in_bytes: kernel >= 5.16 accepts a write and ignores it
+    "linux_cgroups_memory": {n: (HOST, "kernel >= 5.16 ignores memory.kmem.limit_in_bytes")
+                             for n in (6, 15, 24, 33, 42, 51)},
+    "linux_cgroups_relative_memory": {
+        6: (HOST, "kernel >= 5.16 ignores memory.kmem.limit_in_bytes")},
     "linux_cgroups_pids": {None: (TEST_BUG, "compares *int64 pointers, not values")},
     "linux_cgroups_relative_pids": {None: (TEST_BUG, "compares *int64 pointers, not values")},
     "delete_resources": {3: (TEST_BUG, "compares *int64 pointers, not values")},
@@ -191,6 +196,9 @@ def run_one(tree, test, wrapper, runtime, root, timeout, verbose):
     expected = EXPECTED.get(test, {})
     if timed_out:
         verdict = "timeout"
+    elif plan is None and not points and proc.returncode == 0:
+        # the *_fail tests print no TAP at all: exit 0 is their pass (util.Fatal exits 1)
+        verdict = "xpass" if None in expected else "pass"
     elif plan is None or len(points) < plan or (not points and '"error"' in text):
         # no plan, missing points, or (lifecycle tests: "1..0" is their pass) an error
         # diagnostic and no point: the test failed or gave up
@@ -215,7 +223,12 @@ def reason(test, failed):
     if None in exp:
         kind, why = exp[None]
         return "%s: %s" % (kind, why)
-    return "; ".join("point %d, %s: %s" % ((n,) + exp[n]) for n in failed if n in exp)
+    by = {}
+    for n in failed:
+        if n in exp:
+            by.setdefault(exp[n], []).append(str(n))
+    return "; ".join("point%s %s, %s: %s" % ("s" if len(ns) > 1 else "", ",".join(ns), kind, why)
+                     for (kind, why), ns in by.items())
 
 
 def run_suite(tree, runtime, tests, timeout, verbose, label):
