@@ -705,8 +705,10 @@ static void do_chdir(struct pyrt_step *s)
         fail(errno, NULL);
     /* A cwd reached through a leaked host fd (/proc/self/fd/N) lies outside our root:
      * getcwd then reports it as unreachable (CVE-2024-21626). */
-    if (!getcwd(cwd, sizeof cwd) || cwd[0] != '/')
+    if (getcwd(cwd, sizeof cwd) ? cwd[0] != '/' : errno == ENOENT)
         fail(ENOENT, "current working directory is outside of container mount namespace root -- possible container breakout detected");
+    /* any other getcwd error: the config's seccomp filter (loaded earlier without
+     * no_new_privs) denies it; close_fds already ran, so nothing could lead out */
 }
 
 static void do_seccomp(struct pyrt_step *s)

@@ -158,3 +158,17 @@ def test_memory_kernel_tcp_limit_is_set(rt, make_bundle, cid):
                     if line.split(":")[1] == "memory")
     with open("/sys/fs/cgroup/memory%s/memory.kmem.tcp.limit_in_bytes" % path) as f:
         assert int(f.read()) == 50593792
+
+
+def test_seccomp_denying_getcwd_without_no_new_privs(rt, make_bundle, cid):
+    # runtime-tools linux_seccomp: the filter is loaded before the cwd is checked
+    if not rt.is_pyruntime:
+        pytest.skip("runc (1.1.5 + the CVE-2024-21626 fix) fails: getcwd is denied")
+    b = make_bundle(["true"])
+    b.config["process"]["noNewPrivileges"] = False
+    b.config["linux"]["seccomp"] = {
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "syscalls": [{"names": ["getcwd"], "action": "SCMP_ACT_ERRNO"}]}
+    b.save()
+    r = rt.run("run", "--bundle", b.path, cid)
+    assert r.returncode == 0, r.stderr
