@@ -172,3 +172,26 @@ def test_seccomp_denying_getcwd_without_no_new_privs(rt, make_bundle, cid):
     b.save()
     r = rt.run("run", "--bundle", b.path, cid)
     assert r.returncode == 0, r.stderr
+
+
+def test_device_rules_applied_in_the_listed_order(rt, make_bundle, cid):
+    # runtime-tools linux_cgroups_devices: v1's devices.list shows the config's rules
+    # first, in their order (the spec: "MUST apply entries in the listed order")
+    if not os.path.exists("/sys/fs/cgroup/devices/devices.list"):
+        pytest.skip("no cgroup v1 devices controller")
+    if not rt.is_pyruntime:
+        pytest.skip("runc 1.1.5 writes its minimal diff, in its own order")
+    b = make_bundle(["sleep", "1000"])
+    b.config["linux"].setdefault("resources", {})["devices"] = [
+        {"allow": False, "access": "rwm"},
+        {"allow": True, "type": "c", "major": 10, "minor": 229, "access": "rwm"},
+        {"allow": True, "type": "b", "major": 8, "minor": 20, "access": "rw"},
+        {"allow": True, "type": "b", "major": 10, "minor": 200, "access": "r"}]
+    b.save()
+    rt.ok("create", "--bundle", b.path, cid)
+    pid = rt.state(cid)["pid"]
+    with open("/proc/%d/cgroup" % pid) as f:
+        path = next(line.split(":", 2)[2].strip() for line in f
+                    if line.split(":")[1] == "devices")
+    with open("/sys/fs/cgroup/devices%s/devices.list" % path) as f:
+        assert f.read().splitlines()[:3] == ["c 10:229 rwm", "b 8:20 rw", "b 10:200 r"]
