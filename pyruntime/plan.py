@@ -398,6 +398,10 @@ def build(config, bundle, cid, opts=None, cgroup_mgr=None):
                   parent=""))
     else:
         rprop = linux.get("rootfsPropagation")
+        if rprop in ("unbindable", "runbindable"):
+            # nothing below an unbindable / could be bound: the rootfs bind needs it
+            # rslave first; / becomes unbindable after the pivot (below)
+            rprop = None
         pflags = PROPAGATION.get(rprop, MS_SLAVE | MS_REC) if rprop else MS_SLAVE | MS_REC
         add(_step("root_propagation", "make / %s" % (rprop or "rslave"), flags=pflags | MS_REC
                   if rprop in ("shared", "slave", "private", "unbindable") else pflags))
@@ -473,7 +477,8 @@ def build(config, bundle, cid, opts=None, cgroup_mgr=None):
         else:
             add(_step("pivot_root", "pivot_root into %s" % rootfs))
 
-    if mntns and linux.get("rootfsPropagation") in ("shared", "rshared"):
+    if mntns and linux.get("rootfsPropagation") in ("shared", "rshared", "unbindable",
+                                                    "runbindable"):
         add(_step("propagation", "make / %s" % linux["rootfsPropagation"], target="/",
                   flags=PROPAGATION[linux["rootfsPropagation"]]))
 

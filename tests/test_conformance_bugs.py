@@ -195,3 +195,16 @@ def test_device_rules_applied_in_the_listed_order(rt, make_bundle, cid):
                     if line.split(":")[1] == "devices")
     with open("/sys/fs/cgroup/devices%s/devices.list" % path) as f:
         assert f.read().splitlines()[:3] == ["c 10:229 rwm", "b 8:20 rw", "b 10:200 r"]
+
+
+def test_rootfs_propagation_unbindable(rt, make_bundle, cid):
+    # runtime-tools linux_rootfs_propagation: an unbindable / must not stop the rootfs bind
+    if not rt.is_pyruntime:
+        pytest.skip("runc 1.1.5 fails: it binds the rootfs below an unbindable /")
+    b = make_bundle(["cat", "/proc/self/mountinfo"])
+    b.config["linux"]["rootfsPropagation"] = "unbindable"
+    b.save()
+    r = rt.run("run", "--bundle", b.path, cid)
+    assert r.returncode == 0, r.stderr
+    root = [line.split() for line in r.stdout.splitlines() if line.split()[4] == "/"]
+    assert root and "unbindable" in root[-1][6:root[-1].index("-")]
