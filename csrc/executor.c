@@ -534,7 +534,9 @@ static void do_mkdir(struct pyrt_step *s)
 static void do_pivot_root(void)
 {
     int oldroot = open("/", O_DIRECTORY | O_RDONLY | O_CLOEXEC);
-    int newroot = open(g_rootpath, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
+    /* no path: the root was cloned from the cwd (see OP_BIND_ROOTFS) */
+    int newroot = g_rootpath ? open(g_rootpath, O_DIRECTORY | O_RDONLY | O_CLOEXEC)
+                             : fcntl(g_rootfd, F_DUPFD_CLOEXEC, 0);
     if (oldroot < 0 || newroot < 0)
         fail(errno, NULL);
     if (fchdir(newroot) < 0)
@@ -977,6 +979,20 @@ static void run_step(struct pyrt_spawn *sp, struct pyrt_step *s)
         /* pivot_root needs the parent of the new root not to be shared */
         if (s->s2 && *s->s2 && mount(NULL, s->s2, NULL, MS_PRIVATE, NULL) < 0 && errno != EINVAL)
             fail(errno, "make %s private", s->s2);
+        if (s->n1) {
+            /* spawned with its cwd in the rootfs (the runtime's credentials reached it):
+             * clone the tree from "." and attach it there, no path lookup; the clone's
+             * fd is the new root from now on */
+            g_rootfd = (int)syscall(SYS_open_tree, AT_FDCWD, ".",
+                                    1 /* OPEN_TREE_CLONE */ | AT_RECURSIVE | O_CLOEXEC);
+            if (g_rootfd < 0)
+                fail(errno, NULL);
+            if (syscall(SYS_move_mount, g_rootfd, "", AT_FDCWD, ".",
+                        0x00000004 /* MOVE_MOUNT_F_EMPTY_PATH */) < 0)
+                fail(errno, NULL);
+            g_rootpath = NULL;
+            break;
+        }
         if (mount(s->s1, s->s1, NULL, MS_BIND | MS_REC, NULL) < 0)
             fail(errno, NULL);
         g_rootfd = open(s->s1, O_PATH | O_DIRECTORY | O_CLOEXEC);

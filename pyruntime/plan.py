@@ -409,8 +409,12 @@ def build(config, bundle, cid, opts=None, cgroup_mgr=None):
         if rprop in ("shared", "rshared"):
             # pivot_root refuses a new root whose parent mount is shared
             parent = _mount_point_of(os.path.dirname(rootfs))
+        # In a new user namespace the mapped root may not reach the rootfs (a 0700
+        # bundle dir): the runtime spawns the init with its cwd there, and the init
+        # clones the tree from "." without a path lookup.
         add(_step("bind_rootfs", "bind mount the rootfs %s onto itself" % rootfs, path=rootfs,
-                  parent=parent))
+                  parent=parent, from_cwd=new_userns and "mount" in clone and not parent
+                  and not opts.get("no_pivot")))
 
     mounts = config.get("mounts") or []
     dev_bound = False

@@ -208,3 +208,19 @@ def test_rootfs_propagation_unbindable(rt, make_bundle, cid):
     assert r.returncode == 0, r.stderr
     root = [line.split() for line in r.stdout.splitlines() if line.split()[4] == "/"]
     assert root and "unbindable" in root[-1][6:root[-1].index("-")]
+
+
+def test_user_namespace_rootfs_below_a_private_dir(rt, make_bundle, cid):
+    # runtime-tools linux_uid_mappings / linux_ns_nopath: the bundle is a 0700 root-owned
+    # dir; the rootfs is reached with the runtime's credentials, not the mapped root's
+    if not rt.is_pyruntime:
+        pytest.skip("runc 1.1.5 binds the rootfs as the mapped root: EACCES")
+    b = make_bundle(["id", "-u"])
+    os.chmod(b.path, 0o700)
+    b.config["linux"]["namespaces"].append({"type": "user"})
+    b.config["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    b.config["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    b.save()
+    r = rt.run("run", "--bundle", b.path, cid)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["0"]

@@ -26,10 +26,6 @@ import time
 HOST, TEST_BUG = "host", "test bug"
 # kept on purpose: runc does the same and engines rely on it
 RUNC = "as runc"
-# a runtime bug not fixed yet: listed so the stage guards everything else meanwhile
-BUG = "known bug"
-USERNS_BIND = ("the init binds the rootfs with its user namespace's credentials: EACCES "
-               "through the 0700 bundle dir (runc too); the runtime should open it")
 EXPECTED = {
     "start": {7: (TEST_BUG, "wants `start` to succeed without process; the spec says it "
                             "MUST fail")},
@@ -38,8 +34,6 @@ EXPECTED = {
                for n in (2, 3)},
     "hooks_stdin": {1: (RUNC, "prestart hooks see status \"creating\" (create has not "
                               "finished), as runc; the test wants \"created\"")},
-    "linux_uid_mappings": {None: (BUG, USERNS_BIND)},
-    "linux_ns_nopath": {None: (BUG, USERNS_BIND)},
     "linux_cgroups_hugetlb": {None: (HOST, "hugetlb is bound to the cgroup2 tree, not v1")},
     "linux_cgroups_relative_hugetlb": {
         None: (HOST, "hugetlb is bound to the cgroup2 tree, not v1")},
