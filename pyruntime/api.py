@@ -238,7 +238,7 @@ class Runtime:
         os.mkfifo(fifo, 0o622)
         fifo_fd = os.open(fifo, os.O_RDWR | os.O_CLOEXEC)
         idmap_fds = []
-        if any(st.get("idmap") for st in plan["steps"]):
+        if any(st.get("idmap") or st.get("host_clone") for st in plan["steps"]):
             from . import idmap
             try:
                 idmap_fds = idmap.prepare(plan)

@@ -223,6 +223,10 @@ def mount_steps(m, bundle, userns, netns_new, linux=None, rootfs=None):
             step["idmap"] = {"uid_mappings": uids, "gid_mappings": gids,
                              "recursive": bool(flags & MS_REC), "map_recursive": "ridmap" in extras}
             step["desc"] = "idmapped bind mount %s to %s" % (src, dest)
+        elif userns:
+            # the init's credentials (the mapped root) may not reach the source: the
+            # runtime clones it (pyruntime.idmap.prepare), the init moves it in
+            step["host_clone"] = {"recursive": bool(flags & MS_REC)}
         steps.append(step)
         # A bind mount ignores every other flag until it is remounted.
         extra = flags & ~(MS_BIND | MS_REC | MS_REMOUNT)

@@ -224,3 +224,28 @@ def test_user_namespace_rootfs_below_a_private_dir(rt, make_bundle, cid):
     r = rt.run("run", "--bundle", b.path, cid)
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ["0"]
+
+
+def test_user_namespace_bind_source_below_a_private_dir(rt, make_bundle, cid, pyrt_tmp):
+    # bind sources are reached with the runtime's credentials, not the mapped root's
+    private = os.path.join(pyrt_tmp, "private")
+    os.makedirs(os.path.join(private, "data"))
+    os.chmod(private, 0o700)
+    with open(os.path.join(private, "data", "f"), "w") as f:
+        f.write("hello\n")
+    os.chmod(os.path.join(private, "data", "f"), 0o644)
+    if not rt.is_pyruntime:
+        pytest.skip("runc 1.1.5 binds the rootfs as the mapped root: EACCES")
+    b = make_bundle(["cat", "/mnt/f"])
+    # the mountpoint exists (the mapped root cannot create it in a root-owned rootfs)
+    os.makedirs(os.path.join(b.rootfs, "mnt"), exist_ok=True)
+    b.config["linux"]["namespaces"].append({"type": "user"})
+    b.config["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    b.config["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    b.config["mounts"].append({"destination": "/mnt", "type": "bind",
+                               "source": os.path.join(private, "data"),
+                               "options": ["rbind", "ro"]})
+    b.save()
+    r = rt.run("run", "--bundle", b.path, cid)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "hello\n"
