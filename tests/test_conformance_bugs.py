@@ -249,3 +249,29 @@ def test_user_namespace_bind_source_below_a_private_dir(rt, make_bundle, cid, py
     r = rt.run("run", "--bundle", b.path, cid)
     assert r.returncode == 0, r.stderr
     assert r.stdout == "hello\n"
+
+
+def test_user_namespace_idmapped_mount_through_a_symlinked_source(rt, make_bundle, cid,
+                                                                   pyrt_tmp):
+    # the source is a symlink below a private dir: resolved and cloned by the runtime
+    private = os.path.join(pyrt_tmp, "private")
+    os.makedirs(os.path.join(private, "real"))
+    os.chmod(private, 0o700)
+    with open(os.path.join(private, "real", "f"), "w") as f:
+        f.write("idmapped\n")
+    os.chmod(os.path.join(private, "real", "f"), 0o644)
+    os.symlink("real", os.path.join(private, "link"))
+    b = make_bundle(["cat", "/mnt/f"])
+    os.makedirs(os.path.join(b.rootfs, "mnt"), exist_ok=True)
+    b.config["linux"]["namespaces"].append({"type": "user"})
+    b.config["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    b.config["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    b.config["mounts"].append({"destination": "/mnt", "type": "bind",
+                               "source": os.path.join(private, "link"),
+                               "options": ["rbind", "idmap"]})
+    b.save()
+    r = rt.run("run", "--bundle", b.path, cid)
+    if not rt.is_pyruntime and r.returncode:
+        pytest.skip("runc 1.1.5 has no idmapped mounts: " + r.stderr.strip())
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "idmapped\n"
