@@ -54,6 +54,9 @@ stage systemd env V2_SYSTEMD=1 V2_TESTS=tests/systemd tools/cgroup-v2-vm/run-v2-
 # containerd (ctr + CRI), podman and dockerd from Debian's packages, each started under a
 # temp dir, running their containers on pyruntime; ~1 min (+~30 s first apt install)
 stage engines tests/engines/run.sh
+# the OCI runtime-tools validation suite (built once from ../shared/conformance, cached);
+# fails on any failure outside its expected list (host limits, test bugs); ~1-2 min
+stage conformance tests/conformance/run.sh
 
 # One closing line for the whole run: the pytest counts of every stage added up.
 total() { cat "$LOGS"/*.log 2>/dev/null | grep -E '^(=+ )?[0-9]+ (passed|failed)' \

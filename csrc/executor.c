@@ -601,7 +601,9 @@ static void do_mkdir(struct pyrt_step *s)
 static void do_pivot_root(void)
 {
     int oldroot = open("/", O_DIRECTORY | O_RDONLY | O_CLOEXEC);
-    int newroot = open(g_rootpath, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
+    /* no path: the root was cloned from the cwd (see OP_BIND_ROOTFS) */
+    int newroot = g_rootpath ? open(g_rootpath, O_DIRECTORY | O_RDONLY | O_CLOEXEC)
+                             : fcntl(g_rootfd, F_DUPFD_CLOEXEC, 0);
     if (oldroot < 0 || newroot < 0)
         fail(errno, NULL);
     if (fchdir(newroot) < 0)
@@ -624,11 +626,12 @@ static void do_pivot_root(void)
     g_rootfd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
 }
 
-static void do_chroot(void)
+static void do_chroot(int plain)
 {
     if (chdir(g_rootpath) < 0)
         fail(errno, NULL);
-    if (mount(g_rootpath, "/", NULL, MS_MOVE, NULL) < 0)
+    /* plain: the runtime's own mount namespace, whose / must never be moved over */
+    if (!plain && mount(g_rootpath, "/", NULL, MS_MOVE, NULL) < 0)
         fail(errno, NULL);
     if (chroot(".") < 0)
         fail(errno, NULL);
@@ -783,8 +786,10 @@ static void do_chdir(struct pyrt_step *s)
     close(fd);
     /* A cwd reached through a leaked host fd (/proc/self/fd/N) lies outside our root:
      * getcwd then reports it as unreachable (CVE-2024-21626). */
-    if (!getcwd(cwd, sizeof cwd) || cwd[0] != '/')
+    if (getcwd(cwd, sizeof cwd) ? cwd[0] != '/' : errno == ENOENT)
         fail(ENOENT, "current working directory is outside of container mount namespace root -- possible container breakout detected");
+    /* any other getcwd error: the config's seccomp filter (loaded earlier without
+     * no_new_privs) denies it; close_fds already ran, so nothing could lead out */
 }
 
 static void do_seccomp(struct pyrt_step *s)
@@ -1254,6 +1259,20 @@ static void run_step(struct pyrt_spawn *sp, struct pyrt_step *s)
         /* pivot_root needs the parent of the new root not to be shared */
         if (s->s2 && *s->s2 && mount(NULL, s->s2, NULL, MS_PRIVATE, NULL) < 0 && errno != EINVAL)
             fail(errno, "make %s private", s->s2);
+        if (s->n1) {
+            /* spawned with its cwd in the rootfs (the runtime's credentials reached it):
+             * clone the tree from "." and attach it there, no path lookup; the clone's
+             * fd is the new root from now on */
+            g_rootfd = (int)syscall(SYS_open_tree, AT_FDCWD, ".",
+                                    1 /* OPEN_TREE_CLONE */ | AT_RECURSIVE | O_CLOEXEC);
+            if (g_rootfd < 0)
+                fail(errno, NULL);
+            if (syscall(SYS_move_mount, g_rootfd, "", AT_FDCWD, ".",
+                        0x00000004 /* MOVE_MOUNT_F_EMPTY_PATH */) < 0)
+                fail(errno, NULL);
+            g_rootpath = NULL;
+            break;
+        }
         if (mount(s->s1, s->s1, NULL, MS_BIND | MS_REC, NULL) < 0)
             fail(errno, NULL);
         g_rootfd = open(s->s1, O_PATH | O_DIRECTORY | O_CLOEXEC);
@@ -1269,7 +1288,7 @@ static void run_step(struct pyrt_spawn *sp, struct pyrt_step *s)
     case OP_SYMLINK: do_symlink(s); break;
     case OP_MKDIR: do_mkdir(s); break;
     case OP_PIVOT_ROOT: do_pivot_root(); break;
-    case OP_CHROOT: do_chroot(); break;
+    case OP_CHROOT: do_chroot((int)s->n1); break;
     case OP_MASK: do_mask(s); break;
     case OP_READONLY: do_readonly(s); break;
     case OP_REMOUNT_ROOT_RO:

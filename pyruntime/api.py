@@ -173,6 +173,9 @@ class Runtime:
             if launch is not None:
                 from .stdio import close
                 close(getattr(launch, "stdio", ()))
+            if c.data.get("host_rootfs_mount"):
+                from .teardown import detach_host_rootfs
+                detach_host_rootfs(c.data)
             st.remove_dir(path)
             if (config.get("hooks") or {}).get("poststop"):
                 # runc destroys a failed container the usual way: poststop hooks run
@@ -247,9 +250,14 @@ class Runtime:
             os.mkfifo(fifo, 0o622)
             fifo_fd = os.open(fifo, os.O_RDWR | os.O_CLOEXEC)
             idmap_fds = []
-            if any(st.get("idmap") for st in plan["steps"]):
+            if any(st.get("idmap") or st.get("host_clone") for st in plan["steps"]):
                 from . import idmap
                 idmap_fds = idmap.prepare(plan)
+            if plan.get("host_rootfs_mount"):
+                # with how many mounts the path had before ours: detach only what is ours
+                from .teardown import mounts_at
+                c.data["host_rootfs_mount"] = [plan["host_rootfs_mount"],
+                                               mounts_at(plan["host_rootfs_mount"])]
         except BaseException:
             if fifo_fd is not None:
                 os.close(fifo_fd)
@@ -429,14 +437,9 @@ class Runtime:
             hooks = c.hooks()
             if hooks.get("poststart"):
                 from . import hooks as hooks_mod
-                try:
-                    hooks_mod.run_hooks(hooks, "poststart", c.oci_state("running"))
-                except RuntimeErr:
-                    try:
-                        os.kill(c.pid, 9)
-                    except OSError:
-                        pass
-                    raise
+                # the spec: a failing poststart hook is a warning, the remaining hooks
+                # and the lifecycle continue (the container stays running, start succeeds)
+                hooks_mod.run_hooks(hooks, "poststart", c.oci_state("running"), warn=self._warn)
         finally:
             if c.dirfd is not None:
                 os.close(c.dirfd)

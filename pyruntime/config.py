@@ -258,6 +258,9 @@ def check_semantics(spec, bundle, *, require_process=True):
     _check_uts(spec, ns)
     if (linux.get("maskedPaths") or linux.get("readonlyPaths")) and "mount" not in ns:
         raise ConfigError("unable to restrict sys entries without a private MNT namespace")
+    if "\0" in (linux.get("cgroupsPath") or ""):
+        # the kernel's path calls cannot take it; say which field, not which syscall
+        raise ConfigError("linux.cgroupsPath: invalid path: contains a NUL byte")
     _check_kernel_ns(linux, ns)
     _check_sysctl(linux, ns)
     _check_intelrdt(linux)

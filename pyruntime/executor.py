@@ -83,6 +83,9 @@ def _to_c(steps, keep, where):
         elif op == "bind_rootfs":
             c.s1 = _cstr(keep, st["path"])
             c.s2 = _cstr(keep, g("parent"))
+            c.n1 = 1 if g("from_cwd") else 0
+        elif op == "chroot":
+            c.n1 = 1 if g("plain") else 0   # no mount namespace: chroot, never MS_MOVE
         elif op == "mount":
             c.s1 = _cstr(keep, g("source") or "")
             c.s2 = _cstr(keep, st["target"])
@@ -345,7 +348,24 @@ class Launch:
             # only until the first GO, before it does anything).
             sp.keep_dumpable = 1 if (os.geteuid() != 0 and "user" in clone
                                      and self.plan.get("uid_mappings")) else 0
-            pid = lib.pyrt_spawn(sp)
+            root = next((st["path"] for st in self.steps
+                         if st["op"] == "bind_rootfs" and st.get("from_cwd")), None)
+            back = None
+            try:
+                if root is not None:
+                    # the init starts here (its bind_rootfs clones "."): a path the
+                    # mapped root of a new user namespace might not be allowed to walk
+                    back = os.open(".", os.O_PATH | os.O_CLOEXEC)
+                    try:
+                        os.chdir(root)
+                    except OSError as e:
+                        raise RuntimeErr("unable to start container process: rootfs %s: %s"
+                                         % (root, strerror(e.errno)))
+                pid = lib.pyrt_spawn(sp)
+            finally:
+                if back is not None:
+                    os.fchdir(back)
+                    os.close(back)
         finally:
             os.close(child_sock)
             for fd in self._join_fds:

@@ -105,7 +105,22 @@ def prepare(plan):
     try:
         for st in plan["steps"]:
             im = st.get("idmap")
-            if st.get("op") != "mount" or not im:
+            hc = st.get("host_clone")
+            if st.get("op") != "mount" or not (im or hc):
+                continue
+            if not im:
+                if os.geteuid() != 0:
+                    continue  # rootless: the runtime could not clone it either
+                try:
+                    fd = _syscall(SYS_OPEN_TREE, -100, os.fsencode(st["source"]),
+                                  OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC
+                                  | (AT_RECURSIVE if hc["recursive"] else 0))
+                except OSError as e:
+                    from .executor import strerror
+                    raise RuntimeErr("unable to start container process: error during "
+                                     "container init: %s: %s" % (st["desc"], strerror(e.errno)))
+                fds.append(fd)
+                st["mount_fd"] = fd
                 continue
             try:
                 fd = idmapped_tree(st["source"], im["uid_mappings"], im["gid_mappings"],

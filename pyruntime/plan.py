@@ -169,7 +169,24 @@ def resolve_host_source(src, bundle):
     return src
 
 
-def mount_steps(m, bundle, userns, netns_new, linux=None):
+def _mode_in_rootfs(rootfs, dest):
+    """Permission bits of an existing directory dest in the rootfs, or None. Never
+    through a symlink (it could lead out of the rootfs): then None too."""
+    path = rootfs
+    for part in dest.strip("/").split("/"):
+        if not part:
+            continue
+        path = os.path.join(path, part)
+        try:
+            st = os.lstat(path)
+        except OSError:
+            return None
+        if stat.S_ISLNK(st.st_mode):
+            return None
+    return stat.S_IMODE(st.st_mode) if dest.strip("/") and stat.S_ISDIR(st.st_mode) else None
+
+
+def mount_steps(m, bundle, userns, netns_new, linux=None, rootfs=None):
     """Steps for one config mount entry."""
     dest = m.get("destination", "")
     if not dest.startswith("/"):
@@ -206,6 +223,10 @@ def mount_steps(m, bundle, userns, netns_new, linux=None):
             step["idmap"] = {"uid_mappings": uids, "gid_mappings": gids,
                              "recursive": bool(flags & MS_REC), "map_recursive": "ridmap" in extras}
             step["desc"] = "idmapped bind mount %s to %s" % (src, dest)
+        elif userns:
+            # the init's credentials (the mapped root) may not reach the source: the
+            # runtime clones it (pyruntime.idmap.prepare), the init moves it in
+            step["host_clone"] = {"recursive": bool(flags & MS_REC)}
         steps.append(step)
         # A bind mount ignores every other flag until it is remounted.
         extra = flags & ~(MS_BIND | MS_REC | MS_REMOUNT)
@@ -223,6 +244,12 @@ def mount_steps(m, bundle, userns, netns_new, linux=None):
             source = src or mtype
         else:
             source = src
+        if mtype == "tmpfs" and rootfs and not any(
+                o.startswith("mode=") for o in m.get("options") or ()):
+            # a tmpfs keeps its mountpoint's mode (runc and crun copy it), not 1777
+            mode = _mode_in_rootfs(rootfs, dest)
+            if mode is not None:
+                data = (data + "," if data else "") + "mode=%o" % mode
         label = (linux or {}).get("mountLabel")
         if label and mtype not in ("proc", "sysfs", "cgroup", "cgroup2"):
             # SELinux context of the new filesystem (runc: label.FormatMountLabel)
@@ -337,8 +364,11 @@ def build(config, bundle, cid, opts=None, cgroup_mgr=None):
             clone.append(t)
     join.sort(key=lambda j: JOIN_ORDER.index(j["type"]))
     has = seen.__contains__
-    if not has("mount"):
-        raise ConfigError("linux.namespaces: a mount namespace is required")
+    # A joined mount namespace gets the rootfs set up in it like a new one (runc does).
+    # Without one the container inherits the runtime's: the rootfs is set up in there,
+    # never touching the host's propagation, and entered by a plain chroot (delete
+    # detaches it again).
+    mntns = has("mount")
     if "cgroup" in clone:
         clone.remove("cgroup")
         unshare_cgroup = True
@@ -366,8 +396,16 @@ def build(config, bundle, cid, opts=None, cgroup_mgr=None):
     add(_step("setsid", "create a new session"))
     if netns_new:
         add(_step("loopback_up", "bring up the loopback interface"))
-    if "mount" in clone:
+    if not mntns:
+        plan["host_rootfs_mount"] = rootfs
+        add(_step("bind_rootfs", "bind mount the rootfs %s onto itself" % rootfs, path=rootfs,
+                  parent=""))
+    else:
         rprop = linux.get("rootfsPropagation")
+        if rprop in ("unbindable", "runbindable"):
+            # nothing below an unbindable / could be bound: the rootfs bind needs it
+            # rslave first; / becomes unbindable after the pivot (below)
+            rprop = None
         pflags = PROPAGATION.get(rprop, MS_SLAVE | MS_REC) if rprop else MS_SLAVE | MS_REC
         add(_step("root_propagation", "make / %s" % (rprop or "rslave"), flags=pflags | MS_REC
                   if rprop in ("shared", "slave", "private", "unbindable") else pflags))
@@ -375,8 +413,12 @@ def build(config, bundle, cid, opts=None, cgroup_mgr=None):
         if rprop in ("shared", "rshared"):
             # pivot_root refuses a new root whose parent mount is shared
             parent = _mount_point_of(os.path.dirname(rootfs))
+        # In a new user namespace the mapped root may not reach the rootfs (a 0700
+        # bundle dir): the runtime spawns the init with its cwd there, and the init
+        # clones the tree from "." without a path lookup.
         add(_step("bind_rootfs", "bind mount the rootfs %s onto itself" % rootfs, path=rootfs,
-                  parent=parent))
+                  parent=parent, from_cwd=new_userns and "mount" in clone and not parent
+                  and not opts.get("no_pivot")))
 
     mounts = config.get("mounts") or []
     dev_bound = False
@@ -391,7 +433,7 @@ def build(config, bundle, cid, opts=None, cgroup_mgr=None):
                 raise ConfigError("mounts: %s: cgroup mount needs the cgroup manager" % dest)
             steps.extend(cgroup_mgr.mount_steps(m, cgroupns))
             continue
-        steps.extend(mount_steps(m, bundle, userns, netns_new, linux=linux))
+        steps.extend(mount_steps(m, bundle, userns, netns_new, linux=linux, rootfs=rootfs))
 
     dev_mounted = any(_clean_dest("/" + m.get("destination", "").lstrip("/")) == "/dev" for m in mounts)
     # runc makes the default devices only when /dev is its own (not the host's)
@@ -427,7 +469,7 @@ def build(config, bundle, cid, opts=None, cgroup_mgr=None):
             add(_step("symlink", "symlink /dev/ptmx -> pts/ptmx", linkname="/dev/ptmx", target="pts/ptmx"))
 
     cwd = process.get("cwd") or "/"
-    if "mount" in clone and cwd.startswith("/") and cwd != "/":
+    if cwd.startswith("/") and cwd != "/":
         # runc makes a missing cwd (as root, before the pivot); never through a symlink out
         add(_step("mkdir", "create the working directory %s" % cwd, target=cwd))
 
@@ -435,13 +477,16 @@ def build(config, bundle, cid, opts=None, cgroup_mgr=None):
     if any(hooks.get(k) for k in ("prestart", "createRuntime", "createContainer")):
         add(_step("sync", "run createRuntime/createContainer hooks", tag="hooks"))
 
-    if "mount" in clone:
+    if not mntns:
+        add(_step("chroot", "chroot into the rootfs (no mount namespace)", plain=True))
+    else:
         if opts.get("no_pivot"):
             add(_step("chroot", "move the rootfs to / and chroot (--no-pivot)"))
         else:
             add(_step("pivot_root", "pivot_root into %s" % rootfs))
 
-    if "mount" in clone and linux.get("rootfsPropagation") in ("shared", "rshared"):
+    if mntns and linux.get("rootfsPropagation") in ("shared", "rshared", "unbindable",
+                                                    "runbindable"):
         add(_step("propagation", "make / %s" % linux["rootfsPropagation"], target="/",
                   flags=PROPAGATION[linux["rootfsPropagation"]]))
 
@@ -527,6 +572,21 @@ def start_container_hook_steps(hook_list, config, bundle, cid):
     return out
 
 
+def _dedup_env(env):
+    """One entry per name, the last value at the first one's place (runc's result): a
+    process handed both would see the first, and `exec --env` could not override."""
+    pos = {}
+    out = []
+    for kv in env:
+        name = kv.partition("=")[0]
+        if name in pos:
+            out[pos[name]] = kv
+        else:
+            pos[name] = len(out)
+            out.append(kv)
+    return out
+
+
 def process_steps(process, opts, exec_mode=False):
     """The tail shared by create and exec: fds, identity, caps, cwd, seccomp, exec."""
     steps = []
@@ -580,7 +640,7 @@ def process_steps(process, opts, exec_mode=False):
     add(_step("umask", "set umask %04o" % (0o022 if umask is None else umask),
               mask=0o022 if umask is None else umask))
     args = process.get("args") or []
-    env = list(process.get("env") or [])
+    env = _dedup_env(process.get("env") or ())
     add(_step("lookup", "find %s" % (args[0] if args else "?"), args=args, env=env))
     if seccomp_prog is not None and nnp and seccomp_prog.get("notify"):
         add(_step("seccomp", "load the seccomp filter", **seccomp_prog))

@@ -71,6 +71,7 @@ def delete(rt, cid, force=False):
         if status in ("running", "paused", "creating") and not force:
             raise InvalidState("cannot delete container %s that is not stopped: %s" % (cid, status))
         _teardown(rt, c)
+        detach_host_rootfs(c.data)
         hooks = c.hooks()
         st.remove_dir(c.dir)
         if hooks.get("poststop"):
@@ -98,6 +99,32 @@ def net_devices_home(c, warn=None):
     except RuntimeErr as e:
         if warn is not None:
             warn(str(e))
+
+
+def detach_host_rootfs(data):
+    """A container without a mount namespace had its rootfs (the runtime's bind of it
+    onto itself, with the config's mounts below) set up in the runtime's namespace:
+    detach that whole tree, as nothing else will."""
+    rec = data.get("host_rootfs_mount")
+    if not rec:
+        return
+    path, before = rec
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    for _ in range(8):
+        if mounts_at(path) <= before:  # the image's own mount (if any) stays
+            break
+        libc.umount2(os.fsencode(path), 2)  # MNT_DETACH: the bind and all below it
+
+
+def mounts_at(path):
+    n = 0
+    want = os.fsencode(os.path.realpath(path))
+    with open("/proc/self/mountinfo", "rb") as f:
+        for line in f:
+            mp = line.split(b" ", 5)[4].replace(b"\\040", b" ")
+            n += mp == want
+    return n
 
 
 def _teardown(rt, c, pidns=None):

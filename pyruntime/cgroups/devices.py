@@ -139,7 +139,9 @@ class Emulator:
             dropped = _perms(set(perms) - set(target.rules.get(meta, "")))
             if dropped:
                 out.append((target.default_allow, rule_string(*meta, dropped)))
-        for meta, perms in target.ordered():
+        # in the listed order (the spec: "MUST apply entries in the listed order"; v1's
+        # devices.list shows them so)
+        for meta, perms in target.rules.items():
             gained = _perms(set(perms) - set(old.get(meta, "")))
             if gained:
                 out.append((not target.default_allow, rule_string(*meta, gained)))

@@ -160,7 +160,11 @@ class V1Manager(BaseManager):
                 raise CgroupError(f"cgroup: memory.swappiness: invalid value {sw}, "
                                   f"valid range is 0-100 ({k}.swappiness)")
             write_file(d, "memory.swappiness", str(sw), f"{k}.swappiness")
-        # kernel / kernelTCP: ignored, as runc does (deprecated by the kernel)
+        # kernel: ignored, as runc does (kernel >= 5.16 accepts the write and ignores it);
+        # kernelTCP the kernel still enforces
+        ktcp = num(m.get("kernelTCP"))
+        if ktcp and exists(d, "memory.kmem.tcp.limit_in_bytes"):
+            write_file(d, "memory.kmem.tcp.limit_in_bytes", str(ktcp), f"{k}.kernelTCP")
 
     def _limit(self, d, limit, k):
         if not limit:

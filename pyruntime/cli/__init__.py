@@ -232,6 +232,16 @@ def main(argv=None):
         g = Globals(gopts)
         if g.log_format not in ("text", "json"):
             raise UsageError("invalid log-format: %s" % g.log_format)
+        if g.log and g.log != "/dev/stderr":
+            # runc opens its log at start-up: one it cannot open fails every command
+            try:
+                os.close(os.open(g.log, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC,
+                                 0o644))
+            except OSError as e:
+                path, g.log = g.log, None
+                s = e.strerror or str(e)
+                g.error("open %s: %s" % (path, s[:1].lower() + s[1:]))
+                return 1
         if gopts.get("version"):
             sys.stdout.write(version_text())
             return 0
