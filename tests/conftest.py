@@ -429,6 +429,14 @@ class _Ctx:
                 problems.append("mount %s (%s %s) remains" % (m[1], m[2], m[3]))
                 _umount(m[1])
 
+        # host device nodes a container masks or binds (a chmod/chown through a masked path
+        # or a bound device would change the host's node: found once at /dev/null 0755)
+        now = _host_nodes()
+        for path, before in _HOST_NODES.items():
+            if now.get(path) != before:
+                problems.append("host %s changed: %r -> %r" % (path, before, now.get(path)))
+                _restore_node(path, before)
+
         for rt in self.runtimes:
             for cid in rt.container_ids():
                 problems.append("state dir %s remains in %s" % (cid, rt.root))
@@ -448,6 +456,32 @@ def _cmdline(pid):
             return f.read().replace(b"\0", b" ").decode(errors="replace").strip() or "?"
     except OSError:
         return "?"
+
+
+_NODES = ("/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom", "/dev/tty",
+          "/dev/ptmx")
+
+
+def _host_nodes():
+    out = {}
+    for p in _NODES:
+        try:
+            st = os.lstat(p)
+        except OSError:
+            continue
+        out[p] = (st.st_mode, st.st_uid, st.st_gid, st.st_rdev)
+    return out
+
+
+_HOST_NODES = _host_nodes()
+
+
+def _restore_node(path, before):
+    try:
+        os.chown(path, before[1], before[2], follow_symlinks=False)
+        os.chmod(path, before[0] & 0o7777)
+    except OSError:
+        pass
 
 
 def _kill(pids, known, wait=True):
