@@ -779,11 +779,19 @@ static void do_chdir(struct pyrt_step *s)
     int e = errno;
     if (root >= 0 && root != g_rootfd)
         close(root);
-    if (fd < 0)
-        fail(e, NULL);
-    if (fchdir(fd) < 0)
-        fail(errno, NULL);
-    close(fd);
+    if (fd < 0 && (e == EPERM || e == ENOSYS)) {
+        /* the config's seccomp filter (loaded earlier, without no_new_privs) denies
+         * open/openat2: a plain chdir still resolves inside our root, and the getcwd
+         * check below still catches a cwd that leads out of it */
+        if (chdir(s->s1) < 0)
+            fail(errno, NULL);
+    } else {
+        if (fd < 0)
+            fail(e, NULL);
+        if (fchdir(fd) < 0)
+            fail(errno, NULL);
+        close(fd);
+    }
     /* A cwd reached through a leaked host fd (/proc/self/fd/N) lies outside our root:
      * getcwd then reports it as unreachable (CVE-2024-21626). */
     if (getcwd(cwd, sizeof cwd) ? cwd[0] != '/' : errno == ENOENT)

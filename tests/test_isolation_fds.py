@@ -123,12 +123,13 @@ def test_exec_preserve_fds_more_than_open(rt, make_bundle, cid, pyrt_tmp):
     rt.ok("delete", "-f", cid, timeout=20)
 
 
-def _profile_without_close_range(errno_ret):
+def _profile_without_close_range(errno_ret, also=()):
     with open(os.path.join(os.path.dirname(HERE), "spec-fixtures", "seccomp",
                            "docker-default-amd64.json")) as fh:
         prof = json.load(fh)
     for rule in prof.get("syscalls") or ():
-        rule["names"] = [n for n in rule.get("names") or () if n != "close_range"]
+        rule["names"] = [n for n in rule.get("names") or ()
+                         if n != "close_range" and n not in also]
     prof["syscalls"] = [r for r in prof["syscalls"] if r.get("names")]
     prof["defaultAction"] = "SCMP_ACT_ERRNO"
     prof["defaultErrnoRet"] = errno_ret
@@ -136,14 +137,16 @@ def _profile_without_close_range(errno_ret):
 
 
 @pytest.mark.guest
+@pytest.mark.parametrize("also", [(), ("openat2",)], ids=["", "no-openat2"])
 @pytest.mark.parametrize("errno_ret", [1, 38])
-def test_seccomp_allow_list_without_close_range(rt, make_bundle, cid, pyrt_tmp, errno_ret):
-    """The OCI validation suite's shape: an allow-list lacking close_range and
-    noNewPrivileges false. create/start/delete complete; the container sees only stdio
-    (and the caller's preserved fd)."""
+def test_seccomp_allow_list_without_close_range(rt, make_bundle, cid, pyrt_tmp, errno_ret, also):
+    """The OCI validation suite's shape: an allow-list lacking close_range (and, as in
+    that suite, openat2, which the init's chdir uses) and noNewPrivileges false.
+    create/start/delete complete; the container sees only stdio (and the caller's
+    preserved fd)."""
     b = make_bundle(["sh", "-c", LISTING + "; echo END"])
     b.config["process"]["noNewPrivileges"] = False
-    b.config["linux"]["seccomp"] = _profile_without_close_range(errno_ret)
+    b.config["linux"]["seccomp"] = _profile_without_close_range(errno_ret, also)
     b.save()
     text, f = _create_start_delete(rt, b, cid, pyrt_tmp, 1)
     _check_listing(text, f)
