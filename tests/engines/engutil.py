@@ -506,6 +506,9 @@ def run_pty(argv, input=None, timeout=60, env=None):
 
 # --- cgroups of one process (issue 18's tests) ----------------------------------------------
 
+_NOT_CONTROLLERS = ("rw", "ro", "noprefix", "clone_children", "xattr", "cpuset_v2_mode")
+
+
 def _cgroup_mounts():
     """{frozenset of a hierarchy's controllers (name=X included; empty for cgroup2): mount
     point} of the hierarchies mounted on this host."""
@@ -517,9 +520,8 @@ def _cgroup_mounts():
             if fstype == "cgroup2":
                 out.setdefault(frozenset(), left.split()[4])
             elif fstype == "cgroup":
-                ctrls = frozenset(o for o in opts.split(",")
-                                  if o not in ("rw", "ro") and "=" not in o or
-                                  o.startswith("name="))
+                ctrls = frozenset(o for o in opts.split(",") if o.startswith("name=") or (
+                    "=" not in o and o not in _NOT_CONTROLLERS))
                 out.setdefault(ctrls, left.split()[4])
     return out
 
