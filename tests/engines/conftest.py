@@ -2,7 +2,9 @@
 
 Not part of the main `pytest tests` run (they need the engine packages and take a few
 minutes): collected only when tests/engines is named on the command line or PYRT_ENGINES=1
-is set. Run them with tests/engines/run.sh (installs the packages first).
+is set. Run them with tests/engines/run.sh (installs the packages first). The engines run
+the runtime in PYRT_RUNTIME (`PYRT_RUNTIME=runc` works too), else the pyruntime beside the
+python running the tests (engutil.PYRUNTIME).
 
 Fixtures:
 - `images` (session): a busybox rootfs, its plain tar (`docker import`/`podman import`) and a

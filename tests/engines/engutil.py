@@ -29,7 +29,21 @@ import mkrootfs  # noqa: E402  (tools/mkrootfs.py)
 import util  # noqa: E402  (tests/util.py)
 
 CGROUP_ROOT = "/sys/fs/cgroup"
-PYRUNTIME = shutil.which("pyruntime") or "/usr/local/bin/pyruntime"
+
+
+def _runtime():
+    # The runtime under test, as tests/conftest.py picks it (PYRT_RUNTIME, else the venv's
+    # console script): engines need one absolute path (dockerd --add-runtime, wrappers).
+    env = os.environ.get("PYRT_RUNTIME", "").strip()
+    if env:
+        return shutil.which(env) or env
+    sib = os.path.join(os.path.dirname(sys.executable), "pyruntime")
+    if os.access(sib, os.X_OK):
+        return sib
+    return shutil.which("pyruntime") or "/usr/local/bin/pyruntime"
+
+
+PYRUNTIME = _runtime()
 
 
 WRAPPER = """\
@@ -488,3 +502,55 @@ def run_pty(argv, input=None, timeout=60, env=None):
     rc = p.wait(timeout=max(1, end - time.monotonic()))
     os.close(master)
     return rc, out.decode(errors="replace").replace("\r", "")
+
+
+# --- cgroups of one process (issue 18's tests) ----------------------------------------------
+
+_NOT_CONTROLLERS = ("rw", "ro", "noprefix", "clone_children", "xattr", "cpuset_v2_mode")
+
+
+def _cgroup_mounts():
+    """{frozenset of a hierarchy's controllers (name=X included; empty for cgroup2): mount
+    point} of the hierarchies mounted on this host."""
+    out = {}
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            left, right = line.rstrip("\n").split(" - ")
+            fstype, _src, opts = right.split()[:3]
+            if fstype == "cgroup2":
+                out.setdefault(frozenset(), left.split()[4])
+            elif fstype == "cgroup":
+                ctrls = frozenset(o for o in opts.split(",") if o.startswith("name=") or (
+                    "=" not in o and o not in _NOT_CONTROLLERS))
+                out.setdefault(ctrls, left.split()[4])
+    return out
+
+
+def proc_cgroup_dirs(pid, below):
+    """The cgroup dirs (one per hierarchy) of process `pid` whose path starts with the
+    cgroup path `below`; missing dirs are listed too (the caller checks they exist)."""
+    mounts = _cgroup_mounts()
+    out = []
+    for line in (_read("/proc/%d/cgroup" % pid) or "").splitlines():
+        _n, ctrls, path = line.split(":", 2)
+        if not (path == below or path.startswith(below.rstrip("/") + "/")):
+            continue
+        mp = mounts.get(frozenset(c for c in ctrls.split(",") if c))
+        if mp:
+            out.append(mp + path)
+    return out
+
+
+def in_cgroup(pid, d):
+    return str(pid) in (_read(os.path.join(d, "cgroup.procs")) or "").split()
+
+
+def rmdir_cgroup(rel):
+    """rmdir the cgroup `rel` (a path a test made up, below a hierarchy root) in every
+    hierarchy where it exists and is empty; Sandbox.cleanup handles anything left."""
+    assert rel.strip("/") and ".." not in rel.split("/"), rel
+    for mp in set(_cgroup_mounts().values()):
+        try:
+            os.rmdir(os.path.join(mp, rel.lstrip("/")))
+        except OSError:
+            pass

@@ -70,14 +70,14 @@ class Ctd:
         self.n += 1
         return "pyrt-%s-%d" % (what, self.n)
 
-    def run_args(self, cid, *opts):
+    def run_args(self, cid, *opts, cgroup=None):
         # A cgroup path under our own name: cleanup removes whatever is left below it.
         return (["run", "--runc-binary", self.wrapper, "--runc-root", self.rroot,
-                 "--fifo-dir", self.fifo, "--cgroup", "/%s/%s" % (self.sb.tag, cid)]
+                 "--fifo-dir", self.fifo, "--cgroup", cgroup or "/%s/%s" % (self.sb.tag, cid)]
                 + list(opts) + [self.image, cid])
 
-    def run(self, cid, args, *opts, **kw):
-        return self.ctr(*self.run_args(cid, *opts), *args, **kw)
+    def run(self, cid, args, *opts, cgroup=None, **kw):
+        return self.ctr(*self.run_args(cid, *opts, cgroup=cgroup), *args, **kw)
 
     def tasks(self):
         out = {}
@@ -278,3 +278,30 @@ def test_exec(ctd):
         assert out.strip().startswith("/dev/pts/"), out
     finally:
         ctd.remove(cid)
+
+
+def test_delete_of_parent_creator_spares_neighbour(ctd):
+    """Issue 18: a's create made the parent cgroup P, b runs in P too. Deleting the stopped
+    a must remove a's leaves only, not wait for P to empty (it exited 1 after 37 s): b keeps
+    running in its cgroups. The short command timeout turns a wait into a failure."""
+    a, b = ctd.new_id("i18-a"), ctd.new_id("i18-b")
+    parent = "/%s-i18" % ctd.sb.tag
+    ctd.run(a, ["sleep", "1000"], "-d", cgroup=parent + "/" + a, check=True)
+    try:
+        ctd.run(b, ["sleep", "1000"], "-d", cgroup=parent + "/" + b, check=True)
+        pid = ctd.tasks()[b][0]
+        dirs = engutil.proc_cgroup_dirs(pid, parent + "/" + b)
+        assert dirs and all(engutil.in_cgroup(pid, d) for d in dirs), dirs
+        ctd.ctr_ok("tasks", "kill", "-s", "KILL", a)
+        ctd.wait_status(a, "STOPPED")
+        r = ctd.ctr("tasks", "rm", a, timeout=15)
+        assert r.returncode == 0, r.stderr
+        assert a not in ctd.tasks() and ctd.pyrt_state(a) is None
+        assert ctd.tasks()[b] == (pid, "RUNNING")
+        assert all(engutil.in_cgroup(pid, d) for d in dirs), dirs
+        assert not [d for d in engutil.cgroup_dirs([a]) if (parent + "/") in d], "a's leaves"
+        assert all(rc == 0 for rc, _ in ctd.calls(a)), ctd.calls(a)
+    finally:
+        ctd.remove(a)
+        ctd.remove(b)
+        engutil.rmdir_cgroup(parent)

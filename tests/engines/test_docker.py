@@ -174,3 +174,35 @@ def test_detached_exec_pause_stop_kill(docker):
 def test_exec_errors_map_to_exit_codes(docker, cmd, code):
     r = docker("run", "--rm", docker.image, cmd)
     assert r.returncode == code, r.stderr
+
+
+def test_stop_in_shared_new_cgroup_parent_spares_neighbour(docker):
+    """Issue 18: two containers under a --cgroup-parent the first one's create made. Stopping
+    the first must not wait for the parent to empty (dockerd's delete timed out after 30 s
+    with `cannot delete running task`): the stop returns within its 1 s grace, the second
+    keeps running in its cgroups. The short command timeout turns a wait into a failure."""
+    parent = "/%s-i18" % docker.sb.tag
+    loop = 'trap "exit 0" TERM; sleep 1000 & wait'
+    first = docker.ok("run", "-d", "--cgroup-parent", parent, docker.image,
+                      "sleep", "1000").stdout.strip()
+    second = docker.ok("run", "-d", "--cgroup-parent", parent, docker.image,
+                       "sh", "-c", loop).stdout.strip()
+    try:
+        pid = docker.inspect(second)["State"]["Pid"]
+        dirs = engutil.proc_cgroup_dirs(pid, parent)
+        assert dirs and all(engutil.in_cgroup(pid, d) for d in dirs), dirs
+        log_from = len(docker.sb.log("dockerd"))
+        # sleep ignores TERM: dockerd kills it after 1 s, then deletes it.
+        r = docker("stop", "-t", "1", first, timeout=15)
+        assert r.returncode == 0, r.stderr
+        assert docker.inspect(first)["State"]["Status"] == "exited"
+        st = docker.inspect(second)["State"]
+        assert (st["Status"], st["Pid"]) == ("running", pid)
+        assert all(engutil.in_cgroup(pid, d) for d in dirs), dirs
+        log = docker.sb.log("dockerd")[log_from:]
+        assert "context deadline exceeded" not in log and "cannot delete" not in log, log
+        # The first one's leaves are gone; the parent stays while the second is in it.
+        assert not [d for d in engutil.cgroup_dirs([first[:12]])]
+    finally:
+        docker("rm", "-f", first, second)
+        engutil.rmdir_cgroup(parent)

@@ -231,3 +231,38 @@ def test_exec_errors_map_to_exit_codes(podman, cmd, code, words):
     assert r.returncode == code, r.stderr
     assert words in r.stderr
     assert podman.ok("ps", "-a", "-q").stdout == ""
+
+
+def test_pod_restart_and_neighbour_cgroups(podman):
+    """Issue 18: the pod's infra container made the pod's cgroup (in name=systemd, which
+    podman's cgroupfs manager leaves to the runtime) and its delete waited for it to empty
+    while the other container was still in it: `pod restart` exited 125 after 31 s. Now
+    the restart succeeds and removing one container leaves the other running in its
+    cgroups. The short command timeouts turn a wait into a failure."""
+    parent = "/%s-i18" % podman.sb.tag
+    loop = 'trap "exit 0" TERM; sleep 1000 & wait'
+    podman.ok("pod", "create", "--name", "i18", "--cgroup-parent", parent,
+              "--infra-image", podman.image, "--infra-name", "i18-infra",
+              # podman splits this at spaces (no sh -c script): an init that exits on TERM
+              # keeps the stops quick (pid 1 ignores a signal it has no handler for).
+              "--infra-command", "syslogd -n -O /dev/null")
+    try:
+        r = engutil.run(["podman", "run", "-d", "--pull", "never", "--pod", "i18",
+                         "--name", "i18-app", podman.image, "sh", "-c", loop], env=podman.env)
+        assert r.returncode == 0, r.stderr
+        r = podman("pod", "restart", "i18", timeout=15)
+        assert r.returncode == 0, r.stderr
+        for name in ("i18-infra", "i18-app"):
+            assert podman.inspect(name)["State"]["Status"] == "running", name
+        infra = podman.inspect("i18-infra")["State"]["Pid"]
+        dirs = engutil.proc_cgroup_dirs(infra, parent)
+        assert any("/systemd/" in d for d in dirs), dirs
+        assert all(engutil.in_cgroup(infra, d) for d in dirs), dirs
+        r = podman("rm", "-f", "-t", "0", "i18-app", timeout=15)
+        assert r.returncode == 0, r.stderr
+        st = podman.inspect("i18-infra")["State"]
+        assert (st["Status"], st["Pid"]) == ("running", infra)
+        assert all(engutil.in_cgroup(infra, d) for d in dirs), dirs
+    finally:
+        podman("pod", "rm", "-f", "-t", "0", "i18", timeout=60)
+        engutil.rmdir_cgroup(parent)
