@@ -69,10 +69,18 @@ def cgroup_dirs(name):
 
 # ---- item 6: delete --force kills only its own container ---------------------------------
 
-@pytest.mark.guest
-@pytest.mark.parametrize("how", ["force", "plain-after-kill"])
-@pytest.mark.parametrize("user,pidns", [(False, True), (True, True), (False, False)],
-                         ids=["pidns", "pidns-userns", "no-pidns"])
+def _sharing_params():
+    # the guest (~40x slower) runs one per namespace variant, both ways of deleting
+    guest = {"pidns-force", "pidns-userns-plain-after-kill", "no-pidns-force"}
+    for ns, user, pidns in (("pidns", False, True), ("pidns-userns", True, True),
+                            ("no-pidns", False, False)):
+        for how in ("force", "plain-after-kill"):
+            name = "%s-%s" % (ns, how)
+            yield pytest.param(user, pidns, how, id=name,
+                               marks=[pytest.mark.guest] if name in guest else [])
+
+
+@pytest.mark.parametrize("user,pidns,how", list(_sharing_params()))
 def test_delete_force_spares_container_sharing_the_cgroup(rt, make_bundle, cid, user, pidns,
                                                           how):
     if not pidns and not rt.is_pyruntime:
@@ -117,9 +125,14 @@ DAMAGE = {
 }
 
 
-@pytest.mark.guest
-@pytest.mark.parametrize("user", [False, True], ids=["host-ids", "userns"])
-@pytest.mark.parametrize("damage", sorted(DAMAGE))
+# the guest runs a torn file without and a well-formed wrong one with a user namespace
+GUEST_DAMAGE = {("truncated", False), ("wrong-types", True)}
+
+
+@pytest.mark.parametrize("damage,user", [
+    pytest.param(d, u, id="%s-%s" % (d, "userns" if u else "host-ids"),
+                 marks=[pytest.mark.guest] if (d, u) in GUEST_DAMAGE else [])
+    for d in sorted(DAMAGE) for u in (False, True)])
 def test_damaged_state_never_forgets_a_live_container(rt, make_bundle, cid, damage, user):
     if not rt.is_pyruntime:
         pytest.skip("pyruntime's state file")
