@@ -59,6 +59,11 @@ def start(rt, make_bundle, cid, cgpath, run=True):
     return pid
 
 
+def cgroup_lines(pid):
+    with open("/proc/%d/cgroup" % pid) as f:
+        return [l.rstrip("\n") for l in f]
+
+
 def unified_line(pid):
     with open("/proc/%d/cgroup" % pid) as f:
         return [l.rstrip("\n") for l in f if l.startswith("0::")]
@@ -162,3 +167,39 @@ def test_default_cgroup_in_unified_hierarchy(rt, make_bundle, cid):
     rt.ok("delete", "--force", cid, timeout=T)
     for mp in unified:
         assert not os.path.exists(mp + want)
+
+
+@pytest.mark.guest
+def test_cgroups_made_inside_the_leaf_go_with_it(rt, make_bundle, cid, parent):
+    """A workload with a cgroup namespace makes a cgroup inside its own and moves a
+    process there: delete --force kills it and removes both, in every hierarchy; P (made
+    by the test) stays."""
+    script = ("sleep 1000 & k=$!; for d in /sys/fs/cgroup /sys/fs/cgroup/*; do "
+              "[ -e $d/cgroup.procs ] && mkdir $d/inner && echo $k > $d/inner/cgroup.procs; "
+              "done; exec sleep 1001")
+    b = make_bundle(["sh", "-c", script])
+    b.config["linux"]["namespaces"].append({"type": "cgroup"})
+    for m in b.config["mounts"]:
+        if m["destination"] == "/sys/fs/cgroup":
+            m["options"] = [o for o in m["options"] if o != "ro"]
+    leaf = parent + "/" + cid
+    b.config["linux"]["cgroupsPath"] = leaf
+    b.save()
+    made = []
+    for d in dirs_of(parent):
+        os.mkdir(d)
+        made.append(d)
+    util.call_ok(rt, "run", "--detach", "--bundle", b.path, cid, timeout=T)
+    init = rt.state(cid)["pid"]
+    kid = util.wait_for(lambda: (util.children(init) or [None])[0], 10)
+    assert kid
+    # v2: the one hierarchy; v1: those the container can move it in (not cpuset: a new
+    # one has no cpus) -- the hybrid unified one is not mounted in the container
+    moved = util.wait_for(lambda: [l for l in cgroup_lines(kid)
+                                   if l.endswith(":" + leaf + "/inner")], 10)
+    assert moved, cgroup_lines(kid)
+    assert existing(dirs_of(leaf + "/inner"))
+    rt.ok("delete", "--force", cid, timeout=T)
+    assert util.wait_for(lambda: not util.pid_alive(kid), 5)
+    assert existing(dirs_of(leaf)) == []
+    assert existing(dirs_of(parent)) == made
