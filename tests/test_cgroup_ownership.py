@@ -1,4 +1,4 @@
-"""delete touches only the container's own cgroups (v1 / hybrid host).
+"""delete touches only the container's own cgroups (v1 / hybrid host, and v2: the guest).
 
 Two containers a and b under one parent cgroup P, which a created, b created, or neither
 did (the test makes it and removes it). Deleting a (plain after a kill, or --force) must
@@ -24,12 +24,13 @@ def _mode():
     return "v1" if any(t == "cgroup" for _mp, t in fs) else "none"
 
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0 or _mode() != "v1",
-                                reason="needs root on a cgroup v1 / hybrid host")
+pytestmark = pytest.mark.skipif(os.geteuid() != 0 or _mode() == "none",
+                                reason="needs root and mounted cgroups")
 
 
 def hierarchies():
-    """Mount points of every cgroup hierarchy (v1 ones and the hybrid cgroup2 one)."""
+    """Mount points of every cgroup hierarchy: v1 ones and the hybrid cgroup2 one, or the
+    single cgroup2 one at CG on a v2-only host."""
     out = []
     with open("/proc/self/mountinfo") as f:
         for line in f:
@@ -58,6 +59,11 @@ def start(rt, make_bundle, cid, cgpath, run=True):
     return pid
 
 
+def cgroup_lines(pid):
+    with open("/proc/%d/cgroup" % pid) as f:
+        return [l.rstrip("\n") for l in f]
+
+
 def unified_line(pid):
     with open("/proc/%d/cgroup" % pid) as f:
         return [l.rstrip("\n") for l in f if l.startswith("0::")]
@@ -81,10 +87,15 @@ def parent(cid):
             pass
 
 
-@pytest.mark.guest
-@pytest.mark.parametrize("maker", ["a", "b", "neither"])
-@pytest.mark.parametrize("how", ["force", "plain"])
-@pytest.mark.parametrize("neighbour", ["running", "stopped"])
+# the guest (~40x slower) runs each neighbour state with each way of deleting, and each
+# maker of P at least once
+GUEST = {"running-force-a", "running-plain-b", "stopped-force-neither", "stopped-plain-a"}
+
+
+@pytest.mark.parametrize("neighbour,how,maker", [
+    pytest.param(n, h, m, id="%s-%s-%s" % (n, h, m),
+                 marks=[pytest.mark.guest] if "%s-%s-%s" % (n, h, m) in GUEST else [])
+    for n in ("running", "stopped") for h in ("force", "plain") for m in ("a", "b", "neither")])
 def test_delete_leaves_neighbour_cgroups(rt, make_bundle, cid, parent, maker, how, neighbour):
     a, b = cid + "-a", cid + "-b"
     pa_, pb_ = parent + "/" + a, parent + "/" + b
@@ -141,15 +152,54 @@ def test_parent_made_by_the_container_goes_when_empty(rt, make_bundle, cid, pare
 
 def test_default_cgroup_in_unified_hierarchy(rt, make_bundle, cid):
     """No cgroupsPath: the container's cgroup is the id below the runtime's own, in the
-    unified hierarchy too, and delete removes it."""
+    unified hierarchy too (hybrid), and delete removes it. On v2-only the runtime's own
+    cgroup has processes in it, so the id goes below its parent (no internal processes)."""
     b = make_bundle(["sleep", "1000"])
     util.call_ok(rt, "run", "--detach", "--bundle", b.path, cid, timeout=T)
     pid = rt.state(cid)["pid"]
     with open("/proc/self/cgroup") as f:
         own = [l.rstrip("\n")[3:] for l in f if l.startswith("0::")][0]
-    want = os.path.join(own, cid)
+    v2 = _mode() == "unified"
+    want = os.path.join(os.path.dirname(own) if v2 else own, cid)
     assert unified_line(pid) == ["0::" + want]
-    unified = [mp for mp in hierarchies() if mp.endswith("/unified")]
+    unified = [mp for mp in hierarchies() if mp.endswith("/unified") or v2]
+    assert unified
     rt.ok("delete", "--force", cid, timeout=T)
     for mp in unified:
         assert not os.path.exists(mp + want)
+
+
+@pytest.mark.guest
+def test_cgroups_made_inside_the_leaf_go_with_it(rt, make_bundle, cid, parent):
+    """A workload with a cgroup namespace makes a cgroup inside its own and moves a
+    process there: delete --force kills it and removes both, in every hierarchy; P (made
+    by the test) stays."""
+    script = ("sleep 1000 & k=$!; for d in /sys/fs/cgroup /sys/fs/cgroup/*; do "
+              "[ -e $d/cgroup.procs ] && mkdir $d/inner && echo $k > $d/inner/cgroup.procs; "
+              "done; exec sleep 1001")
+    b = make_bundle(["sh", "-c", script])
+    b.config["linux"]["namespaces"].append({"type": "cgroup"})
+    for m in b.config["mounts"]:
+        if m["destination"] == "/sys/fs/cgroup":
+            m["options"] = [o for o in m["options"] if o != "ro"]
+    leaf = parent + "/" + cid
+    b.config["linux"]["cgroupsPath"] = leaf
+    b.save()
+    made = []
+    for d in dirs_of(parent):
+        os.mkdir(d)
+        made.append(d)
+    util.call_ok(rt, "run", "--detach", "--bundle", b.path, cid, timeout=T)
+    init = rt.state(cid)["pid"]
+    kid = util.wait_for(lambda: (util.children(init) or [None])[0], 10)
+    assert kid
+    # v2: the one hierarchy; v1: those the container can move it in (not cpuset: a new
+    # one has no cpus) -- the hybrid unified one is not mounted in the container
+    moved = util.wait_for(lambda: [l for l in cgroup_lines(kid)
+                                   if l.endswith(":" + leaf + "/inner")], 10)
+    assert moved, cgroup_lines(kid)
+    assert existing(dirs_of(leaf + "/inner"))
+    rt.ok("delete", "--force", cid, timeout=T)
+    assert util.wait_for(lambda: not util.pid_alive(kid), 5)
+    assert existing(dirs_of(leaf)) == []
+    assert existing(dirs_of(parent)) == made
