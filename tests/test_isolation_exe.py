@@ -9,6 +9,13 @@ follow must be the container's own file or an anonymous memfd (the runtime's sea
 stub), never the host's interpreter, libpython, launcher, C modules or a host directory.
 The watcher only reads links, stats and opens without truncating; the host files' hashes are
 compared afterwards as well.
+
+In a user namespace (the second container joins it too) the watcher's CAP_SYS_PTRACE covers
+the runtime's processes' credentials but not their memory, which belongs to the host's user
+namespace (the stub is exec'd there) and is not dumpable: the kernel must refuse every link
+of the created inits, and the watcher records those refusals. A detached exec's program,
+which it must be able to follow, shows the watcher is not blind. (Measured: kernels 6.1 and
+6.18 alike; of the 15 short execs the watcher catches few or none in either mode.)
 """
 import glob
 import hashlib
