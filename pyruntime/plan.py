@@ -388,7 +388,9 @@ def build(config, bundle, cid, opts=None, cgroup_mgr=None):
     }
     steps = plan["steps"]
     add = steps.append
-    if new_userns:
+    if userns:
+        # a joined one too: the host's root is nobody there, and files it made (a /dev
+        # tmpfs's nodes, mount points) would have no owner in it (EOVERFLOW)
         add(_step("become_root", "become root in the user namespace"))
     if unshare_cgroup:
         # after the runtime put us in our cgroup, so that it becomes the namespace's root

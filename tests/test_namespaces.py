@@ -195,3 +195,30 @@ def test_join_ipc_and_pid_namespace(rt, make_bundle, cid):
     assert lines[0] == os.readlink("/proc/%d/ns/ipc" % pid)
     assert lines[1].strip() == "sleep 1000"
     assert lines[2] == "notone"
+
+
+def test_user_namespace_joined_by_path(rt, make_bundle, cid):
+    # a second container in the first one's user namespace (a pod) with its own mounts: its
+    # init becomes root there before it makes /dev, or the nodes it creates have no owner
+    # in that namespace (EOVERFLOW on the /dev/pts mount point)
+    maps = {"uidMappings": [{"containerID": 0, "hostID": 100000, "size": 65536}],
+            "gidMappings": [{"containerID": 0, "hostID": 100000, "size": 65536}]}
+    a = sh(make_bundle, "sleep 600", ALL + ["user"], **maps)
+    for root, dirs, files in os.walk(a.rootfs):
+        for n in dirs + files:
+            os.lchown(os.path.join(root, n), 100000, 100000)
+    os.chown(a.rootfs, 100000, 100000)
+    rt.ok("run", "-d", "--bundle", a.path, cid)
+    pid = rt.state(cid)["pid"]
+    try:
+        b = sh(make_bundle, "id -u; id -g; readlink /proc/self/ns/user; cat /proc/self/uid_map",
+               ALL + [{"type": "user", "path": "/proc/%d/ns/user" % pid}], **maps)
+        for root, dirs, files in os.walk(b.rootfs):
+            for n in dirs + files:
+                os.lchown(os.path.join(root, n), 100000, 100000)
+        os.chown(b.rootfs, 100000, 100000)
+        out = run_out(rt, b, cid + "-b").split()
+        assert out[:3] == ["0", "0", os.readlink("/proc/%d/ns/user" % pid)], out
+        assert out[3:] == ["0", "100000", "65536"], out
+    finally:
+        rt.ok("delete", "-f", cid)
