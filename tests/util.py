@@ -3,6 +3,7 @@
 Everything here reads /proc directly: the harness must keep working when the runtime under
 test is broken.
 """
+import contextlib
 import os
 import re
 import subprocess
@@ -76,6 +77,34 @@ def cgroup2_unified(mountpoint="/sys/fs/cgroup"):
     with open("/proc/self/mountinfo") as f:
         return any(l.split(" - ")[0].split()[4] == mountpoint
                    and l.split(" - ")[1].split()[0] == "cgroup2" for l in f)
+
+
+def rmdir_gone(path):
+    """Remove the empty dir `path`: True once it is gone, False while it cannot be (a cgroup
+    whose last process is still leaving): a predicate for wait_for."""
+    try:
+        os.rmdir(path)
+    except FileNotFoundError:
+        pass
+    except OSError:
+        return False
+    return True
+
+
+@contextlib.contextmanager
+def cgroup_with_a_process(path):
+    """A cgroup of the test's own at `path` with a sleeping process in it (yielded): a bait
+    that a runtime following a damaged record would kill or remove. Both go at the end."""
+    os.mkdir(path)
+    proc = subprocess.Popen(["sleep", "1000"], start_new_session=True)
+    try:
+        with open(os.path.join(path, "cgroup.procs"), "w") as f:
+            f.write(str(proc.pid))
+        yield proc
+    finally:
+        proc.kill()
+        proc.wait()
+        wait_for(lambda: rmdir_gone(path), 5)
 
 
 def unescape_mountinfo(field):
