@@ -23,15 +23,7 @@ CG = "/sys/fs/cgroup"
 T = 10  # a command waiting on someone else's cgroup fails the test
 
 
-def _v1():
-    with open("/proc/self/mountinfo") as f:
-        fs = [(l.split(" - ")[0].split()[4], l.split(" - ")[1].split()[0]) for l in f]
-    return not any(mp == CG and t == "cgroup2" for mp, t in fs) and \
-        any(t == "cgroup" for _mp, t in fs)
-
-
-pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not _v1(),
-                                reason="needs root on a cgroup v1 / hybrid host")
+pytestmark = util.needs_root_on_cgroup_v1()
 
 
 def userns(config):

@@ -79,6 +79,21 @@ def cgroup2_unified(mountpoint="/sys/fs/cgroup"):
                    and l.split(" - ")[1].split()[0] == "cgroup2" for l in f)
 
 
+def cgroup_v1_host(root="/sys/fs/cgroup"):
+    """True on a cgroup v1 or hybrid host: v1 hierarchies mounted, `root` not a cgroup2 mount."""
+    with open("/proc/self/mountinfo") as f:
+        fs = [(l.split(" - ")[0].split()[4], l.split(" - ")[1].split()[0]) for l in f]
+    return not any(mp == root and t == "cgroup2" for mp, t in fs) and \
+        any(t == "cgroup" for _mp, t in fs)
+
+
+def needs_root_on_cgroup_v1():
+    """The skip mark (for `pytestmark`) of tests that need root on a cgroup v1/hybrid host."""
+    import pytest
+    return pytest.mark.skipif(os.geteuid() != 0 or not cgroup_v1_host(),
+                              reason="needs root on a cgroup v1 / hybrid host")
+
+
 def rmdir_gone(path):
     """Remove the empty dir `path`: True once it is gone, False while it cannot be (a cgroup
     whose last process is still leaving): a predicate for wait_for."""
