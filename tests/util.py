@@ -4,6 +4,7 @@ Everything here reads /proc directly: the harness must keep working when the run
 test is broken.
 """
 import contextlib
+import hashlib
 import os
 import re
 import subprocess
@@ -185,6 +186,15 @@ def wait_for(pred, timeout=10.0, interval=0.02):
         time.sleep(interval)
 
 
+def ns_pid(host_pid):
+    """The pid of a process in its innermost pid namespace."""
+    with open("/proc/%d/status" % host_pid) as f:
+        for line in f:
+            if line.startswith("NSpid:"):
+                return int(line.split()[-1])
+    raise AssertionError("no NSpid")
+
+
 def children(pid):
     """Direct children of `pid` (needs CONFIG_PROC_CHILDREN, present on this kernel)."""
     out = []
@@ -213,3 +223,24 @@ def call_ok(rt, *args, **kw):
     assert p.returncode == 0, "%s exited %d\n--- stdout:\n%s\n--- stderr:\n%s" % (
         " ".join(p.args), p.returncode, p.stdout, p.stderr)
     return p
+
+
+def libpython():
+    """The host's libpython (real path), or None when the interpreter is linked statically."""
+    import sysconfig
+    name = sysconfig.get_config_var("INSTSONAME") or ""
+    libdir = sysconfig.get_config_var("LIBDIR") or ""
+    p = os.path.join(libdir, name)
+    return os.path.realpath(p) if name and os.path.exists(p) else None
+
+
+def digests(paths):
+    """path -> sha256 of its content: host files compared before and after an attack."""
+    out = {}
+    for p in paths:
+        h = hashlib.sha256()
+        with open(p, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+        out[p] = h.hexdigest()
+    return out
