@@ -7,6 +7,7 @@ import contextlib
 import hashlib
 import os
 import re
+import stat
 import subprocess
 import tempfile
 import time
@@ -244,3 +245,36 @@ def digests(paths):
                 h.update(chunk)
         out[p] = h.hexdigest()
     return out
+
+
+def snapshot(path):
+    """Everything about a tree that a runtime could change: names, types, modes, owners,
+    sizes, mtimes, contents and link targets."""
+    out = {}
+    st = os.lstat(path)
+    out["."] = (st.st_mode, st.st_uid, st.st_gid, st.st_mtime_ns)
+    for cur, dirs, files in os.walk(path, followlinks=False):
+        for n in sorted(dirs + files):
+            p = os.path.join(cur, n)
+            st = os.lstat(p)
+            item = (st.st_mode, st.st_uid, st.st_gid, st.st_size, st.st_mtime_ns)
+            if stat.S_ISLNK(st.st_mode):
+                item += (os.readlink(p),)
+            elif stat.S_ISREG(st.st_mode):
+                with open(p, "rb") as f:
+                    item += (f.read(),)
+            out[os.path.relpath(p, path)] = item
+    return out
+
+
+def link(rootfs, name, target):
+    """Make `name` in an image a symlink to `target`, replacing what is there (an empty dir
+    too) and making its parent dirs."""
+    p = os.path.join(rootfs, name.lstrip("/"))
+    os.makedirs(os.path.dirname(p), exist_ok=True)
+    if os.path.lexists(p):
+        if os.path.isdir(p) and not os.path.islink(p):
+            os.rmdir(p)
+        else:
+            os.unlink(p)
+    os.symlink(target, p)
