@@ -315,7 +315,7 @@ def _send_pidfd(path, pid):
 def exec_process(rt, cid, process, detach=False, pid_file=None, console_socket=None,
                  preserve_fds=0, pidfd_socket=None, cgroup=(), ignore_paused=False,
                  stdin_fd=0, stdout_fd=1):
-    from .api import _cache_dir, _home_of, _listen_fds, _write_pid_file, _ConsoleSender
+    from .api import _cache_dir, _home_of, _listen_fds
     from .executor import open_fds
     # before the runtime opens anything: only these of the caller's fds may pass (never
     # the namespace fds or the state the runtime opens below)

@@ -99,7 +99,7 @@ class _Out:
                     data = os.read(self.src, limit)
                     n = len(data)
                     if n:
-                        _write_all(self.dst, data)
+                        write_all(self.dst, data)
                 self.moved += n
                 return n > 0
             except InterruptedError:
@@ -142,7 +142,8 @@ def _readable(fd):
     return any(ev & (select.POLLIN | select.POLLHUP) for _, ev in p.poll(0))
 
 
-def _write_all(fd, data):
+def write_all(fd, data):
+    """All of `data` to `fd`, waiting for room when `fd` is non-blocking and full."""
     view = memoryview(data)
     while view:
         try:
@@ -210,12 +211,7 @@ def relay(pid, parent, forwarder=None, stdin_fd=0, stdout_fd=1, stderr_fd=2):
     outs = {out_r: _Out(out_r, stdout_fd)}
     if err_r is not None:
         outs[err_r] = _Out(err_r, stderr_fd)
-    if forwarder is not None:
-        forwarder.flush()
-    try:
-        pidfd = os.pidfd_open(pid)
-    except OSError:
-        pidfd = -1
+    pidfd = watch(pid, forwarder)
     IN, OUT = select.POLLIN, select.POLLOUT
     p = select.poll()
     for fd in outs:
@@ -287,19 +283,35 @@ def relay(pid, parent, forwarder=None, stdin_fd=0, stdout_fd=1, stderr_fd=2):
                 if not o.move(min(left, _CHUNK)) or o.moved == before:
                     break
                 left -= o.moved - before
-        while status is None:
-            try:
-                _, status = os.waitpid(pid, 0)
-            except InterruptedError:
-                continue
-            except ChildProcessError:
-                status = 0
-        return status
+        return reap(pid) if status is None else status
     finally:
         if pidfd >= 0:
             os.close(pidfd)
         inp.close()
         close(list(outs))
+
+
+def watch(pid, forwarder=None):
+    """Before a relay loop: pass on the signals that came before `pid` (our child) was
+    known, and return a pidfd that polls readable at its exit (-1 where the kernel has none:
+    the loop then polls waitpid)."""
+    if forwarder is not None:
+        forwarder.flush()
+    try:
+        return os.pidfd_open(pid)
+    except OSError:
+        return -1
+
+
+def reap(pid):
+    """The wait status of `pid` (our child), waiting for it; 0 if it was reaped elsewhere."""
+    while True:
+        try:
+            return os.waitpid(pid, 0)[1]
+        except InterruptedError:
+            continue
+        except ChildProcessError:
+            return 0
 
 
 def _close1(fd):

@@ -10,6 +10,8 @@ import os
 import select
 import signal
 
+from .stdio import reap, watch, write_all
+
 _BUF = 65536
 
 
@@ -21,19 +23,6 @@ def copy_winsize(src_fd, dst_fd):
         fcntl.ioctl(dst_fd, termios.TIOCSWINSZ, ws)
     except OSError:
         pass
-
-
-def _write_all(fd, data):
-    view = memoryview(data)
-    while view:
-        try:
-            n = os.write(fd, view)
-        except InterruptedError:
-            continue
-        except BlockingIOError:
-            select.select([], [fd], [])
-            continue
-        view = view[n:]
 
 
 def relay(master, pid, stdin_fd=0, stdout_fd=1, forwarder=None):
@@ -54,12 +43,7 @@ def relay(master, pid, stdin_fd=0, stdout_fd=1, forwarder=None):
     old_winch = None
     if is_tty:
         old_winch = signal.signal(signal.SIGWINCH, lambda *_: copy_winsize(stdin_fd, master))
-    if forwarder is not None:
-        forwarder.flush()
-    try:
-        pidfd = os.pidfd_open(pid)
-    except OSError:
-        pidfd = -1
+    pidfd = watch(pid, forwarder)
     status = None
     try:
         p = select.poll()
@@ -91,7 +75,7 @@ def relay(master, pid, stdin_fd=0, stdout_fd=1, forwarder=None):
                     except OSError:
                         data = b""
                     if data:
-                        _write_all(master, data)
+                        write_all(master, data)
                     else:
                         # EOF on a pipe: pass it on as the terminal's EOF character
                         p.unregister(stdin_fd)
@@ -106,14 +90,7 @@ def relay(master, pid, stdin_fd=0, stdout_fd=1, forwarder=None):
             os.set_blocking(master, False)
             while _pump(master, stdout_fd):
                 pass
-        while status is None:
-            try:
-                _, status = os.waitpid(pid, 0)
-            except InterruptedError:
-                continue
-            except ChildProcessError:
-                status = 0
-        return status
+        return reap(pid) if status is None else status
     finally:
         if pidfd >= 0:
             os.close(pidfd)
@@ -135,7 +112,7 @@ def _send_eof(master):
     if not isinstance(veof, bytes):
         veof = bytes([veof])
     try:
-        _write_all(master, veof)
+        write_all(master, veof)
     except OSError:
         pass
 
@@ -152,5 +129,5 @@ def _pump(src, dst):
         raise
     if not data:
         return False
-    _write_all(dst, data)
+    write_all(dst, data)
     return True

@@ -18,16 +18,7 @@ import util
 CG = "/sys/fs/cgroup"
 
 
-def _mode():
-    with open("/proc/self/mountinfo") as f:
-        fs = [(l.split(" - ")[0].split()[4], l.split(" - ")[1].split()[0]) for l in f]
-    if any(mp == CG and t == "cgroup2" for mp, t in fs):
-        return "unified"
-    return "v1" if any(t == "cgroup" for _mp, t in fs) else "none"
-
-
-pytestmark = pytest.mark.skipif(os.geteuid() != 0 or _mode() != "v1",
-                                reason="needs root on a cgroup v1 / hybrid host")
+pytestmark = util.needs_root_on_cgroup_v1()
 
 
 def v1_mounts():

@@ -300,33 +300,15 @@ def bait_cgroup():
     if not os.path.isdir(PIDS_ROOT):
         pytest.skip("no v1 pids hierarchy")
     path = os.path.join(PIDS_ROOT, "pyrt-bait-" + os.urandom(3).hex())
-    os.mkdir(path)
-    proc = subprocess.Popen(["sleep", "1000"], start_new_session=True)
-    try:
-        with open(os.path.join(path, "cgroup.procs"), "w") as f:
-            f.write(str(proc.pid))
+    with util.cgroup_with_a_process(path) as proc:
         yield path, proc
-    finally:
-        proc.kill()
-        proc.wait()
-        util.wait_for(lambda: _rmdir(path), 5)
-
-
-def _rmdir(path):
-    try:
-        os.rmdir(path)
-    except FileNotFoundError:
-        pass
-    except OSError:
-        return False
-    return True
 
 
 def _remove_cgroups_of(cid):
     # the damaged record no longer leads to the container's cgroups: the test removes them
     # (empty: the init was killed first)
     for d in sorted(cgroup_dirs(cid), key=lambda p: -p.count("/")):
-        util.wait_for(lambda: _rmdir(d), 5)
+        util.wait_for(lambda: util.rmdir_gone(d), 5)
 
 
 @pytest.mark.parametrize("name", sorted(STATE_GARBAGE))

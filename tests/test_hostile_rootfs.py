@@ -12,28 +12,10 @@ import tempfile
 import pytest
 
 import util
+from util import link, snapshot
 
 LONG = "/" + "/".join(["d" * 200] * 30)          # 6 kB: longer than PATH_MAX
 DEEP = "/" + "/".join(["d"] * 2100)              # 4.2 kB, 2100 components
-
-
-def snapshot(path):
-    """Everything about a tree: names, types, modes, sizes, mtimes, contents, links."""
-    out = {}
-    for cur, dirs, files in os.walk(path, followlinks=False):
-        for n in sorted(dirs + files):
-            p = os.path.join(cur, n)
-            st = os.lstat(p)
-            item = (st.st_mode, st.st_size, st.st_mtime_ns, st.st_uid)
-            if os.path.islink(p):
-                item += (os.readlink(p),)
-            elif os.path.isfile(p):
-                with open(p, "rb") as f:
-                    item += (f.read(),)
-            out[os.path.relpath(p, path)] = item
-    st = os.lstat(path)
-    out["."] = (st.st_mode, st.st_mtime_ns, st.st_uid)
-    return out
 
 
 def host_mounts():
@@ -58,16 +40,6 @@ def call(rt, *args, timeout=60):
         err.seek(0)
         return subprocess.CompletedProcess(p.args, p.returncode, out.read().decode(errors="replace"),
                                            err.read().decode(errors="replace"))
-
-
-def link(rootfs, name, target):
-    p = os.path.join(rootfs, name.lstrip("/"))
-    if os.path.lexists(p):
-        if os.path.isdir(p) and not os.path.islink(p):
-            os.rmdir(p)
-        else:
-            os.unlink(p)
-    os.symlink(target, p)
 
 
 # name -> function(bundle, canary) that makes the rootfs/config hostile

@@ -18,11 +18,9 @@ which it must be able to follow, shows the watcher is not blind. (Measured: kern
 6.18 alike; of the 15 short execs the watcher catches few or none in either mode.)
 """
 import glob
-import hashlib
 import os
 import shutil
 import sys
-import sysconfig
 
 import pytest
 
@@ -33,10 +31,9 @@ MARKER = "PYRT-HOST-MARKER"
 
 def _host_files(rt):
     files = {os.path.realpath(sys.executable)}
-    name = sysconfig.get_config_var("INSTSONAME") or ""
-    lib = os.path.join(sysconfig.get_config_var("LIBDIR") or "", name)
-    if name and os.path.exists(lib):
-        files.add(os.path.realpath(lib))
+    lib = util.libpython()
+    if lib:
+        files.add(lib)
     exe = shutil.which(rt.cmd[0]) or rt.cmd[0]
     if os.path.exists(exe):
         files.add(os.path.realpath(exe))
@@ -49,17 +46,6 @@ def _host_files(rt):
     except ImportError:
         pass
     return sorted(files)
-
-
-def _digests(paths):
-    out = {}
-    for p in paths:
-        h = hashlib.sha256()
-        with open(p, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                h.update(chunk)
-        out[p] = h.hexdigest()
-    return out
 
 
 # Runs as pid 1 of the watching container. For every other process: each link under exe,
@@ -173,14 +159,6 @@ class Watcher:
         return os.path.exists(os.path.join(self.out, "seen.%d" % ns_pid))
 
 
-def _ns_pid(host_pid):
-    with open("/proc/%d/status" % host_pid) as f:
-        for line in f:
-            if line.startswith("NSpid:"):
-                return int(line.split()[-1])
-    raise AssertionError("no NSpid")
-
-
 def _host_hits(w, files):
     """Records whose identity is one of the host's runtime files."""
     ident = {}
@@ -199,7 +177,7 @@ def _host_hits(w, files):
 @pytest.mark.parametrize("userns", [False, True])
 def test_exec_and_create_never_expose_host_files(rt, make_bundle, cid, pyrt_tmp, userns):
     files = _host_files(rt)
-    before = _digests(files)
+    before = util.digests(files)
     # the runtime runs from a directory holding the marker: its cwd must not leak
     cwd = os.path.join(pyrt_tmp, "runtime-cwd")
     os.mkdir(cwd)
@@ -228,7 +206,7 @@ def test_exec_and_create_never_expose_host_files(rt, make_bundle, cid, pyrt_tmp,
         r = rt.run("create", "-b", b.path, bid, cwd=cwd)
         assert r.returncode == 0, r.stderr
         try:
-            ns_pid = _ns_pid(rt.state(bid)["pid"])
+            ns_pid = util.ns_pid(rt.state(bid)["pid"])
             b_inits.append(ns_pid)
             assert util.wait_for(lambda: w.seen(ns_pid), 30), "the watcher never saw the init"
             w.wait_rounds(2)
@@ -241,7 +219,7 @@ def test_exec_and_create_never_expose_host_files(rt, make_bundle, cid, pyrt_tmp,
     pf = os.path.join(pyrt_tmp, "sleep.pid")
     rt.ok("exec", "-d", "--pid-file", pf, cid, "/bin/sleep", "600", cwd=cwd)
     with open(pf) as f:
-        sleeper = _ns_pid(int(f.read()))
+        sleeper = util.ns_pid(int(f.read()))
     assert util.wait_for(lambda: "exe %d" % sleeper in {" ".join(l.split()[:2])
                                                         for l in w.ids()}, 60), \
         ("the watcher never followed a link of a process in the container", w.ids())
@@ -259,7 +237,7 @@ def test_exec_and_create_never_expose_host_files(rt, make_bundle, cid, pyrt_tmp,
         # every link of it before it execs the container's program (CVE-2016-9962)
         assert not set(b_inits) & followed, (b_inits, w.ids())
         assert set(b_inits) <= denied, (b_inits, w.denied())
-    assert _digests(files) == before
+    assert util.digests(files) == before
     if not rt.is_pyruntime and w.hits():
         # the oracle is weaker here: runc 1.1.5's init is its binary on a read-only bind
         # and maps the host's libc, which /proc/<pid>/map_files even opens for writing

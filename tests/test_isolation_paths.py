@@ -14,27 +14,10 @@ import stat
 
 import pytest
 
+from util import link, snapshot
+
 UID = 4321      # canary owner: a chown to the device's 0:0 shows
 USERNS_HOST = 100000
-
-
-def snapshot(path):
-    """Names, types, modes, owners, sizes, contents and link targets of a tree."""
-    out = {}
-    st = os.lstat(path)
-    out["."] = (st.st_mode, st.st_uid, st.st_gid, st.st_mtime_ns)
-    for cur, dirs, files in os.walk(path, followlinks=False):
-        for n in sorted(dirs + files):
-            p = os.path.join(cur, n)
-            st = os.lstat(p)
-            item = (st.st_mode, st.st_uid, st.st_gid, st.st_size, st.st_mtime_ns)
-            if stat.S_ISLNK(st.st_mode):
-                item += (os.readlink(p),)
-            elif stat.S_ISREG(st.st_mode):
-                with open(p, "rb") as f:
-                    item += (f.read(),)
-            out[os.path.relpath(p, path)] = item
-    return out
 
 
 def top(path):
@@ -57,17 +40,6 @@ def canary(pyrt_tmp):
     os.chmod(d, 0o750)
     os.chown(d, UID, UID)
     return d
-
-
-def link(rootfs, name, target):
-    p = os.path.join(rootfs, name.lstrip("/"))
-    os.makedirs(os.path.dirname(p), exist_ok=True)
-    if os.path.lexists(p):
-        if os.path.isdir(p) and not os.path.islink(p):
-            os.rmdir(p)
-        else:
-            os.unlink(p)
-    os.symlink(target, p)
 
 
 def userns_bundle(b):

@@ -234,11 +234,7 @@ def test_hostile_owned_record_cannot_point_at_a_foreign_cgroup(rt, make_bundle, 
     util.call_ok(rt, "run", "--detach", "--bundle", b.path, cid, timeout=T)
     init = rt.state(cid)["pid"]
     bait = pids_dir(cid + "-bait")
-    os.mkdir(bait)
-    stranger = subprocess.Popen(["sleep", "1000"], start_new_session=True)
-    try:
-        with open(os.path.join(bait, "cgroup.procs"), "w") as f:
-            f.write(str(stranger.pid))
+    with util.cgroup_with_a_process(bait) as stranger:
         d = os.path.join(rt.root, cid)
         with open(os.path.join(d, "owned.json")) as f:
             owned = json.load(f)
@@ -260,20 +256,6 @@ def test_hostile_owned_record_cannot_point_at_a_foreign_cgroup(rt, make_bundle, 
         assert p.returncode == 0, p.stderr
         assert stranger.poll() is None and os.path.isdir(bait)
         assert not os.path.exists(d)
-    finally:
-        stranger.kill()
-        stranger.wait()
-        util.wait_for(lambda: _rmdir(bait), 5)
-
-
-def _rmdir(path):
-    try:
-        os.rmdir(path)
-    except FileNotFoundError:
-        pass
-    except OSError:
-        return False
-    return True
 
 
 # ---- item 8: create killed at any moment, then delete --force, leaves nothing -------------

@@ -27,6 +27,15 @@ def _running(rt, make_bundle, cid, **process):
     return b
 
 
+def _foreground(rt, make_bundle, cid, how, args):
+    """The command line that runs `args` in the foreground: `run` of a new container, or
+    `exec` in a running one."""
+    if how == "run":
+        return ["run", "--bundle", make_bundle(args).path, cid]
+    _running(rt, make_bundle, cid)
+    return ["exec", cid] + args
+
+
 def _secret_file(pyrt_tmp):
     path = os.path.join(pyrt_tmp, "caller-stdout")
     with open(path, "w") as f:
@@ -121,11 +130,7 @@ def test_large_output_through_a_pipe_to_exec(rt, make_bundle, cid):
 @pytest.mark.parametrize("how", ["run", "exec"])
 def test_stdin_eof_and_big_stdin(rt, make_bundle, cid, how):
     data = "".join("line %d\n" % i for i in range(200000))  # ~2.5 MB, both ways at once
-    if how == "run":
-        argv = ["run", "--bundle", make_bundle(["cat"]).path, cid]
-    else:
-        _running(rt, make_bundle, cid)
-        argv = ["exec", cid, "cat"]
+    argv = _foreground(rt, make_bundle, cid, how, ["cat"])
     r = rt.run(*argv, input=data, timeout=60)
     assert r.returncode == 0, r.stderr
     assert r.stdout == data
@@ -339,11 +344,7 @@ def test_joined_stdout_stderr_keep_their_order(rt, make_bundle, cid, pyrt_tmp, h
     if not rt.is_pyruntime:
         pytest.skip("runc 1.1 relays stdout and stderr through two pipes: 2>&1 loses order")
     script = "i=0; while [ $i -lt 300 ]; do echo o$i; echo e$i >&2; i=$((i+1)); done"
-    if how == "run":
-        argv = ["run", "--bundle", make_bundle(["sh", "-c", script]).path, cid]
-    else:
-        _running(rt, make_bundle, cid)
-        argv = ["exec", cid, "sh", "-c", script]
+    argv = _foreground(rt, make_bundle, cid, how, ["sh", "-c", script])
     path = os.path.join(pyrt_tmp, "both")
     with open(path, "wb") as f:
         rt.ok(*argv, stdout=f, stderr=f)
@@ -355,11 +356,7 @@ def test_joined_stdout_stderr_keep_their_order(rt, make_bundle, cid, pyrt_tmp, h
 def test_reader_gone_stops_the_writer(rt, make_bundle, cid, how):
     # `runtime run ... | head -c 10`: the container's next write fails as it would
     # without a runtime in between, and nobody hangs
-    if how == "run":
-        argv = ["run", "--bundle", make_bundle(["yes"]).path, cid]
-    else:
-        _running(rt, make_bundle, cid)
-        argv = ["exec", cid, "yes"]
+    argv = _foreground(rt, make_bundle, cid, how, ["yes"])
     p = subprocess.Popen(rt.cmd + ["--root", rt.root] + argv, stdout=subprocess.PIPE,
                          stdin=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
@@ -390,11 +387,7 @@ def test_exec_returns_when_its_process_exits_despite_a_writing_child(rt, make_bu
 @pytest.mark.parametrize("how", ["run", "exec"])
 def test_unread_stdin_does_not_stall_output(rt, make_bundle, cid, how):
     script = "head -c 3000000 /dev/zero; exit 6"
-    if how == "run":
-        argv = ["run", "--bundle", make_bundle(["sh", "-c", script]).path, cid]
-    else:
-        _running(rt, make_bundle, cid)
-        argv = ["exec", cid, "sh", "-c", script]
+    argv = _foreground(rt, make_bundle, cid, how, ["sh", "-c", script])
     r = rt.run(*argv, input="x" * (4 << 20), stdout=subprocess.PIPE, timeout=60)
     assert r.returncode == 6
     assert len(r.stdout) == 3000000
@@ -433,11 +426,7 @@ def test_background_job_on_a_terminal_does_not_spin(rt, make_bundle, cid, pyrt_t
     # spin on it nor pass it on (it would stop the container's process).
     import sys
     script = "sleep 1; echo done; exit 3"
-    if how == "run":
-        argv = ["run", "--bundle", make_bundle(["sh", "-c", script]).path, cid]
-    else:
-        _running(rt, make_bundle, cid)
-        argv = ["exec", cid, "sh", "-c", script]
+    argv = _foreground(rt, make_bundle, cid, how, ["sh", "-c", script])
     if not rt.is_pyruntime:
         pytest.skip("runc 1.1 reads the terminal from the background and stops until `fg`")
     master, slave = os.openpty()

@@ -5,7 +5,6 @@ Nothing here writes to a host file the escape would reach: the probes only open,
 read, and the host files the attacks target are hashed before and after.
 """
 import errno
-import hashlib
 import json
 import os
 import shutil
@@ -23,40 +22,12 @@ import util
 PYTHON = os.path.realpath(sys.executable)
 
 
-def _libpython():
-    import sysconfig
-    name = sysconfig.get_config_var("INSTSONAME") or ""
-    libdir = sysconfig.get_config_var("LIBDIR") or ""
-    p = os.path.join(libdir, name)
-    return os.path.realpath(p) if name and os.path.exists(p) else None
-
-
-LIBPYTHON = _libpython()
+LIBPYTHON = util.libpython()
 RUNTIME_FILES = [f for f in (PYTHON, LIBPYTHON, shutil.which("runc")) if f]
-
-
-def _digests(paths):
-    out = {}
-    for p in paths:
-        h = hashlib.sha256()
-        with open(p, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                h.update(chunk)
-        out[p] = h.hexdigest()
-    return out
 
 
 def _sh(make_bundle, script, **top):
     return make_bundle(args=["/bin/sh", "-c", script], **top)
-
-
-def _ns_pid(host_pid):
-    """The pid of a process in its innermost pid namespace."""
-    with open("/proc/%d/status" % host_pid) as f:
-        for line in f:
-            if line.startswith("NSpid:"):
-                return int(line.split()[-1])
-    raise AssertionError("no NSpid")
 
 
 def _mounts_of(pid):
@@ -142,7 +113,7 @@ def test_cve_2019_5736_runtime_binary_not_reachable_in_created_container(
     """A created (not started) container whose init shares another container's pid
     namespace is still the runtime's process (the host python + libpython for pyruntime).
     The other container must not reach its /proc/<pid>/exe, /root, /fd or /environ."""
-    before = _digests(RUNTIME_FILES)
+    before = util.digests(RUNTIME_FILES)
     a = Prober(rt, make_bundle, cid, pyrt_tmp)
     b = make_bundle(args=["/bin/true"])
     b.config["linux"]["namespaces"] = [
@@ -153,13 +124,13 @@ def test_cve_2019_5736_runtime_binary_not_reachable_in_created_container(
     rt.ok("create", "-b", b.path, bid)
     try:
         bpid = rt.state(bid)["pid"]
-        ns_pid = _ns_pid(bpid)
+        ns_pid = util.ns_pid(bpid)
         assert util.wait_for(lambda: a.seen(ns_pid), 30), "the prober never saw the init"
         a.wait_rounds(3)
         assert a.hits() == []
     finally:
         rt.run("delete", "-f", bid)
-    assert _digests(RUNTIME_FILES) == before
+    assert util.digests(RUNTIME_FILES) == before
 
 
 def test_cve_2016_9962_exec_process_not_accessible_before_exec(rt, make_bundle, cid, pyrt_tmp):
@@ -167,7 +138,7 @@ def test_cve_2016_9962_exec_process_not_accessible_before_exec(rt, make_bundle, 
     the container must not see their exe/fds/environ (ptrace-level access) meanwhile. Racy
     by nature: many execs while the container probes; a dumpable entering process is
     caught in practice."""
-    before = _digests(RUNTIME_FILES)
+    before = util.digests(RUNTIME_FILES)
     a = Prober(rt, make_bundle, cid, pyrt_tmp)
     a.wait_rounds(1)
     for _ in range(25):
@@ -175,7 +146,7 @@ def test_cve_2016_9962_exec_process_not_accessible_before_exec(rt, make_bundle, 
         assert r.returncode == 0, r.stderr
     a.wait_rounds(2)
     assert a.hits() == []
-    assert _digests(RUNTIME_FILES) == before
+    assert util.digests(RUNTIME_FILES) == before
 
 
 def test_cve_2019_5736_exec_cannot_overwrite_runtime(rt, make_bundle, cid, pyrt_tmp):
@@ -183,7 +154,7 @@ def test_cve_2019_5736_exec_cannot_overwrite_runtime(rt, make_bundle, cid, pyrt_
     `#!/proc/self/exe` so that the entering process re-executes "itself"; then tries to
     open the runtime's binary for writing. Here the shebang trick only re-runs busybox
     (the entering process never exec's the runtime), and the host files stay unchanged."""
-    before = _digests(RUNTIME_FILES)
+    before = util.digests(RUNTIME_FILES)
     b = _sh(make_bundle, "sleep 300")
     b.config["root"]["readonly"] = False
     b.save()
@@ -199,7 +170,7 @@ def test_cve_2019_5736_exec_cannot_overwrite_runtime(rt, make_bundle, cid, pyrt_
     r = rt.run("exec", cid, "/bin/sh", "-c", script)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == ""
-    assert _digests(RUNTIME_FILES) == before
+    assert util.digests(RUNTIME_FILES) == before
 
 
 # --- CVE-2024-21626: leaked fds as the working directory ---------------------------------

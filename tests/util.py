@@ -3,8 +3,11 @@
 Everything here reads /proc directly: the harness must keep working when the runtime under
 test is broken.
 """
+import contextlib
+import hashlib
 import os
 import re
+import stat
 import subprocess
 import tempfile
 import time
@@ -78,6 +81,49 @@ def cgroup2_unified(mountpoint="/sys/fs/cgroup"):
                    and l.split(" - ")[1].split()[0] == "cgroup2" for l in f)
 
 
+def cgroup_v1_host(root="/sys/fs/cgroup"):
+    """True on a cgroup v1 or hybrid host: v1 hierarchies mounted, `root` not a cgroup2 mount."""
+    with open("/proc/self/mountinfo") as f:
+        fs = [(l.split(" - ")[0].split()[4], l.split(" - ")[1].split()[0]) for l in f]
+    return not any(mp == root and t == "cgroup2" for mp, t in fs) and \
+        any(t == "cgroup" for _mp, t in fs)
+
+
+def needs_root_on_cgroup_v1():
+    """The skip mark (for `pytestmark`) of tests that need root on a cgroup v1/hybrid host."""
+    import pytest
+    return pytest.mark.skipif(os.geteuid() != 0 or not cgroup_v1_host(),
+                              reason="needs root on a cgroup v1 / hybrid host")
+
+
+def rmdir_gone(path):
+    """Remove the empty dir `path`: True once it is gone, False while it cannot be (a cgroup
+    whose last process is still leaving): a predicate for wait_for."""
+    try:
+        os.rmdir(path)
+    except FileNotFoundError:
+        pass
+    except OSError:
+        return False
+    return True
+
+
+@contextlib.contextmanager
+def cgroup_with_a_process(path):
+    """A cgroup of the test's own at `path` with a sleeping process in it (yielded): a bait
+    that a runtime following a damaged record would kill or remove. Both go at the end."""
+    os.mkdir(path)
+    proc = subprocess.Popen(["sleep", "1000"], start_new_session=True)
+    try:
+        with open(os.path.join(path, "cgroup.procs"), "w") as f:
+            f.write(str(proc.pid))
+        yield proc
+    finally:
+        proc.kill()
+        proc.wait()
+        wait_for(lambda: rmdir_gone(path), 5)
+
+
 def unescape_mountinfo(field):
     # mountinfo escapes space, tab, newline and backslash as \ooo.
     return _OCTAL.sub(lambda m: chr(int(m.group(1), 8)), field)
@@ -141,6 +187,15 @@ def wait_for(pred, timeout=10.0, interval=0.02):
         time.sleep(interval)
 
 
+def ns_pid(host_pid):
+    """The pid of a process in its innermost pid namespace."""
+    with open("/proc/%d/status" % host_pid) as f:
+        for line in f:
+            if line.startswith("NSpid:"):
+                return int(line.split()[-1])
+    raise AssertionError("no NSpid")
+
+
 def children(pid):
     """Direct children of `pid` (needs CONFIG_PROC_CHILDREN, present on this kernel)."""
     out = []
@@ -169,3 +224,57 @@ def call_ok(rt, *args, **kw):
     assert p.returncode == 0, "%s exited %d\n--- stdout:\n%s\n--- stderr:\n%s" % (
         " ".join(p.args), p.returncode, p.stdout, p.stderr)
     return p
+
+
+def libpython():
+    """The host's libpython (real path), or None when the interpreter is linked statically."""
+    import sysconfig
+    name = sysconfig.get_config_var("INSTSONAME") or ""
+    libdir = sysconfig.get_config_var("LIBDIR") or ""
+    p = os.path.join(libdir, name)
+    return os.path.realpath(p) if name and os.path.exists(p) else None
+
+
+def digests(paths):
+    """path -> sha256 of its content: host files compared before and after an attack."""
+    out = {}
+    for p in paths:
+        h = hashlib.sha256()
+        with open(p, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+        out[p] = h.hexdigest()
+    return out
+
+
+def snapshot(path):
+    """Everything about a tree that a runtime could change: names, types, modes, owners,
+    sizes, mtimes, contents and link targets."""
+    out = {}
+    st = os.lstat(path)
+    out["."] = (st.st_mode, st.st_uid, st.st_gid, st.st_mtime_ns)
+    for cur, dirs, files in os.walk(path, followlinks=False):
+        for n in sorted(dirs + files):
+            p = os.path.join(cur, n)
+            st = os.lstat(p)
+            item = (st.st_mode, st.st_uid, st.st_gid, st.st_size, st.st_mtime_ns)
+            if stat.S_ISLNK(st.st_mode):
+                item += (os.readlink(p),)
+            elif stat.S_ISREG(st.st_mode):
+                with open(p, "rb") as f:
+                    item += (f.read(),)
+            out[os.path.relpath(p, path)] = item
+    return out
+
+
+def link(rootfs, name, target):
+    """Make `name` in an image a symlink to `target`, replacing what is there (an empty dir
+    too) and making its parent dirs."""
+    p = os.path.join(rootfs, name.lstrip("/"))
+    os.makedirs(os.path.dirname(p), exist_ok=True)
+    if os.path.lexists(p):
+        if os.path.isdir(p) and not os.path.islink(p):
+            os.rmdir(p)
+        else:
+            os.unlink(p)
+    os.symlink(target, p)

@@ -107,13 +107,19 @@ class BaseManager:
     def _pids_dir(self):
         raise NotImplementedError
 
-    def update(self, resources):
+    def merged(self, resources):
+        """Our resources with an update's applied: a section (memory, cpu...) it names
+        gains or replaces only the keys it gives."""
         merged = fastjson.clone(self.resources)
         for k, v in (resources or {}).items():
             if isinstance(v, dict) and isinstance(merged.get(k), dict):
                 merged[k].update(v)
             else:
                 merged[k] = v
+        return merged
+
+    def update(self, resources):
+        merged = self.merged(resources)
         self._set(merged, resources or {}, update=True)
         self.resources = merged
 

@@ -15,7 +15,6 @@ import errno
 import os
 import time
 
-from pyruntime import fastjson
 from pyruntime.errors import CgroupError
 from pyruntime.cgroups import common
 from pyruntime.cgroups.base import need, num
@@ -510,12 +509,7 @@ class SystemdManager(V2Manager):
             raise
 
     def update(self, resources):
-        merged = fastjson.clone(self.resources)
-        for k, v in (resources or {}).items():
-            if isinstance(v, dict) and isinstance(merged.get(k), dict):
-                merged[k].update(v)
-            else:
-                merged[k] = v
+        merged = self.merged(resources)
         from pyruntime import sdbus
         with sdbus.Systemd() as sd:
             props = resource_props(merged, self.linux_devices, _LazyVersion(sd.version),
