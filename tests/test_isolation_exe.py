@@ -73,8 +73,11 @@ check() {  # $1 kind, $2 pid, $3 link
       ( : >> "$3" ) 2>/dev/null && echo "wopen $1 $2 $id $l" >> /out/hits ;;
     cwd|fd)
       if [ -d "$3" ]; then
-        { [ -e "$3/$MARKER" ] || [ -e "$3/../$MARKER" ] || [ -e "$3/../../$MARKER" ]; } &&
-          echo "hostdir $1 $2 $l" >> /out/hits
+        # how far up the host marker is: 0 the runtime's cwd or a bundle, 1 a rootfs
+        for up in 0 1 2; do
+          m=$3; k=0; while [ $k -lt $up ]; do m=$m/..; k=$((k + 1)); done
+          if [ -e "$m/$MARKER" ]; then echo "hostdir $1 $2 $up $l" >> /out/hits; break; fi
+        done
       fi ;;
   esac
   return 0
@@ -244,13 +247,15 @@ def test_exec_and_create_never_expose_host_files(rt, make_bundle, cid, pyrt_tmp,
         pytest.xfail("runc keeps host files reachable: %s" % w.hits()[0])
     hits = w.hits()
     # Known and documented (docs/threat-model.md, "Left"): an init created into an
-    # existing pid namespace holds its rootfs dir (the host path) until pivot_root, and a
-    # neighbour with CAP_SYS_PTRACE of the initial user namespace may catch that window.
-    # Only that exact record is set aside; the rootfs's own fd at any other moment, any
-    # other fd, cwd, exe or map_files record still fails the test.
-    rootfs = os.path.realpath(b.rootfs)
-    window = [h for h in hits if h.split(" ", 3)[:2] == ["hostdir", "fd"]
-              and int(h.split(" ", 3)[2]) in b_inits and h.split(" ", 3)[3] == rootfs]
+    # existing pid namespace holds its rootfs dir (the host path) as a fd, and as its cwd
+    # while it pivots, until pivot_root; a neighbour with CAP_SYS_PTRACE of the initial
+    # user namespace may catch that window. Only those records are set aside (a created
+    # init's fd or cwd one level below the bundle's marker: its rootfs); the runtime's cwd
+    # or a bundle dir itself, any other process, and every exe or map_files record still
+    # fail the test.
+    window = [h for h in hits if h.split(" ", 4)[:1] == ["hostdir"]
+              and h.split(" ", 4)[1] in ("fd", "cwd") and int(h.split(" ", 4)[2]) in b_inits
+              and h.split(" ", 4)[3] == "1"]
     if window:
         print("known pre-pivot window seen:", window)
     assert [h for h in hits if h not in window] == []
