@@ -520,10 +520,14 @@ class SystemdManager(V2Manager):
                 raise CgroupError("unable to set unit properties: %s" % e) from None
         super().update(resources)
 
-    def destroy(self, timeout=5.0):
+    def destroy(self, kill=None, timeout=5.0):
+        # the transient scope is named after the container: what is in it is its own,
+        # unless teardown found a pid-namespace init that took its processes along
+        if kill is None:
+            kill = True
         # kill first: stopping a scope with live processes waits for them (SIGTERM, then
         # TimeoutStopSec, 90 s by default) before SIGKILL
-        if os.path.isdir(self.leaf):
+        if kill and os.path.isdir(self.leaf):
             deadline = time.monotonic() + timeout
             delay = 0.005
             while self.pids() and time.monotonic() < deadline:
@@ -540,6 +544,7 @@ class SystemdManager(V2Manager):
                 sd.stop_unit(self.unit)
         except CgroupError as e:
             err = e
-        super().destroy(timeout)
+        busy = super().destroy(kill=kill, timeout=timeout)
         if err is not None and self.pids():
             raise CgroupError("cgroup: stopping unit %s: %s" % (self.unit, err))
+        return busy
