@@ -21,6 +21,7 @@ import _signal  # `signal` imports enum: ~4 ms, and Docker gives every container
 from .fastjson import dumps
 
 from .errors import HookError
+from .stdio import reap
 
 KINDS = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop")
 
@@ -72,7 +73,7 @@ def run_hook(h, kind, state, ns_pid=None):
                 os.killpg(pid, _signal.SIGKILL)
             except OSError:
                 pass
-        status = _reap(pid)
+        status = reap(pid)
         pid = -1
     finally:
         os.close(stdin)
@@ -84,7 +85,7 @@ def run_hook(h, kind, state, ns_pid=None):
                 os.killpg(pid, _signal.SIGKILL)
             except OSError:
                 pass
-            _reap(pid)
+            reap(pid)
     if timed_out:
         raise HookError("%s: hook ran past specified timeout of %.1fs" % (what, float(timeout)))
     if os.WIFSIGNALED(status):
@@ -154,7 +155,7 @@ def _exec_hook(joins, path, args, env, stdin, out_w, err_w, cwd):
         # EOF: the hook is running (the pipe closed on exec); 4 bytes: the exec's errno
         err = os.read(ex_r, 4)
         if len(err) == 4:
-            _reap(pid)
+            reap(pid)
             raise HookError("fork/exec %s: %s" % (path, strerror(int.from_bytes(err, sys.byteorder))))
         return pid
     finally:
@@ -190,16 +191,6 @@ def _collect(out_r, err_r, timeout):
 
 def _text(b):
     return bytes(b).decode(errors="replace")
-
-
-def _reap(pid):
-    while True:
-        try:
-            return os.waitpid(pid, 0)[1]
-        except InterruptedError:
-            continue
-        except ChildProcessError:
-            return 0
 
 
 def _signame(n):
