@@ -226,16 +226,17 @@ def test_user_namespace_rootfs_below_a_private_dir(rt, make_bundle, cid):
     assert r.stdout.split() == ["0"]
 
 
-def test_user_namespace_bind_source_below_a_private_dir(rt, make_bundle, cid, pyrt_tmp):
-    # bind sources are reached with the runtime's credentials, not the mapped root's
+def _private_bind(pyrt_tmp, make_bundle, sub, text, options, link=None):
+    """A userns container binding `sub` of a 0700 dir only the runtime's host
+    credentials can enter (through the symlink `link` when given)."""
     private = os.path.join(pyrt_tmp, "private")
-    os.makedirs(os.path.join(private, "data"))
+    os.makedirs(os.path.join(private, sub))
     os.chmod(private, 0o700)
-    with open(os.path.join(private, "data", "f"), "w") as f:
-        f.write("hello\n")
-    os.chmod(os.path.join(private, "data", "f"), 0o644)
-    if not rt.is_pyruntime:
-        pytest.skip("runc 1.1.5 binds the rootfs as the mapped root: EACCES")
+    with open(os.path.join(private, sub, "f"), "w") as f:
+        f.write(text)
+    os.chmod(os.path.join(private, sub, "f"), 0o644)
+    if link:
+        os.symlink(sub, os.path.join(private, link))
     b = make_bundle(["cat", "/mnt/f"])
     # the mountpoint exists (the mapped root cannot create it in a root-owned rootfs)
     os.makedirs(os.path.join(b.rootfs, "mnt"), exist_ok=True)
@@ -243,9 +244,17 @@ def test_user_namespace_bind_source_below_a_private_dir(rt, make_bundle, cid, py
     b.config["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
     b.config["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
     b.config["mounts"].append({"destination": "/mnt", "type": "bind",
-                               "source": os.path.join(private, "data"),
-                               "options": ["rbind", "ro"]})
+                               "source": os.path.join(private, link or sub),
+                               "options": options})
     b.save()
+    return b
+
+
+def test_user_namespace_bind_source_below_a_private_dir(rt, make_bundle, cid, pyrt_tmp):
+    # bind sources are reached with the runtime's credentials, not the mapped root's
+    if not rt.is_pyruntime:
+        pytest.skip("runc 1.1.5 binds the rootfs as the mapped root: EACCES")
+    b = _private_bind(pyrt_tmp, make_bundle, "data", "hello\n", ["rbind", "ro"])
     r = rt.run("run", "--bundle", b.path, cid)
     assert r.returncode == 0, r.stderr
     assert r.stdout == "hello\n"
@@ -254,22 +263,8 @@ def test_user_namespace_bind_source_below_a_private_dir(rt, make_bundle, cid, py
 def test_user_namespace_idmapped_mount_through_a_symlinked_source(rt, make_bundle, cid,
                                                                    pyrt_tmp):
     # the source is a symlink below a private dir: resolved and cloned by the runtime
-    private = os.path.join(pyrt_tmp, "private")
-    os.makedirs(os.path.join(private, "real"))
-    os.chmod(private, 0o700)
-    with open(os.path.join(private, "real", "f"), "w") as f:
-        f.write("idmapped\n")
-    os.chmod(os.path.join(private, "real", "f"), 0o644)
-    os.symlink("real", os.path.join(private, "link"))
-    b = make_bundle(["cat", "/mnt/f"])
-    os.makedirs(os.path.join(b.rootfs, "mnt"), exist_ok=True)
-    b.config["linux"]["namespaces"].append({"type": "user"})
-    b.config["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
-    b.config["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
-    b.config["mounts"].append({"destination": "/mnt", "type": "bind",
-                               "source": os.path.join(private, "link"),
-                               "options": ["rbind", "idmap"]})
-    b.save()
+    b = _private_bind(pyrt_tmp, make_bundle, "real", "idmapped\n", ["rbind", "idmap"],
+                      link="link")
     r = rt.run("run", "--bundle", b.path, cid)
     if not rt.is_pyruntime and r.returncode:
         pytest.skip("runc 1.1.5 has no idmapped mounts: " + r.stderr.strip())
