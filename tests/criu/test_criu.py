@@ -1,0 +1,92 @@
+"""checkpoint and restore through criu, in the qemu cgroup v2 guest (criu does not work on
+this host's kernel; tests/test_checkpoint.py checks the refusal there). The same tests run
+against runc 1.1.5 with PYRT_RUNTIME=runc (V2_PASSENV=PYRT_RUNTIME).
+
+    tools/cgroup-v2-vm/criu-modules.sh fetch      # once, on the host
+    V2_TESTS=tests/criu tools/cgroup-v2-vm/run-v2-tests.sh
+
+The guest is ~30x slower than the host: each test keeps to a few runtime commands."""
+import json
+import os
+import socket
+import subprocess
+import time
+
+import pytest
+
+import util
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+MODULES = os.path.join(util.REPO, "tools", "cgroup-v2-vm", "criu-modules.sh")
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not util.cgroup2_unified(),
+                                reason="criu works only in the cgroup v2 guest's kernel")
+
+# the counter writes its value into the rootfs (the same directory before and after a
+# restore); stdio goes to the container's /dev/null at once, so criu meets no host file
+COUNTER = ("exec </dev/null >/dev/null 2>&1; i=0; while :; do i=$((i+1)); "
+           "echo $i > /count.tmp; mv /count.tmp /count; sleep 0.2; done")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _criu_modules():
+    # socket diag, tun/veth, netfilter and autofs4: modules of the guest's kernel
+    subprocess.run([MODULES, "load"], check=True)
+
+
+def count(b):
+    try:
+        with open(os.path.join(b.rootfs, "count")) as f:
+            return int(f.read().strip() or 0)
+    except (OSError, ValueError):
+        return 0
+
+
+def wait_count(b, n, timeout=60):
+    assert util.wait_for(lambda: count(b) >= n, timeout, 0.1), "counter at %d, not %d" % (count(b), n)
+    return count(b)
+
+
+def start_counter(rt, make_bundle, cid, script=COUNTER, linux=None):
+    b = make_bundle(["sh", "-c", script])
+    b.config["root"]["readonly"] = False
+    b.config["linux"].update(linux or {})
+    b.save()
+    rt.ok("run", "-d", "--bundle", b.path, cid)
+    wait_count(b, 2)
+    return b
+
+
+def test_counter_resumes_under_a_new_id(rt, make_bundle, cid, pyrt_tmp):
+    b = start_counter(rt, make_bundle, cid)
+    img = os.path.join(pyrt_tmp, "img")
+    rt.ok("checkpoint", "--image-path", img, cid)
+    # runc destroys the checkpointed container: its processes are gone, its id is free
+    r = rt.run("state", cid)
+    assert r.returncode != 0 and "does not exist" in r.stderr, (r.stdout, r.stderr)
+    rt.ok("delete", "--force", cid)
+    v = count(b)
+    time.sleep(1)
+    assert count(b) == v, "the counter kept counting after checkpoint"
+    new = cid + "-r"
+    pidfile = os.path.join(pyrt_tmp, "pid")
+    rt.ok("restore", "--detach", "--image-path", img, "--bundle", b.path,
+          "--pid-file", pidfile, new)
+    s = rt.state(new)
+    assert s["status"] == "running" and s["bundle"] == b.path
+    with open(pidfile) as f:
+        assert int(f.read()) == s["pid"]
+    first = count(b)
+    assert first >= v, "the counter started over (%d < %d)" % (first, v)
+    wait_count(b, v + 3)
+    with open("/proc/%d/cgroup" % s["pid"]) as f:
+        where = f.read().strip()
+    if rt.is_pyruntime:
+        # in the new container's cgroup (runc 1.1.5 puts it back into the checkpointed
+        # container's cgroup path, which criu makes anew and nothing removes)
+        assert where == "0::/" + new, where
+    ps = json.loads(rt.ok("ps", "-f", "json", new).stdout)
+    assert s["pid"] in ps
+    rt.ok("kill", new, "KILL")
+    assert util.wait_for(lambda: rt.state(new)["status"] == "stopped", 30, 0.1)
+    rt.ok("delete", new)
