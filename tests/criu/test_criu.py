@@ -90,3 +90,90 @@ def test_counter_resumes_under_a_new_id(rt, make_bundle, cid, pyrt_tmp):
     rt.ok("kill", new, "KILL")
     assert util.wait_for(lambda: rt.state(new)["status"] == "stopped", 30, 0.1)
     rt.ok("delete", new)
+
+
+def test_pre_dump_leave_running_and_restore_under_the_same_id(rt, make_bundle, cid, pyrt_tmp):
+    b = start_counter(rt, make_bundle, cid)
+    pid = rt.state(cid)["pid"]
+    img = os.path.join(pyrt_tmp, "img")
+    rt.ok("checkpoint", "--pre-dump", "--image-path", os.path.join(img, "pre"), cid)
+    assert rt.state(cid)["status"] == "running" and rt.state(cid)["pid"] == pid
+    v = wait_count(b, count(b) + 2)   # still counting
+    rt.ok("checkpoint", "--leave-running", "--image-path", os.path.join(img, "dump"),
+          "--parent-path", "../pre", cid)
+    s = rt.state(cid)
+    assert s["status"] == "running" and s["pid"] == pid
+    wait_count(b, v + 3)
+    # the original goes; the checkpoint comes back under its id
+    rt.ok("delete", "--force", cid)
+    rt.ok("restore", "-d", "--image-path", os.path.join(img, "dump"), "--bundle", b.path, cid)
+    s = rt.state(cid)
+    assert s["status"] == "running" and s["pid"] != pid
+    assert count(b) >= v
+    wait_count(b, count(b) + 3)
+    rt.ok("delete", "--force", cid)
+
+
+TCP = ("exec </dev/null >/dev/null 2>&1; nc -l -p 5000 > /tcp.log & sleep 1; "
+       "i=0; while :; do i=$((i+1)); echo $i; echo $i > /count.tmp; mv /count.tmp /count; "
+       "sleep 0.2; done | nc 127.0.0.1 5000")
+
+
+def tcp_last(b):
+    with open(os.path.join(b.rootfs, "tcp.log")) as f:
+        lines = f.read().split()
+    return int(lines[-1]) if lines else 0
+
+
+def test_established_tcp_in_its_own_network_namespace(rt, make_bundle, cid, pyrt_tmp):
+    b = start_counter(rt, make_bundle, cid, TCP)   # the default config has its own netns
+    pid = rt.state(cid)["pid"]
+    assert util.wait_for(lambda: tcp_last(b) >= 2, 30, 0.1)
+    img = os.path.join(pyrt_tmp, "img")
+    # criu refuses an established connection without --tcp-established: the container
+    # stays as it was
+    r = rt.run("checkpoint", "--image-path", img, cid)
+    assert r.returncode != 0 and len(r.stderr.strip().splitlines()) >= 1, r.stderr
+    s = rt.state(cid)
+    assert s["status"] == "running" and s["pid"] == pid
+    v = count(b)
+    wait_count(b, v + 2)
+    rt.ok("checkpoint", "--tcp-established", "--image-path", img, cid)
+    v = tcp_last(b)
+    rt.ok("restore", "-d", "--tcp-established", "--image-path", img, "--bundle", b.path, cid)
+    # the same connection carries on: the server keeps receiving the sender's numbers
+    assert util.wait_for(lambda: tcp_last(b) >= v + 3, 60, 0.1), (v, tcp_last(b))
+    with open(os.path.join(b.rootfs, "tcp.log")) as f:
+        got = [int(x) for x in f.read().split()]
+    assert got == list(range(1, len(got) + 1)), "numbers lost or repeated over the connection"
+    rt.ok("delete", "--force", cid)
+
+
+TTY = ("i=0; while :; do i=$((i+1)); echo n=$i; echo $i > /count.tmp; mv /count.tmp /count; "
+       "sleep 0.2; done")
+
+
+def test_terminal_with_console_socket(rt, make_bundle, cid, pyrt_tmp):
+    from test_tty import ConsoleServer, read_until
+    b = make_bundle(["sh", "-c", TTY], terminal=True)
+    b.config["root"]["readonly"] = False
+    b.save()
+    srv = ConsoleServer(os.path.join(pyrt_tmp, "c1.sock"))
+    srv2 = None
+    try:
+        rt.ok("run", "-d", "--console-socket", srv.path, "--bundle", b.path, cid)
+        assert "n=2" in read_until(srv.master(), "n=2")
+        img = os.path.join(pyrt_tmp, "img")
+        rt.ok("checkpoint", "--image-path", img, cid)
+        v = count(b)
+        srv2 = ConsoleServer(os.path.join(pyrt_tmp, "c2.sock"))
+        rt.ok("restore", "-d", "--console-socket", srv2.path, "--image-path", img,
+              "--bundle", b.path, cid)
+        # a new master for the same terminal: the counter writes on
+        out = read_until(srv2.master(), "n=%d" % (v + 3), timeout=60)
+        assert "n=%d" % (v + 3) in out, out
+        rt.ok("delete", "--force", cid)
+    finally:
+        srv.close()
+        if srv2 is not None:
+            srv2.close()
