@@ -52,9 +52,11 @@ def test_checkpoint_refused_with_criu_s_reason_and_nothing_changed(rt, make_bund
             _says_why(_one_line(r))
         else:
             assert r.returncode != 0
-        # the container runs on as it was; no image or work directory was made
+        # the container runs on as it was; no image or work directory was made (runc
+        # 1.1.5 makes them and leaves criu's log there)
         assert rt.state(cid) == before
-        assert not os.path.exists(img) and not os.path.exists(work)
+        if rt.is_pyruntime:
+            assert not os.path.exists(img) and not os.path.exists(work)
     os.kill(before["pid"], 0)
     rt.ok("delete", "--force", cid)
 
@@ -74,7 +76,8 @@ def test_restore_refused_with_criu_s_reason_and_nothing_made(rt, make_bundle, ci
         assert r.returncode != 0
     assert cid not in rt.container_ids()
     assert rt.run("state", cid).returncode != 0
-    assert sorted(os.listdir(img)) == ["descriptors.json"]
+    if rt.is_pyruntime:   # runc 1.1.5 leaves criu's restore.log in the image directory
+        assert sorted(os.listdir(img)) == ["descriptors.json"]
 
 
 def test_checkpoint_of_a_missing_container_needs_no_criu(rt, cid, pyrt_tmp):
@@ -120,3 +123,17 @@ def test_criu_bindings_are_imported_only_by_checkpoint_and_restore(rt, make_bund
     assert rc == (0 if CRIU_WORKS else 1)
     if not CRIU_WORKS:
         rt.ok("delete", "--force", cid)
+
+
+def test_features_say_checkpoint_needs_criu_and_its_kernel(rt):
+    import json
+    doc = json.loads(rt.ok("features").stdout)
+    ann = doc["annotations"]
+    assert ann["org.opencontainers.runc.checkpoint.enabled"] == (
+        "true" if shutil.which("criu") else "false")
+    if rt.is_pyruntime:
+        assert "criu check" in ann["io.github.pyruntime.checkpoint"]
+        # without criu on PATH the runtime says it cannot checkpoint
+        r = rt.run("features", env=dict(os.environ, PATH="/nonexistent"))
+        assert json.loads(r.stdout)["annotations"][
+            "org.opencontainers.runc.checkpoint.enabled"] == "false"
