@@ -598,6 +598,29 @@ static void do_mkdir(struct pyrt_step *s)
     close(fd);
 }
 
+/* Engines hand a detached container their own /dev/null as stdio. Its mount is outside
+ * the container, where criu cannot find it ("Can't lookup mount"): once the container's
+ * root is /, such fds are reopened on the container's /dev/null (runc does the same).
+ * Only a char device with /dev/null's numbers replaces them; a rootfs without one, or
+ * with a symlink or anything else there, leaves stdio as it is. */
+static void reopen_dev_null(void)
+{
+    struct stat nul, st;
+    int fd = open("/dev/null", O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    if (fstat(fd, &nul) == 0 && S_ISCHR(nul.st_mode) && nul.st_rdev == makedev(1, 3)) {
+        for (int i = 0; i < 3; i++) {
+            /* the same inode may sit on another mount (a bind of the host's node): the
+             * mount is what criu looks up, so every match is replaced */
+            if (fstat(i, &st) == 0 && S_ISCHR(st.st_mode) && st.st_rdev == nul.st_rdev
+                && dup3(fd, i, 0) < 0)
+                fail(errno, NULL);
+        }
+    }
+    close(fd);
+}
+
 static void do_pivot_root(void)
 {
     int oldroot = open("/", O_DIRECTORY | O_RDONLY | O_CLOEXEC);
@@ -624,6 +647,7 @@ static void do_pivot_root(void)
     close(newroot);
     close(g_rootfd);
     g_rootfd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    reopen_dev_null();
 }
 
 static void do_chroot(int plain)
@@ -639,6 +663,8 @@ static void do_chroot(int plain)
         fail(errno, NULL);
     close(g_rootfd);
     g_rootfd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (!plain)
+        reopen_dev_null();
 }
 
 /* After the pivot: mask a path with /dev/null (file) or an empty read-only tmpfs (dir). */

@@ -148,7 +148,7 @@ def check(criu):
     or raises one line saying why criu cannot work here."""
     import tempfile
     with tempfile.TemporaryDirectory(prefix="pyrt-criu-check-") as d:
-        wfd = os.open(d, os.O_RDONLY | os.O_DIRECTORY)
+        wfd = os.open(d, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
             w = Swrk(criu, pass_fds=(wfd,))
             pb = w.pb

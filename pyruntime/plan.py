@@ -483,9 +483,11 @@ def build(config, bundle, cid, opts=None, cgroup_mgr=None):
         add(_step("chroot", "chroot into the rootfs (no mount namespace)", plain=True))
     else:
         if opts.get("no_pivot"):
-            add(_step("chroot", "move the rootfs to / and chroot (--no-pivot)"))
+            add(_step("chroot", "move the rootfs to / and chroot (--no-pivot); stdio on an "
+                      "outside /dev/null reopened on the container's"))
         else:
-            add(_step("pivot_root", "pivot_root into %s" % rootfs))
+            add(_step("pivot_root", "pivot_root into %s; stdio on an outside /dev/null "
+                      "reopened on the container's" % rootfs))
 
     if mntns and linux.get("rootfsPropagation") in ("shared", "rshared", "unbindable",
                                                     "runbindable"):

@@ -137,3 +137,22 @@ def test_features_say_checkpoint_needs_criu_and_its_kernel(rt):
         r = rt.run("features", env=dict(os.environ, PATH="/nonexistent"))
         assert json.loads(r.stdout)["annotations"][
             "org.opencontainers.runc.checkpoint.enabled"] == "false"
+
+
+def test_stdio_on_the_host_s_dev_null_is_reopened_on_the_container_s(rt, make_bundle, cid):
+    """Engines (conmon, containerd's shim) hand a detached container the host's /dev/null
+    as stdio. criu cannot dump an fd whose mount is not in the container ("Can't lookup
+    mount"), so the init reopens such fds on the container's own /dev/null, as runc does."""
+    b = make_bundle(["sleep", "1000"])
+    with open(os.devnull, "r+b") as nul:
+        rt.ok("run", "-d", "--bundle", b.path, cid, stdin=nul, stdout=nul, stderr=nul)
+    pid = rt.state(cid)["pid"]
+    with open("/proc/%d/mountinfo" % pid) as f:
+        dev = [ln.split()[0] for ln in f if ln.split()[4] == "/dev"]
+    ids = []
+    for fd in range(3):
+        with open("/proc/%d/fdinfo/%d" % (pid, fd)) as f:
+            ids += [ln.split()[1] for ln in f if ln.startswith("mnt_id:")]
+        assert os.readlink("/proc/%d/fd/%d" % (pid, fd)) == "/dev/null"
+    rt.ok("delete", "--force", cid)
+    assert len(dev) == 1 and ids == dev * 3, (dev, ids)
