@@ -14,7 +14,9 @@ enum {
     OP_NO_NEW_PRIVS, OP_SECCOMP, OP_LOOKUP, OP_READY, OP_WAIT_START, OP_EXEC, OP_BECOME_ROOT,
     OP_CONSOLE, OP_DUP_STDIO, OP_SETNS, OP_MKDIR, OP_UNSHARE, OP_LOOPBACK_UP, OP_HOOK,
     /* OCI 1.3 process/linux fields */
-    OP_SCHED, OP_IOPRIO, OP_MEMPOLICY, OP_PERSONALITY, OP_AFFINITY
+    OP_SCHED, OP_IOPRIO, OP_MEMPOLICY, OP_PERSONALITY, OP_AFFINITY,
+    /* the init of a joined pid namespace: forked there once its root is built */
+    OP_FORK_INIT, OP_DETACH_OLD_ROOT
 };
 
 /* Message kinds on the sync socket. */

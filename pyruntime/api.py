@@ -328,11 +328,11 @@ class Runtime:
                 if tag == "hooks":
                     from . import hooks as hooks_mod
                     s = c.oci_state("creating")
-                    s["pid"] = pid
+                    s["pid"] = launch.pid
                     try:
                         hooks_mod.run_hooks(hooks, "prestart", s)
                         hooks_mod.run_hooks(hooks, "createRuntime", s)
-                        hooks_mod.run_hooks(hooks, "createContainer", s, ns_pid=pid)
+                        hooks_mod.run_hooks(hooks, "createContainer", s, ns_pid=launch.pid)
                     except RuntimeErr as e:
                         # runc's wording: the hooks run during the init's setup
                         raise RuntimeErr("unable to start container process: error during "
@@ -345,12 +345,20 @@ class Runtime:
                     elif step["op"] == "seccomp":
                         from . import seccomp
                         s = c.oci_state("creating")
-                        s["pid"] = pid
+                        s["pid"] = launch.pid
                         seccomp.send_listener(linux["seccomp"], fd, s)
                 finally:
                     os.close(fd)
 
-            launch.run(on_sync=on_sync, on_fd=on_fd)
+            def on_pid(new):
+                # the init forked into a joined pid namespace by the process that built
+                # its root (which is gone now): it is the one on record from here
+                c.data["pid"] = new
+                c.data["start_time"], _ = st.proc_start_time(new)
+                c.save()
+                st.save_owned(c)
+
+            launch.run(on_sync=on_sync, on_fd=on_fd, on_pid=on_pid)
         except BaseException:
             _abort(launch, mgr)
             stdio.close(parent_stdio)

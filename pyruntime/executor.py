@@ -15,6 +15,7 @@ OPS = {
     "exec": 32, "become_root": 33, "console": 34, "dup_stdio": 35, "setns": 36, "mkdir": 37,
     "unshare": 38, "loopback_up": 39, "hook": 40,
     "sched": 41, "ioprio": 42, "mempolicy": 43, "personality": 44, "affinity": 45,
+    "fork_init": 46, "detach_old_root": 47,
 }
 MSG_PID, MSG_SYNC, MSG_READY, MSG_ERROR, MSG_FD = 1, 2, 3, 4, 5
 MSG_GO, MSG_ABORT = 10, 11
@@ -84,6 +85,8 @@ def _to_c(steps, keep, where):
             c.s1 = _cstr(keep, st["path"])
             c.s2 = _cstr(keep, g("parent"))
             c.n1 = 1 if g("from_cwd") else 0
+        elif op == "pivot_root":
+            c.n1 = 1 if g("keep_old_root") else 0
         elif op == "chroot":
             c.n1 = 1 if g("plain") else 0   # no mount namespace: chroot, never MS_MOVE
         elif op == "mount":
@@ -99,6 +102,9 @@ def _to_c(steps, keep, where):
             c.m[2] = g("fallback_attrs", 0)     # MOUNT_ATTR_* for the sysfs bind fallback (recursive)
             if g("mount_fd") is not None:       # a detached mount to move in (idmapped mounts)
                 c.m[3] = g("mount_fd") + 1
+            if g("fsmount"):                    # made by fsopen/fsmount, attached by fd
+                c.m[4] = st["fsmount"]["attrs"] + 1
+                c.v1 = _cvec(keep, st["fsmount"]["options"])
             if g("fallback_n"):
                 mask = 0
                 for e in g("fallback_errnos") or ():
@@ -321,7 +327,18 @@ class Launch:
                                      % (j["type"], j["path"], strerror(e.errno)))
                 jfds.append(fd)
                 jtypes.append(NS_FLAGS[j["type"]])
-            self._join_fds = jfds
+            self._join_fds = list(jfds)
+            for i, st in enumerate(self.steps):
+                if st["op"] == "setns" and "fd" not in st:
+                    # a namespace the init's builder joins itself (a pid namespace
+                    # entered only once the root is built)
+                    try:
+                        fd = os.open(st["path"], os.O_RDONLY | os.O_CLOEXEC)
+                    except OSError as e:
+                        raise RuntimeErr("unable to join %s namespace %s: %s"
+                                         % (st["type"], st["path"], strerror(e.errno)))
+                    self._join_fds.append(fd)
+                    self.steps[i] = dict(st, fd=fd, nstype=NS_FLAGS[st["type"]])
             sp = ffi.new("struct pyrt_spawn *")
             sp.clone_flags = _ns_flags(clone)
             sp.nsteps = len(self.steps)
@@ -402,7 +419,7 @@ class Launch:
             return None, r
         return (m.kind, m.step, m.err, m.value, ffi.string(m.text).decode(errors="replace"), fdp[0]), 0
 
-    def run(self, on_sync=None, on_fd=None, until=MSG_READY):
+    def run(self, on_sync=None, on_fd=None, until=MSG_READY, on_pid=None):
         """Process init messages until READY. Raises RuntimeErr on a failed step."""
         while True:
             msg, r = self.recv()
@@ -415,6 +432,15 @@ class Launch:
                 return
             if kind == MSG_ERROR:
                 raise RuntimeErr(self.error_text(step, err, text))
+            if kind == MSG_PID:
+                # fork_init: the builder forked the init into the joined pid namespace
+                # and exits; the init waits for our GO, so its pid is on record first
+                self._reap(self.pid)
+                self.pid = value
+                if on_pid is not None:
+                    on_pid(value)
+                self.send(MSG_GO)
+                continue
             if kind == MSG_SYNC:
                 st = self.steps[step]
                 try:
@@ -448,6 +474,13 @@ class Launch:
             os.close(self.sock)
             self.sock = -1
 
+    @staticmethod
+    def _reap(pid):
+        try:
+            os.waitpid(pid, 0)
+        except ChildProcessError:
+            pass
+
     def kill(self):
         """Kill the init and reap it (it is our child through CLONE_PARENT)."""
         if self.pid > 0:
@@ -455,10 +488,7 @@ class Launch:
                 os.kill(self.pid, 9)
             except ProcessLookupError:
                 pass
-            try:
-                os.waitpid(self.pid, 0)
-            except ChildProcessError:
-                pass
+            self._reap(self.pid)
             self.pid = 0
         self.close()
 
