@@ -314,7 +314,7 @@ def _fs_type(path):
     return ctypes.c_long.from_buffer(buf).value
 
 
-def _after_pivot(steps, m):
+def _after_pivot(steps):
     """A /proc mount entry's steps, for an init that mounts them after the pivot: the
     procfs is made with fsopen and attached by fd (no /proc/self/fd to name it by yet),
     and a host source (lxcfs) is cloned by the runtime, the host being out of reach."""
@@ -478,7 +478,7 @@ def build(config, bundle, cid, opts=None, cgroup_mgr=None):
             continue
         ms = mount_steps(m, bundle, userns, netns_new, linux=linux, rootfs=rootfs)
         if late_pid is not None and (dest == "/proc" or dest.startswith("/proc/")):
-            late_steps.extend(_after_pivot(ms, m))
+            late_steps.extend(_after_pivot(ms))
         else:
             steps.extend(ms)
 
@@ -533,7 +533,8 @@ def build(config, bundle, cid, opts=None, cgroup_mgr=None):
             # a procfs made in a mount namespace of a user namespace needs a visible one
             # in it: the forked init detaches the old root only after its proc mount
             keep_old_root = late_pid is not None and userns
-            add(_step("pivot_root", "pivot_root into %s" % rootfs, keep_old_root=keep_old_root))
+            add(_step("pivot_root", "pivot_root into %s" % rootfs,
+                      **({"keep_old_root": True} if keep_old_root else {})))
     if late_pid is not None:
         add(_step("fork_init", "fork the init into the pid namespace %s" % late_pid["path"]))
         add(_step("setsid", "create a new session"))
@@ -605,9 +606,8 @@ def build(config, bundle, cid, opts=None, cgroup_mgr=None):
         if first_attr is not None and first_attr < at:
             at = first_attr
         # the forked init inherits its builder's cgroup: placed before the fork
-        fork_at = next((i for i, st in enumerate(steps) if st["op"] == "fork_init"), None)
-        if fork_at is not None and fork_at < at:
-            at = fork_at
+        if late_pid is not None:
+            at = min(at, next(i for i, st in enumerate(steps) if st["op"] == "fork_init"))
         steps.insert(at, _step("sync", "wait for the runtime to place the init in its cgroup",
                                tag="cgroup"))
     return plan
