@@ -42,11 +42,12 @@ stage bench-smoke "$VPY" bench/bench.py --smoke
 # ~2 min (boot ~5 s, the rest is the emulated guest's Python start-ups)
 stage cgroup-v2 tools/cgroup-v2-vm/run-v2-tests.sh
 # the isolation suite's tests marked `guest` (issue 12's regression tests: runtime exe and
-# fds, paths, stdio, state and cgroup ownership, with and without a user namespace) in the
+# fds, an init created into a joined pid namespace, paths, stdio, state and cgroup
+# ownership, with and without a user namespace) in the
 # same cgroup v2-only guest; ~8 min
 stage isolation-v2 env V2_PASSENV="PYRT_KILL_ROUNDS PYRT_KILL_MAX_DELAY" PYRT_KILL_ROUNDS=8 \
     PYRT_KILL_MAX_DELAY=1.5 V2_TIMEOUT=1500 \
-    V2_TESTS="tests/test_isolation_exe.py tests/test_isolation_fds.py tests/test_isolation_paths.py tests/test_isolation_stdio.py tests/test_isolation_state.py tests/test_cgroup_ownership.py" \
+    V2_TESTS="tests/test_isolation_exe.py tests/test_join_pidns.py tests/test_isolation_fds.py tests/test_isolation_paths.py tests/test_isolation_stdio.py tests/test_isolation_state.py tests/test_cgroup_ownership.py" \
     tools/cgroup-v2-vm/run-v2-tests.sh -m guest
 # tests/systemd (the --systemd-cgroup driver against runc's) in the same guest booted with
 # systemd as PID 1; ~1.5 min (boot ~25 s)
