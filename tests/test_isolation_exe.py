@@ -49,7 +49,7 @@ def _host_files(rt):
 
 
 # Runs as pid 1 of the watching container. For every other process: each link under exe,
-# cwd, fd/ and map_files/ it can follow is recorded as "kind pid dev:ino target"; a target
+# cwd, ns/mnt, fd/ and map_files/ it can follow is recorded as "kind pid dev:ino target"; a target
 # that is not the container's own file (same identity at the same path) nor a memfd is a hit,
 # and so is one it can open for writing (append, nothing written), a directory holding the
 # host marker (the runtime's cwd, the bundle) or a fd to a host directory.
@@ -89,6 +89,7 @@ while :; do
     [ "$p" = $$ ] && continue
     check exe $p $d/exe
     check cwd $p $d/cwd
+    check mnt $p $d/ns/mnt
     for f in $d/fd/*; do check fd $p $f; done
     for f in $d/map_files/*; do check map $p $f; done
     [ -e /out/seen.$p ] || : > /out/seen.$p
@@ -249,6 +250,11 @@ def test_exec_and_create_never_expose_host_files(rt, make_bundle, cid, pyrt_tmp,
         # every link of it before it execs the container's program (CVE-2016-9962)
         assert not set(b_inits) & followed, (b_inits, w.ids())
         assert set(b_inits) <= denied, (b_inits, w.denied())
+        # nor its mount namespace, whose root has the old (host) root stacked on it until
+        # the init of a joined pid namespace has mounted its procfs: a setns there by the
+        # neighbour would land on the host's root
+        mnt_denied = {int(l.split()[1]) for l in w.denied() if l.startswith("mnt ")}
+        assert set(b_inits) <= mnt_denied, (b_inits, w.denied())
     assert util.digests(files) == before
     if not rt.is_pyruntime and w.hits():
         # the oracle is weaker here: runc 1.1.5's init is its binary on a read-only bind
