@@ -69,7 +69,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
 
 
 class Cri:
-    def __init__(self, sb, images):
+    def __init__(self, sb, images, config=CONFIG):
         self.sb = sb
         self.sock = sb.path("c.sock")
         self.calls_log = sb.path("calls.log")
@@ -78,7 +78,7 @@ class Cri:
         os.chmod(wrapper, 0o755)
         sb.mkdir("cni", "bin")
         sb.mkdir("cni", "conf")
-        sb.write("config.toml", CONFIG.format(d=sb.dir, pause=PAUSE, wrapper=wrapper))
+        sb.write("config.toml", config.format(d=sb.dir, pause=PAUSE, wrapper=wrapper))
         sb.start("containerd", ["containerd", "--config", sb.path("config.toml")],
                  sock=self.sock)
         base = engutil._tar_dir(images.rootfs)

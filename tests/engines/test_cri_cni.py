@@ -1,0 +1,266 @@
+"""Kubernetes pods with a real network: containerd's CRI plugin runs pod sandboxes on the
+`pyruntime` handler (what a RuntimeClass with `handler: pyruntime` selects) and wires them
+with Debian's CNI plugins (bridge + host-local IPAM, and containerd's own loopback).
+
+Containment: containerd (hence every CNI plugin it execs) runs in a network namespace of
+its own (engutil.Sandbox.private_net), so the bridge, the veths' host ends and anything
+the bridge plugin would set (ip_forward, iptables; ipMasq is off and there is no portmap)
+exist only there and go away with it. The pods' namespaces are bound under containerd's
+state dir (netns_mounts_under_state_dir), the IPAM's reservations under the sandbox
+(dataDir). The pod subnet is a /24 that no host address or route overlaps, and the test
+checks that the host's addresses never change.
+"""
+import ipaddress
+import json
+import os
+import subprocess
+
+import pytest
+
+import engutil
+
+grpc = pytest.importorskip("grpc", reason="grpcio is not installed (tools/engines/install.sh)")
+cri = pytest.importorskip("cri_api.v1.api_pb2",
+                          reason="container-runtime-interface-api is not installed "
+                                 "(tools/engines/install.sh)")
+import test_cri  # noqa: E402  (the CRI client and containerd config of the host-network test)
+
+CNI_BIN = "/usr/lib/cni"
+CNI_PLUGINS = ("bridge", "host-local", "loopback")
+BRIDGE = "pyrtcni0"
+NETWORK = "pyrt-pods"
+# libcni caches each attachment's result here; containerd 1.6 offers no setting for it.
+CNI_CACHE = "/var/lib/cni"
+
+pytestmark = pytest.mark.skipif(
+    engutil.have("containerd", "ctr", "containerd-shim-runc-v2", "ip", "nsenter") is not None
+    or not all(os.access(os.path.join(CNI_BIN, p), os.X_OK) for p in CNI_PLUGINS),
+    reason="containerd or the CNI plugins are not installed (tools/engines/install.sh)")
+
+sandbox = engutil.make_sandbox_fixture("cni")
+
+# Private ranges to pick the pod subnet from (the first that nothing on the host overlaps).
+CANDIDATES = ("10.213.47.0/24", "10.231.74.0/24", "172.29.213.0/24", "192.168.213.0/24")
+
+
+def host_networks():
+    """Every IPv4 network the host's addresses and routes cover."""
+    nets = []
+    for argv in (["ip", "-4", "-j", "addr"], ["ip", "-4", "-j", "route", "show", "table",
+                                              "all"]):
+        for e in json.loads(engutil.run(argv, check=True).stdout or "[]"):
+            for a in e.get("addr_info", []):
+                nets.append(ipaddress.ip_network("%s/%s" % (a["local"], a["prefixlen"]),
+                                                 strict=False))
+            dst = e.get("dst")
+            if dst and dst != "default":
+                try:
+                    nets.append(ipaddress.ip_network(dst, strict=False))
+                except ValueError:
+                    pass
+    return nets
+
+
+def pick_subnet():
+    used = host_networks()
+    for c in CANDIDATES:
+        net = ipaddress.ip_network(c)
+        if not any(net.overlaps(u) for u in used):
+            return net
+    pytest.skip("every candidate pod subnet overlaps a host network")
+
+
+def host_addrs():
+    return sorted(engutil.run(["ip", "-o", "addr"], check=True).stdout.split("\n"))
+
+
+class CniCri(test_cri.Cri):
+    """Test_cri's client with pods in their own network namespace (NamespaceMode POD)."""
+
+    def pod_config(self, name):
+        return cri.PodSandboxConfig(
+            metadata=cri.PodSandboxMetadata(name=name, uid=os.urandom(8).hex(),
+                                            namespace="pyrt"),
+            hostname=name, log_directory=self.sb.mkdir("logs", name),
+            linux=cri.LinuxPodSandboxConfig(cgroup_parent="/%s/%s" % (self.sb.tag, name)))
+
+    def create(self, pod, cfg, name, command, **kw):
+        c = cri.ContainerConfig(metadata=cri.ContainerMetadata(name=name),
+                                image=cri.ImageSpec(image=self.image), command=command,
+                                log_path=name + ".log", **kw)
+        return self.rt.CreateContainer(cri.CreateContainerRequest(
+            pod_sandbox_id=pod, config=c, sandbox_config=cfg)).container_id
+
+    def start(self, pod, cfg, name, command):
+        cid = self.create(pod, cfg, name, command)
+        self.rt.StartContainer(cri.StartContainerRequest(container_id=cid))
+        return cid
+
+    def exec(self, cid, cmd, timeout=20):
+        return self.rt.ExecSync(cri.ExecSyncRequest(container_id=cid, cmd=cmd, timeout=timeout))
+
+    def pod_status(self, pod):
+        return self.rt.PodSandboxStatus(cri.PodSandboxStatusRequest(pod_sandbox_id=pod,
+                                                                    verbose=True))
+
+    def node(self, *argv):
+        """Run argv in containerd's (the node's) network namespace."""
+        return engutil.run(["nsenter", "--net=" + self.sb.netns, "--"] + list(argv),
+                           check=True).stdout
+
+
+@pytest.fixture(scope="module")
+def kube(sandbox, images):
+    subnet = pick_subnet()
+    before = host_addrs()
+    cache_existed = os.path.exists(CNI_CACHE)
+    sandbox.private_net()
+    ipam = sandbox.mkdir("cni", "ipam")
+    # Test_cri's config points containerd at <sandbox>/cni/{bin,conf}: the plugins are
+    # linked in from Debian's package, the network list written before containerd starts.
+    for p in CNI_PLUGINS:
+        os.symlink(os.path.join(CNI_BIN, p), os.path.join(sandbox.mkdir("cni", "bin"), p))
+    sandbox.write("cni/conf/10-pyrt.conflist", json.dumps({
+        "cniVersion": "1.0.0", "name": NETWORK,
+        "plugins": [{"type": "bridge", "bridge": BRIDGE, "isGateway": False,
+                     "ipMasq": False, "hairpinMode": False,
+                     "ipam": {"type": "host-local", "dataDir": ipam,
+                              "ranges": [[{"subnet": str(subnet)}]]}}]}, indent=1))
+    config = test_cri.CONFIG.replace(
+        '[plugins."io.containerd.grpc.v1.cri"]\n',
+        '[plugins."io.containerd.grpc.v1.cri"]\n  netns_mounts_under_state_dir = true\n', 1)
+    assert config != test_cri.CONFIG
+    # No IPv6 in the node's namespace: the bridge and the veths' host ends get no
+    # link-local addresses either.
+    for k in ("all", "default"):
+        subprocess.run(["nsenter", "--net=" + sandbox.netns, "--", "sysctl", "-q", "-w",
+                        "net.ipv6.conf.%s.disable_ipv6=1" % k], check=True)
+    c = CniCri(sandbox, images, config)
+    c.subnet, c.ipam, c.host_before = subnet, ipam, before
+    try:
+        engutil.wait_for(lambda: all(x.status for x in c.rt.Status(
+            cri.StatusRequest()).status.conditions), what="CRI NetworkReady")
+        yield c
+    finally:
+        for p in c.rt.ListPodSandbox(cri.ListPodSandboxRequest()).items:
+            c.remove_pod(p.id)
+        c.channel.close()
+        subprocess.run(["nsenter", "--net=" + sandbox.netns, "--", "ip", "link", "del",
+                        BRIDGE], stderr=subprocess.DEVNULL)
+    assert host_addrs() == before, "the host's addresses changed"
+    left = cached(sandbox)
+    if not cache_existed:
+        # Only the empty dirs libcni made for us: rmdir fails on anything else.
+        for dirpath, _, _ in sorted(os.walk(CNI_CACHE), reverse=True):
+            os.rmdir(dirpath)
+    assert not left, "CNI results cached for removed pods: %s" % left
+
+
+def cached(sb):
+    """The CNI result cache entries of our network (<network>-<container id>-<ifname>)."""
+    d = os.path.join(CNI_CACHE, "results")
+    return sorted(f for f in (os.listdir(d) if os.path.isdir(d) else [])
+                  if f.startswith(NETWORK + "-"))
+
+
+def test_pods_on_a_cni_bridge(kube):
+    assert kube.rt.Status(cri.StatusRequest()).status.conditions
+    a, acfg = kube.run_pod("pod-a")
+    b = None
+    try:
+        st = kube.pod_status(a)
+        assert st.status.state == cri.SANDBOX_READY
+        assert st.status.runtime_handler == "pyruntime"
+        assert kube.calls(a)[0][1][0] == "create", "the pause container is not on the handler"
+        ip_a = st.status.network.ip
+        assert ipaddress.ip_address(ip_a) in kube.subnet, st.status.network
+        netns = json.loads(st.info["info"])["runtimeSpec"]["linux"]["namespaces"]
+        netns = [n["path"] for n in netns if n["type"] == "network"][0]
+        assert netns.startswith(kube.sb.dir + "/"), netns
+
+        # Two containers of one pod talk over its loopback: the server listens on 127.0.0.1
+        # only, the client is another container (another mount/pid view, same network).
+        web = kube.start(a, acfg, "web", [
+            "sh", "-c", "mkdir /tmp/www && hostname > /tmp/www/index.html && "
+            "echo web-up && echo web-err >&2 && { "
+            "httpd -f -p 127.0.0.1:8080 -h /tmp/www & "
+            "httpd -f -p 8081 -h /tmp/www & wait; }"])
+        side = kube.start(a, acfg, "side", [
+            "sh", "-c", "until wget -q -O - http://127.0.0.1:8080/; do sleep 0.1; done; "
+            "exec sleep 100000"])
+        log = os.path.join(acfg.log_directory, "side.log")
+        engutil.wait_for(lambda: "pod-a" in (engutil._read(log) or ""), timeout=30,
+                         what="the side container's fetch over the pod's localhost")
+        line = [l for l in open(log).read().splitlines() if "pod-a" in l][0]
+        assert line.split(" ", 1)[1] == "stdout F pod-a", line
+        weblog = open(os.path.join(acfg.log_directory, "web.log")).read().splitlines()
+        assert [l.split(" ", 1)[1] for l in weblog] in (
+            ["stdout F web-up", "stderr F web-err"], ["stderr F web-err", "stdout F web-up"]), \
+            weblog
+
+        # The pod's interface is the CNI's: eth0 holds the address the CRI reports.
+        r = kube.exec(side, ["ip", "-o", "-4", "addr", "show", "dev", "eth0"])
+        assert r.exit_code == 0 and (" %s/%d " % (ip_a, kube.subnet.prefixlen)) in \
+            r.stdout.decode(), r
+
+        # A second pod reaches the first by its pod IP over the bridge; its own loopback
+        # is not the first pod's.
+        b, bcfg = kube.run_pod("pod-b")
+        ip_b = kube.pod_status(b).status.network.ip
+        assert ipaddress.ip_address(ip_b) in kube.subnet and ip_b != ip_a
+        cli = kube.start(b, bcfg, "client", ["sleep", "100000"])
+        r = kube.exec(cli, ["wget", "-q", "-O", "-", "http://%s:8081/" % ip_a])
+        assert (r.exit_code, r.stdout) == (0, b"pod-a\n"), r
+        r = kube.exec(cli, ["wget", "-q", "-T", "3", "-O", "-", "http://127.0.0.1:8080/"])
+        assert r.exit_code != 0 and r.stdout == b"", r
+        r = kube.exec(cli, ["sh", "-c", "hostname; echo oops >&2; exit 4"])
+        assert (r.exit_code, r.stdout, r.stderr) == (4, b"pod-b\n", b"oops\n"), r
+
+        # Only the test bridge and loopback hold addresses, in the node's namespace; the
+        # host's did not change.
+        node = kube.node("ip", "-o", "addr").splitlines()
+        assert {l.split()[1] for l in node} <= {"lo", BRIDGE}, node
+        assert host_addrs() == kube.host_before
+        assert kube.node("iptables", "-S").splitlines() == [
+            "-P INPUT ACCEPT", "-P FORWARD ACCEPT", "-P OUTPUT ACCEPT"]
+
+        stats = kube.rt.ListContainerStats(cri.ListContainerStatsRequest(
+            filter=cri.ContainerStatsFilter(pod_sandbox_id=a))).stats
+        assert sorted(s.attributes.id for s in stats) == sorted([web, side])
+        for s in stats:
+            assert s.memory.working_set_bytes.value > 0, s
+            assert s.cpu.usage_core_nano_seconds.value > 0, s
+
+        reserved = lambda: sorted(f for f in os.listdir(os.path.join(kube.ipam, NETWORK))
+                                  if f[0].isdigit())
+        assert reserved() == sorted([ip_a, ip_b])
+        veths = lambda: [l for l in kube.node("ip", "-o", "link").splitlines()
+                         if "master " + BRIDGE in l]
+        assert len(veths()) == 2
+        assert len(cached(kube.sb)) == 2
+
+        # Stop and removal: the containers first (TERM: not pid 1 in the pod's pid
+        # namespace), then the sandbox, which gives back the IP, the veth and the netns.
+        kube.rt.StopContainer(cri.StopContainerRequest(container_id=side, timeout=5))
+        st = kube.status(side)
+        assert st.state == cri.CONTAINER_EXITED and st.exit_code == 143, st
+        kube.rt.RemoveContainer(cri.RemoveContainerRequest(container_id=side))
+        kube.remove_pod(a)
+        assert reserved() == [ip_b]
+        assert len(veths()) == 1
+        assert not os.path.exists(netns)
+        assert not kube.rt.ListContainers(cri.ListContainersRequest(
+            filter=cri.ContainerFilter(pod_sandbox_id=a))).containers
+        kube.remove_pod(b)
+        b = None
+        assert reserved() == [] and veths() == [] and cached(kube.sb) == []
+        for cid in (a, web, side, cli):
+            calls = kube.calls(cid)
+            assert calls and all(rc == 0 for rc, _ in calls), calls
+    finally:
+        for p in (a, b):
+            if p is not None:
+                try:
+                    kube.remove_pod(p)
+                except grpc.RpcError:
+                    pass
