@@ -9,6 +9,12 @@ exist only there and go away with it. The pods' namespaces are bound under conta
 state dir (netns_mounts_under_state_dir), the IPAM's reservations under the sandbox
 (dataDir). The pod subnet is a /24 that no host address or route overlaps, and the test
 checks that the host's addresses never change.
+
+Where systemd is PID 1 on cgroup v2 (the qemu guest: V2_SYSTEMD=1 V2_TESTS=tests/engines/
+test_cri_cni.py tools/cgroup-v2-vm/run-v2-tests.sh) the handler uses the systemd cgroup
+driver (SystemdCgroup = true, pods under a slice of their own), containerd the native
+snapshotter (the guest's root is an overlay, which overlayfs cannot stack on), and the
+guest loads the bridge and veth modules that tools/cgroup-v2-vm/net-modules.sh unpacks.
 """
 import ipaddress
 import json
@@ -18,6 +24,7 @@ import subprocess
 import pytest
 
 import engutil
+import util
 
 grpc = pytest.importorskip("grpc", reason="grpcio is not installed (tools/engines/install.sh)")
 cri = pytest.importorskip("cri_api.v1.api_pb2",
@@ -38,6 +45,26 @@ pytestmark = pytest.mark.skipif(
     reason="containerd or the CNI plugins are not installed (tools/engines/install.sh)")
 
 sandbox = engutil.make_sandbox_fixture("cni")
+
+SYSTEMD = os.path.isdir("/run/systemd/system") and util.cgroup2_unified()
+# The emulated guest runs every runtime command ~30x slower.
+SLOW = 10 if SYSTEMD else 1
+GUEST_MODULES = os.path.join(engutil.REPO, "tools", "cgroup-v2-vm", "kernel", "lib", "modules",
+                             os.uname().release, "kernel")
+NET_MODULES = ("net/llc/llc", "net/802/stp", "net/bridge/bridge", "drivers/net/veth")
+
+
+def load_guest_modules():
+    """The guest's kernel has bridge and veth as modules, not in its initramfs: load them
+    from tools/cgroup-v2-vm/kernel (only that kernel's own tree: never on another host)."""
+    if not os.path.isdir(GUEST_MODULES):
+        return
+    for m in NET_MODULES:
+        if not os.path.exists("/sys/module/" + os.path.basename(m)):
+            ko = os.path.join(GUEST_MODULES, m + ".ko")
+            if not os.path.exists(ko):
+                pytest.skip("%s is missing: run tools/cgroup-v2-vm/net-modules.sh" % ko)
+            engutil.run(["busybox", "insmod", ko], check=True)
 
 # Private ranges to pick the pod subnet from (the first that nothing on the host overlaps).
 CANDIDATES = ("10.213.47.0/24", "10.231.74.0/24", "172.29.213.0/24", "192.168.213.0/24")
@@ -77,12 +104,21 @@ def host_addrs():
 class CniCri(test_cri.Cri):
     """Test_cri's client with pods in their own network namespace (NamespaceMode POD)."""
 
+    slice = None
+
     def pod_config(self, name):
+        # The systemd driver wants a slice as the parent (the kubelet's kubepods-*.slice).
+        parent = self.slice if SYSTEMD else "/%s/%s" % (self.sb.tag, name)
         return cri.PodSandboxConfig(
             metadata=cri.PodSandboxMetadata(name=name, uid=os.urandom(8).hex(),
                                             namespace="pyrt"),
             hostname=name, log_directory=self.sb.mkdir("logs", name),
-            linux=cri.LinuxPodSandboxConfig(cgroup_parent="/%s/%s" % (self.sb.tag, name)))
+            linux=cri.LinuxPodSandboxConfig(cgroup_parent=parent))
+
+    def calls(self, cid):
+        # The shim puts --systemd-cgroup after the flags wrapper_calls strips.
+        return [(rc, a[1:] if a[:1] == ["--systemd-cgroup"] else a)
+                for rc, a in super().calls(cid)]
 
     def create(self, pod, cfg, name, command, **kw):
         c = cri.ContainerConfig(metadata=cri.ContainerMetadata(name=name),
@@ -96,7 +132,7 @@ class CniCri(test_cri.Cri):
         self.rt.StartContainer(cri.StartContainerRequest(container_id=cid))
         return cid
 
-    def exec(self, cid, cmd, timeout=20):
+    def exec(self, cid, cmd, timeout=20 * SLOW):
         return self.rt.ExecSync(cri.ExecSyncRequest(container_id=cid, cmd=cmd, timeout=timeout))
 
     def pod_status(self, pod):
@@ -112,6 +148,7 @@ class CniCri(test_cri.Cri):
 @pytest.fixture(scope="module")
 def kube(sandbox, images):
     subnet = pick_subnet()
+    load_guest_modules()
     before = host_addrs()
     cache_existed = os.path.exists(CNI_CACHE)
     sandbox.private_net()
@@ -130,6 +167,12 @@ def kube(sandbox, images):
         '[plugins."io.containerd.grpc.v1.cri"]\n',
         '[plugins."io.containerd.grpc.v1.cri"]\n  netns_mounts_under_state_dir = true\n', 1)
     assert config != test_cri.CONFIG
+    if SYSTEMD:
+        config = config.replace("SystemdCgroup = false", "SystemdCgroup = true")
+        config = config.replace('snapshotter = "overlayfs"', 'snapshotter = "native"')
+        # No dash: a dash in a slice's name nests it in the slice named by its prefix.
+        CniCri.slice = "pyrtcni%s.slice" % os.urandom(4).hex()
+        sandbox.cgroup_names.append(CniCri.slice)
     # No IPv6 in the node's namespace: the bridge and the veths' host ends get no
     # link-local addresses either.
     for k in ("all", "default"):
@@ -139,7 +182,8 @@ def kube(sandbox, images):
     c.subnet, c.ipam, c.host_before = subnet, ipam, before
     try:
         engutil.wait_for(lambda: all(x.status for x in c.rt.Status(
-            cri.StatusRequest()).status.conditions), what="CRI NetworkReady")
+            cri.StatusRequest()).status.conditions), timeout=30 * SLOW,
+            what="CRI NetworkReady")
         yield c
     finally:
         for p in c.rt.ListPodSandbox(cri.ListPodSandboxRequest()).items:
@@ -147,6 +191,8 @@ def kube(sandbox, images):
         c.channel.close()
         subprocess.run(["nsenter", "--net=" + sandbox.netns, "--", "ip", "link", "del",
                         BRIDGE], stderr=subprocess.DEVNULL)
+        if SYSTEMD:
+            subprocess.run(["systemctl", "stop", CniCri.slice], timeout=60 * SLOW)
     assert host_addrs() == before, "the host's addresses changed"
     left = cached(sandbox)
     if not cache_existed:
@@ -188,8 +234,21 @@ def test_pods_on_a_cni_bridge(kube):
         side = kube.start(a, acfg, "side", [
             "sh", "-c", "until wget -q -O - http://127.0.0.1:8080/; do sleep 0.1; done; "
             "exec sleep 100000"])
+        # The cgroup the driver placed it in: a transient scope under the pod's slice, or
+        # the cgroupfs path <parent>/<id>.
+        pid = json.loads(kube.rt.ContainerStatus(cri.ContainerStatusRequest(
+            container_id=web, verbose=True)).info["info"])["pid"]
+        cgroups = open("/proc/%d/cgroup" % pid).read().splitlines()
+        if SYSTEMD:
+            unit = "cri-containerd-%s.scope" % web
+            assert cgroups == ["0::/%s/%s" % (kube.slice, unit)], cgroups
+            assert engutil.run(["systemctl", "is-active", unit]).stdout.strip() == "active"
+        else:
+            mem = [l for l in cgroups if l.split(":")[1] == "memory"]
+            assert mem == [mem[0].split(":")[0] + ":memory:/%s/pod-a/%s" % (kube.sb.tag, web)]
+
         log = os.path.join(acfg.log_directory, "side.log")
-        engutil.wait_for(lambda: "pod-a" in (engutil._read(log) or ""), timeout=30,
+        engutil.wait_for(lambda: "pod-a" in (engutil._read(log) or ""), timeout=30 * SLOW,
                          what="the side container's fetch over the pod's localhost")
         line = [l for l in open(log).read().splitlines() if "pod-a" in l][0]
         assert line.split(" ", 1)[1] == "stdout F pod-a", line
@@ -254,6 +313,8 @@ def test_pods_on_a_cni_bridge(kube):
         kube.remove_pod(b)
         b = None
         assert reserved() == [] and veths() == [] and cached(kube.sb) == []
+        if SYSTEMD:
+            assert engutil.run(["systemctl", "is-active", unit]).stdout.strip() != "active"
         for cid in (a, web, side, cli):
             calls = kube.calls(cid)
             assert calls and all(rc == 0 for rc, _ in calls), calls
