@@ -69,11 +69,13 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
 
 
 class Cri:
+    wrapper = engutil.WRAPPER
+
     def __init__(self, sb, images, config=CONFIG):
         self.sb = sb
         self.sock = sb.path("c.sock")
         self.calls_log = sb.path("calls.log")
-        wrapper = sb.write("pyruntime-wrapper", engutil.WRAPPER.format(
+        wrapper = sb.write("pyruntime-wrapper", self.wrapper.format(
             pyruntime=engutil.PYRUNTIME, log=self.calls_log))
         os.chmod(wrapper, 0o755)
         sb.mkdir("cni", "bin")

@@ -111,10 +111,36 @@ def host_addrs():
     return sorted(engutil.run(["ip", "-o", "addr"], check=True).stdout.split("\n"))
 
 
+# WRAPPER, plus the runtime's own words on a failure: the tail of the --log file the shim
+# passes (the shim keeps it in the task's bundle, gone by the time a test looks).
+WRAPPER = engutil.WRAPPER.replace("exit $rc\n", """\
+if [ $rc != 0 ]; then
+  prev=
+  for a in "$@"; do
+    [ "$prev" = --log ] && {{ echo "$rc $*"; tail -n 3 "$a"; }} >> {log}.errors
+    prev=$a
+  done
+fi
+exit $rc
+""")
+assert WRAPPER != engutil.WRAPPER
+
+
 class CniCri(test_cri.Cri):
     """Test_cri's client with pods in their own network namespace (NamespaceMode POD)."""
 
     slice = None
+    wrapper = WRAPPER
+
+    def errors(self):
+        """What the runtime said in the calls that failed."""
+        return engutil._read(self.calls_log + ".errors") or ""
+
+    def assert_calls_ok(self, cid, first="create"):
+        calls = self.calls(cid)
+        assert calls and calls[0][1][0] == first, calls
+        assert all(rc == 0 for rc, _ in calls), "%s\n%s" % (
+            "\n".join("%d %s" % (rc, " ".join(a)) for rc, a in calls), self.errors())
 
     def pod_config(self, name):
         # The systemd driver wants a slice as the parent (the kubelet's kubepods-*.slice).
@@ -226,6 +252,7 @@ def test_pod_smoke(kube):
     """One pod, one container: its IP, the driver's cgroup, ExecSync over the pod's eth0,
     stats, logs, stop and removal (the guest runs only this: ~1 s per runtime command)."""
     pod, cfg = kube.run_pod("smoke")
+    smoke_pod = pod
     try:
         st = kube.pod_status(pod).status
         assert st.state == cri.SANDBOX_READY and st.runtime_handler == "pyruntime"
@@ -263,10 +290,9 @@ def test_pod_smoke(kube):
         assert not [f for f in os.listdir(os.path.join(kube.ipam, NETWORK)) if f[0].isdigit()]
         if SYSTEMD:
             assert engutil.run(["systemctl", "is-active", unit]).stdout.strip() != "active"
-        for c in (cid,):
-            calls = kube.calls(c)
-            assert calls and calls[0][1][0] == "create" and all(rc == 0 for rc, _ in calls), \
-                calls
+        # The pod's sandbox (pause) container too: created, killed and deleted on the handler.
+        for c in (cid, smoke_pod):
+            kube.assert_calls_ok(c)
     finally:
         if pod is not None:
             kube.remove_pod(pod)
@@ -380,8 +406,7 @@ def test_pods_on_a_cni_bridge(kube):
         if SYSTEMD:
             assert engutil.run(["systemctl", "is-active", unit]).stdout.strip() != "active"
         for cid in (a, web, side, cli):
-            calls = kube.calls(cid)
-            assert calls and all(rc == 0 for rc, _ in calls), calls
+            kube.assert_calls_ok(cid)
     finally:
         for p in (a, b):
             if p is not None:
