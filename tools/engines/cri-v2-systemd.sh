@@ -5,7 +5,7 @@
 # as PID 1, so the handler runs with SystemdCgroup = true. The guest shares the host's root
 # read-only: tools/engines/install.sh installs containerd and the CNI plugins first,
 # tools/cgroup-v2-vm/net-modules.sh adds the guest kernel's bridge and veth modules.
-# PYRT_CRI_CNI_FULL=1 (the default here) runs the two-pod test too, not only the smoke.
+# PYRT_CRI_CNI_FULL=1 (the default here) runs the two-pod test instead of the one-pod smoke.
 # Extra arguments go to pytest. Exit code = pytest's (124: guest timed out, 125: setup failed).
 set -uo pipefail
 REPO=$(cd "$(dirname "$(readlink -f "$0")")/../.." && pwd)
