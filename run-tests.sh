@@ -59,7 +59,7 @@ stage engines tests/engines/run.sh
 stage conformance tests/conformance/run.sh
 # Kubernetes pods through containerd's CRI plugin on the pyruntime handler with Debian's CNI
 # bridge + host-local + loopback (tests/engines/test_cri_cni.py) in the v2 guest booted with
-# systemd, SystemdCgroup = true (the host's run is in the engines stage); ~TIME min
+# systemd, SystemdCgroup = true (the host's run is in the engines stage); ~6 min
 stage cri-v2-systemd tools/engines/cri-v2-systemd.sh
 
 # One closing line for the whole run: the pytest counts of every stage added up.

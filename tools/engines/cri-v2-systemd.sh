@@ -12,6 +12,6 @@ REPO=$(cd "$(dirname "$(readlink -f "$0")")/../.." && pwd)
 cd "$REPO"
 tools/engines/install.sh >&2 || { echo "cri-v2-systemd: engines install failed" >&2; exit 1; }
 tools/cgroup-v2-vm/net-modules.sh >&2 || { echo "cri-v2-systemd: net-modules.sh failed" >&2; exit 1; }
-V2_SYSTEMD=1 V2_TIMEOUT=${V2_TIMEOUT:-900} V2_PASSENV=PYRT_CRI_CNI_FULL \
+V2_SYSTEMD=1 V2_TIMEOUT=${V2_TIMEOUT:-1200} V2_PASSENV=PYRT_CRI_CNI_FULL \
     PYRT_CRI_CNI_FULL=${PYRT_CRI_CNI_FULL:-1} V2_TESTS=tests/engines/test_cri_cni.py \
     exec tools/cgroup-v2-vm/run-v2-tests.sh "$@"
