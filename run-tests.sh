@@ -58,6 +58,10 @@ stage engines tests/engines/run.sh
 # the OCI runtime-tools validation suite (built once from ../shared/conformance, cached);
 # fails on any failure outside its expected list (host limits, test bugs); ~1-2 min
 stage conformance tests/conformance/run.sh
+# Kubernetes pods through containerd's CRI plugin on the pyruntime handler with Debian's CNI
+# bridge + host-local + loopback (tests/engines/test_cri_cni.py) in the v2 guest booted with
+# systemd, SystemdCgroup = true (the host's run is in the engines stage); ~6 min
+stage cri-v2-systemd tools/engines/cri-v2-systemd.sh
 
 # One closing line for the whole run: the pytest counts of every stage added up.
 total() { cat "$LOGS"/*.log 2>/dev/null | grep -E '^(=+ )?[0-9]+ (passed|failed)' \
