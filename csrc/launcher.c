@@ -203,7 +203,9 @@ static int interpreter_of(const char *entry, char *out, size_t len)
 int main(int argc, char **argv)
 {
     const char *cmd = command_of(argc, argv);
-    if (cmd && places_a_process(cmd))
+    /* PYRT_WARMUP=0: none (to measure what it costs and saves) */
+    const char *warm = getenv("PYRT_WARMUP");
+    if (cmd && places_a_process(cmd) && !(warm && !strcmp(warm, "0")))
         warm_cgroup_migration();
     /* our own file with symlinks resolved: /usr/local/bin/pyruntime may link to a venv's */
     static char entry[PATH_MAX + 8], python[PATH_MAX];
