@@ -111,6 +111,9 @@ def test_init_born_in_its_cgroup(rt, make_bundle, cid, runner):
     assert rd(runner.dir, "pids.current") == "0"
     assert rd(leaf, "pids.current") == "1"
     assert rd(os.path.dirname(leaf), "cgroup.procs") == ""
+    # the runtime's handle on the cgroup dir stays out of the container
+    fds = {os.readlink("/proc/%d/fd/%s" % (pid, fd)) for fd in os.listdir("/proc/%d/fd" % pid)}
+    assert not any(t.startswith(CG) for t in fds), fds
     rt.ok("delete", "--force", cid)
     assert not os.path.exists(os.path.dirname(leaf))
 
