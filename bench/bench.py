@@ -91,12 +91,13 @@ UNITS = {"ms": 1000.0, "MiB": 1.0 / (1 << 20)}  # value (seconds or bytes) -> sh
 class Spec:
     def __init__(self, fn, label, floor=None, fixture=None, shared=None, unit="ms",
                  target=1.0, info=(), max_iterations=None, max_warmup=None, alternate=True,
-                 cpu=None):
+                 cpu=None, smoke=True):
         self.fn, self.name, self.label = fn, fn.__name__, label
         self.floor, self.fixture, self.shared = floor, fixture, shared
         self.unit, self.target, self.info = unit, target, tuple(info)
         self.max_iterations, self.max_warmup = max_iterations, max_warmup
         self.alternate = alternate
+        self.smoke = smoke    # False: skipped by --smoke (engines: minutes of set-up)
         # CPU row: the runtime processes must be our (reaped) children for it to count.
         self.cpu = unit == "ms" if cpu is None else cpu
         if self.cpu:
@@ -173,6 +174,16 @@ class Runtime:
         self.call(*args, prefix=b.maxrss_helper() + [out])
         with open(out) as f:
             return int(f.read()) * 1024
+
+    def cpu(self, b, *args, env=()):
+        """Run one runtime command through b.cpu_helper(); user+sys CPU seconds of it and
+        of every process it started that exited meanwhile, orphans included (the
+        launcher's warm-up child outlives the command by a few ms; RUSAGE_CHILDREN of this
+        process never sees it)."""
+        out = os.path.join(b.tmp, "cpu.%d" % threading.get_ident())
+        self.call(*args, prefix=b.cpu_helper() + [out] + (["env"] + list(env) if env else []))
+        with open(out) as f:
+            return int(f.read()) / 1e6
 
     def leftovers(self):
         try:
@@ -334,6 +345,23 @@ class Bench:
             self._maxrss = [exe]
         return self._maxrss
 
+    def cpu_helper(self):
+        """argv prefix `HELPER OUTFILE`: runs the rest as a child subreaper, writes the
+        user+sys CPU (us) of the command and of the orphans it left that exited within
+        300 ms."""
+        if getattr(self, "_cpu", None) is None:
+            self._cpu = [self._cc("cpu", CPU_C)]
+        return self._cpu
+
+    def _cc(self, name, source):
+        exe = os.path.join(self.tmp, name)
+        with open(exe + ".c", "w") as f:
+            f.write(source)
+        r = subprocess.run(["cc", "-O2", "-o", exe, exe + ".c"], capture_output=True, text=True)
+        if r.returncode:
+            raise BenchError("cannot build the %s helper: %s" % (name, r.stderr.strip()))
+        return exe
+
     def sleep_bundle(self):
         return self.variant("sleep", lambda c: c["process"].update(args=["sleep", "1000"]))
 
@@ -363,6 +391,51 @@ int main(int argc, char **argv) {
     if (wait4(pid, &st, 0, &ru) < 0) return 126;
     FILE *f = fopen(argv[1], "w");
     if (!f || fprintf(f, "%ld\n", ru.ru_maxrss) < 0 || fclose(f)) return 126;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+"""
+
+
+CPU_C = r"""
+#include <errno.h>
+#include <stdio.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+
+int main(int argc, char **argv) {
+    if (argc < 3) return 126;
+    if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0) return 126;
+    pid_t pid = fork();
+    if (pid < 0) return 126;
+    if (pid == 0) {
+        execvp(argv[2], argv + 2);
+        _exit(127);
+    }
+    int st;
+    if (waitpid(pid, &st, 0) < 0) return 126;
+    /* orphans come to us; a created container's init stays alive: poll, 300 ms at most */
+    struct timespec t0, t, nap = {0, 2000000};
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (;;) {
+        pid_t p = waitpid(-1, NULL, WNOHANG);
+        if (p < 0)
+            break;
+        if (p > 0)
+            continue;
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        if ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000 > 300)
+            break;
+        nanosleep(&nap, NULL);
+    }
+    struct rusage ru;
+    getrusage(RUSAGE_CHILDREN, &ru);
+    long us = (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000L
+              + ru.ru_utime.tv_usec + ru.ru_stime.tv_usec;
+    FILE *f = fopen(argv[1], "w");
+    if (!f || fprintf(f, "%ld\n", us) < 0 || fclose(f)) return 126;
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 """
@@ -544,6 +617,45 @@ def create_fresh(b, rt):
     finally:
         rt.cleanup(cid)
         shutil.rmtree(d, ignore_errors=True)
+
+
+def _v2_unified():
+    with open("/proc/self/mountinfo") as f:
+        return any(l.split()[4] == "/sys/fs/cgroup" and " - cgroup2 " in l for l in f)
+
+
+@benchmark("create: warm-up child, cgroup placement", cpu=False,
+           info=("CPU user+sys", "no warm-up child (PYRT_WARMUP=0)", "CPU, no warm-up child",
+                 "moved, not born in cgroup (PYRT_CLONE_INTO_CGROUP=0)", "CPU, moved",
+                 "moved, no warm-up child", "CPU, moved, no warm-up child"))
+def create_variants(b, rt):
+    """create with and without the launcher's warm-up child (PYRT_WARMUP=0), and on cgroup
+    v2 with the init moved into its cgroup instead of born there: wall time, and user+sys
+    CPU of the runtime, its children and the warm-up child (measured apart, through the
+    subreaper helper, so its 300 ms of reaping stays out of the wall times). runc ignores
+    the variables: its rows are runc again."""
+    variants = [("", "CPU user+sys", ()),
+                ("no warm-up child (PYRT_WARMUP=0)", "CPU, no warm-up child", ("PYRT_WARMUP=0",))]
+    if _v2_unified():
+        variants += [("moved, not born in cgroup (PYRT_CLONE_INTO_CGROUP=0)", "CPU, moved",
+                      ("PYRT_CLONE_INTO_CGROUP=0",)),
+                     ("moved, no warm-up child", "CPU, moved, no warm-up child",
+                      ("PYRT_CLONE_INTO_CGROUP=0", "PYRT_WARMUP=0"))]
+    t = {}
+    for phase, cpu_phase, env in variants:
+        for what in ("time", "cpu"):
+            cid = rt.new_id()
+            try:
+                if what == "time":
+                    t[phase] = rt.call("create", "--bundle", b.bundle, cid,
+                                       prefix=["env"] + list(env))
+                else:
+                    t[cpu_phase] = rt.cpu(b, "create", "--bundle", b.bundle, cid, env=env)
+                rt.call("delete", "--force", cid)
+            finally:
+                rt.cleanup(cid)
+            time.sleep(COOLDOWN)  # as between iterations: a cold cgroup lock for each
+    return t
 
 
 def floor_throughput(b, ctxs):
@@ -814,6 +926,8 @@ def measure(b, runtimes, spec, warmup, iterations):
     if spec.max_warmup is not None:
         warmup = min(warmup, spec.max_warmup)
     label = spec.label.format(batch=b.batch, many=b.many)
+    if b.smoke and not spec.smoke:
+        return [dict(row(spec, label, ""), skipped="full bench only (not with --smoke)")]
     samples = {rt.name: {} for rt in runtimes}
     floors = []
     try:
