@@ -816,6 +816,178 @@ def ctr_run(b, rt, ctd):
     return {"": dt}
 
 
+def _engutil():
+    sys.path.insert(0, os.path.join(REPO, "tests", "engines"))
+    import engutil
+    return engutil
+
+
+def _single_binary(sb, rt):
+    """One executable path for the runtime (engines take a path, not a command line)."""
+    if len(rt.cmd) == 1:
+        return rt.cmd[0]
+    import shlex
+    path = sb.path("%s-wrapper" % rt.name)
+    if not os.path.exists(path):
+        sb.write(os.path.basename(path), "#!/bin/sh\nexec %s \"$@\"\n" % shlex.join(rt.cmd))
+        os.chmod(path, 0o755)
+    return path
+
+
+def _timed_engine(rt, argv, env=None, cleanup=()):
+    """Wall time of one engine command (its output to a file); BenchError on failure."""
+    e = dict(os.environ, **env) if env else None
+    with tempfile.TemporaryFile() as out:
+        t0 = time.perf_counter()
+        p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out, env=e)
+        try:
+            _wait_child(p, TIMEOUT)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+            raise BenchError("%s: `%s` timed out after %ds" % (rt.name, " ".join(argv), TIMEOUT))
+        dt = time.perf_counter() - t0
+        if p.returncode:
+            out.seek(0)
+            for c in cleanup:
+                subprocess.run(c, capture_output=True, env=e)
+            raise BenchError("%s: `%s` exited %d: %s" % (
+                rt.name, " ".join(argv), p.returncode,
+                out.read().decode(errors="replace").strip()))
+    return dt
+
+
+@contextlib.contextmanager
+def dockerd(b):
+    """Shared: a private dockerd (tests/engines/test_docker.py's set-up: own socket,
+    data-root, exec-root and pidfile under a tests/engines Sandbox, no iptables/bridge,
+    cgroupfs under the sandbox's name), both runtimes registered with --add-runtime, the
+    busybox rootfs imported as an image. A dockerd already running elsewhere is not
+    touched."""
+    engutil = _engutil()
+    missing = engutil.have("dockerd", "docker", "containerd")
+    if missing:
+        raise Skip("%s not installed (tools/engines/install.sh)" % missing)
+    sb = engutil.Sandbox("bdkr")
+    try:
+        sock = sb.path("docker.sock")
+        env = {"DOCKER_CONFIG": sb.mkdir("cli"), "DOCKER_HOST": "unix://" + sock}
+        rts = {rt.name: _single_binary(sb, rt) for rt in b.runtimes}
+        argv = ["dockerd", "-H", "unix://" + sock, "--data-root", sb.path("data"),
+                "--exec-root", sb.mkdir("exec"), "--pidfile", sb.path("docker.pid"),
+                "--config-file", sb.write("daemon.json", "{}"), "--iptables=false",
+                "--ip6tables=false", "--bridge=none", "--ip-forward=false",
+                "--ip-masq=false", "--userland-proxy=false",
+                "--exec-opt", "native.cgroupdriver=cgroupfs", "--cgroup-parent", "/" + sb.tag,
+                "--storage-driver", "overlay2"]
+        for name, path in rts.items():
+            argv += ["--add-runtime", "bench-%s=%s" % (name, path)]
+        try:
+            sb.start("dockerd", argv, sock=sock, timeout=90)
+            images = engutil.Images(sb)
+            r = engutil.run(["docker", "import", images.rootfs_tar, "pyrt-busybox:1"],
+                            env=env, timeout=120)
+        except (RuntimeError, TimeoutError, OSError) as e:
+            raise BenchError("dockerd: %s\n%s" % (e, sb.log("dockerd")[-2000:]))
+        if r.returncode:
+            raise BenchError("docker import: %s" % r.stderr.strip())
+        yield {"sb": sb, "env": env, "image": "pyrt-busybox:1"}
+        left = engutil.run(["docker", "ps", "-a", "-q"], env=env).stdout.split()
+        if left:
+            engutil.run(["docker", "rm", "-f"] + left, env=env)
+    finally:
+        leaks = sb.cleanup()
+    if leaks:
+        raise BenchError("dockerd sandbox left behind (cleaned up): " + "; ".join(leaks))
+
+
+@benchmark("docker run --rm /bin/true (dockerd)", shared=dockerd, cpu=False, smoke=False)
+def docker_run(b, rt, d):
+    name = rt.new_id()
+    argv = ["docker", "run", "--rm", "--network", "none", "--name", name,
+            "--runtime", "bench-" + rt.name, d["image"], "/bin/true"]
+    return {"": _timed_engine(rt, argv, d["env"],
+                              cleanup=[["docker", "rm", "-f", name]])}
+
+
+PODMAN_CONF = """\
+[containers]
+default_ulimits = ["nofile=1024:1024", "nproc=4096:4096"]
+netns = "none"
+log_driver = "k8s-file"
+
+[engine]
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+events_logfile_path = "{d}/events.log"
+lock_type = "file"
+tmp_dir = "{d}/tmp"
+static_dir = "{d}/storage/libpod"
+volume_path = "{d}/storage/volumes"
+
+[engine.runtimes]
+{runtimes}
+[network]
+network_config_dir = "{d}/net"
+"""
+
+
+@contextlib.contextmanager
+def podman(b):
+    """Shared: podman confined to a tests/engines Sandbox (tests/engines/test_podman.py's
+    containers.conf/storage.conf through CONTAINERS_*), each runtime a wrapper with its
+    own --root there, the busybox rootfs imported as an image."""
+    engutil = _engutil()
+    missing = engutil.have("podman", "conmon")
+    if missing:
+        raise Skip("%s not installed (tools/engines/install.sh)" % missing)
+    sb = engutil.Sandbox("bpod")
+    try:
+        import shlex
+        sb.mkdir("net")
+        lines = ""
+        for rt in b.runtimes:
+            w = sb.write("rt-" + rt.name, "#!/bin/sh\nexec %s --root %s \"$@\"\n"
+                         % (shlex.join(rt.cmd), sb.mkdir("root-" + rt.name)))
+            os.chmod(w, 0o755)
+            lines += 'bench-%s = ["%s"]\n' % (rt.name, w)
+        env = {
+            "CONTAINERS_CONF": sb.write("containers.conf", PODMAN_CONF.format(
+                d=sb.dir, runtimes=lines)),
+            "CONTAINERS_STORAGE_CONF": sb.write("storage.conf", STORAGE_CONF.format(d=sb.dir)),
+            "CONTAINERS_REGISTRIES_CONF": sb.write("registries.conf",
+                                                   "unqualified-search-registries = []\n"),
+        }
+        images = engutil.Images(sb)
+        r = engutil.run(["podman", "import", images.rootfs_tar, "pyrt-busybox:1"], env=env,
+                        timeout=120)
+        if r.returncode:
+            raise BenchError("podman import: %s" % (r.stdout + r.stderr).strip())
+        yield {"sb": sb, "env": env, "image": "localhost/pyrt-busybox:1"}
+        engutil.run(["podman", "rm", "-a", "-f"], env=env)
+    finally:
+        leaks = sb.cleanup()
+    if leaks:
+        raise BenchError("podman sandbox left behind (cleaned up): " + "; ".join(leaks))
+
+
+STORAGE_CONF = """\
+[storage]
+driver = "overlay"
+graphroot = "{d}/storage"
+runroot = "{d}/run"
+"""
+
+
+@benchmark("podman run --rm /bin/true", shared=podman, cpu=False, smoke=False)
+def podman_run(b, rt, p):
+    name = rt.new_id()
+    argv = ["podman", "--runtime", "bench-" + rt.name, "run", "--rm", "--pull", "never",
+            "--cgroup-parent", "/" + p["sb"].tag, "--name", name, p["image"], "/bin/true"]
+    return {"": _timed_engine(rt, argv, p["env"],
+                              cleanup=[["podman", "rm", "-f", name]])}
+
+
 # --- driver ---------------------------------------------------------------------------
 
 def resolve(cmd, what):
@@ -880,6 +1052,7 @@ def main(argv=None):
                             os.path.join(tmp, "root-pyruntime")),
                     Runtime("runc", resolve(a.runc, "runc"), os.path.join(tmp, "root-runc"))]
         b = Bench(tmp, smoke=a.smoke)
+        b.runtimes = runtimes
         st = os.stat(b.rootfs)
         rootfs_key = (st.st_dev, st.st_ino)
         results = []
