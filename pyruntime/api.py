@@ -634,11 +634,21 @@ def _home_of(rootfs, uid):
         raise RuntimeErr(what + strerror(e.errno)) from None
     finally:
         os.close(fd)
+    # Chunks, not one read of the bound: that would allocate (and on some paths touch)
+    # 4 MiB for a file of a few hundred bytes, create's largest allocation.
+    chunks, n = [], 0
     try:
-        with os.fdopen(rfd, "rb") as f:
-            data = f.read(_PASSWD_MAX + 1)
+        while n <= _PASSWD_MAX:
+            b = os.read(rfd, 65536)
+            if not b:
+                break
+            chunks.append(b)
+            n += len(b)
     except OSError as e:
         raise RuntimeErr(what + strerror(e.errno)) from None
+    finally:
+        os.close(rfd)
+    data = b"".join(chunks)
     if len(data) > _PASSWD_MAX:
         raise RuntimeErr(what + "larger than %d MiB" % (_PASSWD_MAX >> 20))
     want = str(uid)
