@@ -231,3 +231,15 @@ def test_engine_commands_import_nothing_heavy(rt, make_bundle, cid, pyrt_tmp):
         allowed = {"pyruntime._seccomp"} if args[0] == "features" else set()
         heavy = sorted(m for m in mods if m in HEAVY and m not in allowed)
         assert not heavy, (args, heavy)
+
+
+def test_plain_create_leaves_out_what_only_run_needs(rt, make_bundle, cid, pyrt_tmp):
+    """create of a plain detached config (no terminal, no hooks) never relays stdio: the
+    relay's `select` stays out (create's peak RSS is compared with runc's: issue 13)."""
+    if not rt.is_pyruntime or not os.path.exists(rt.cmd[0] + "-entry"):
+        pytest.skip("checks pyruntime's own launcher")
+    b = make_bundle(["sleep", "1000"])
+    mods, rc = _imports_of(rt, ["create", "--bundle", b.path, cid], pyrt_tmp)
+    assert rc == 0
+    assert "pyruntime.stdio" in mods, sorted(mods)   # the probe reaches the stdio set-up
+    assert "select" not in mods, sorted(mods)
