@@ -49,8 +49,9 @@ static int places_a_process(const char *cmd)
  * cgroupfs driver clones the init straight into its cgroup (clone3 CLONE_INTO_CGROUP):
  * create and run then move nothing, and the child's own moves would only take the
  * write lock that clone3 (a reader, like every fork) may then wait behind. Kept for
- * exec (the process is still moved), v1/hybrid hosts (measured: create 41.3 ms with
- * it, 46.9 without, CPU 20.3 vs 20.7 ms, see README "Performance"), the systemd driver
+ * exec (the process is still moved), v1/hybrid hosts (create 41.3 ms with it, 46.9
+ * without, CPU 20.3 vs 20.7 ms; on a machine at load 10-15 it cost instead: README
+ * "Performance" has the figures), the systemd driver
  * (systemd moves the init) and PYRT_CLONE_INTO_CGROUP=0. Where clone3 is refused the
  * runtime falls back to a move that pays the grace period in line: correct, slower.
  * PYRT_WARMUP=0 turns it off everywhere, PYRT_WARMUP=1 on (to measure both).
