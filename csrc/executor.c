@@ -1520,6 +1520,37 @@ static long raw_clone(unsigned long flags)
     return syscall(SYS_clone, flags, NULL, NULL, NULL, NULL);
 }
 
+#ifndef SYS_clone3
+#define SYS_clone3 435
+#endif
+#ifndef CLONE_INTO_CGROUP
+#define CLONE_INTO_CGROUP 0x200000000ULL
+#endif
+
+/* struct clone_args up to .cgroup (CLONE_ARGS_SIZE_VER2, Linux 5.7) */
+struct pyrt_clone_args {
+    uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls,
+        set_tid, set_tid_size, cgroup;
+};
+
+/* A fork-like clone3 (the child runs on a copy of this stack) that starts the child in
+ * the cgroup v2 dir cgroup_fd: the kernel places it under a read lock, so the write lock
+ * of a migration (and its RCU grace period) never happens. -errno when the kernel, a
+ * seccomp filter (ENOSYS) or the cgroup refuses: the caller then clones the old way. */
+static long clone_into_cgroup(unsigned long flags, int cgroup_fd)
+{
+    struct pyrt_clone_args a;
+    long r;
+    memset(&a, 0, sizeof a);
+    a.flags = (uint64_t)(flags & ~0xffUL) | CLONE_INTO_CGROUP;
+    /* clone3 refuses one with CLONE_PARENT (EINVAL): the child takes the exit signal of
+     * the caller, which the runtime cloned with SIGCHLD */
+    a.exit_signal = (flags & CLONE_PARENT) ? 0 : (flags & 0xff);
+    a.cgroup = (uint64_t)cgroup_fd;
+    r = syscall(SYS_clone3, &a, sizeof a);
+    return r < 0 ? -errno : r;
+}
+
 /* ---- the init stub --------------------------------------------------------------------
  *
  * Nothing the runtime starts in a container may be a clone of the runtime: a clone's
@@ -1840,6 +1871,7 @@ static int spawn_fds(const struct pyrt_spawn *sp, int *out, int max)
     int n = 0, i;
     if (sp->sock >= 0 && n < max) out[n++] = sp->sock;
     if (sp->fifo_fd >= 0 && n < max) out[n++] = sp->fifo_fd;
+    if (sp->cgroup_fd >= 0 && n < max) out[n++] = sp->cgroup_fd;
     for (i = 0; i < sp->njoin; i++)
         if (sp->join_fds[i] >= 0 && n < max)
             out[n++] = sp->join_fds[i];
@@ -1871,6 +1903,7 @@ int pyrt_spawn(struct pyrt_spawn *sp)
     }
     if (m.kind != MSG_PID)
         return -EPROTO;
+    sp->cgroup_errno = sp->cgroup_fd >= 0 ? m.err : ENOENT;
     return m.value;
 }
 
@@ -1937,12 +1970,30 @@ static __attribute__((noreturn)) void stub_spawn(struct pyrt_spawn *sp)
     /* the init inherits this: dumpable until the unprivileged runtime wrote its maps */
     if (sp->keep_dumpable)
         prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
-    child = raw_clone(sp->clone_flags | CLONE_PARENT | SIGCHLD);
-    if (child < 0)
-        fail(errno, NULL);
-    if (child == 0)
-        init_main(sp);
-    send_msg(MSG_PID, -1, 0, child, NULL);
+    {
+        int cg_err = 0;
+        child = -1;
+        if (sp->cgroup_fd >= 0) {
+            long r = clone_into_cgroup(sp->clone_flags | CLONE_PARENT | SIGCHLD, sp->cgroup_fd);
+            if (r >= 0)
+                child = (pid_t)r;
+            else
+                cg_err = (int)-r;
+        }
+        if (child < 0)
+            child = raw_clone(sp->clone_flags | CLONE_PARENT | SIGCHLD);
+        if (child < 0)
+            fail(errno, NULL);
+        if (child == 0) {
+            if (sp->cgroup_fd >= 0)
+                close(sp->cgroup_fd); /* a host directory: nothing in the container keeps it */
+            init_main(sp);
+        }
+        if (sp->cgroup_fd >= 0)
+            close(sp->cgroup_fd);
+        /* err: how the init was placed (0: born in cgroup_fd; else clone3's errno) */
+        send_msg(MSG_PID, -1, cg_err, child, NULL);
+    }
     _exit(0);
 }
 
@@ -2206,7 +2257,7 @@ int pyrt_setns_run(int npaths, const int *fds, const int *types, const char *pat
         sp.njoin = npaths;
         sp.join_fds = fds;
         sp.join_types = types;
-        sp.sock = sp.parent_sock = sp.fifo_fd = -1;
+        sp.sock = sp.parent_sock = sp.fifo_fd = sp.cgroup_fd = -1;
         sp.stub_fd = stub_fd;
         for (i = 0; i < npaths; i++)
             keep[n++] = fds[i];

@@ -54,6 +54,10 @@ struct pyrt_spawn {
                            still write the uid/gid maps); non-dumpable from the start otherwise */
     int stub_fd;        /* the sealed memfd copy of the init stub, exec'd before anything
                            enters a container namespace */
+    int cgroup_fd;      /* the init's cgroup v2 dir (O_PATH): born there by clone3
+                           CLONE_INTO_CGROUP, no migration; -1: a plain clone */
+    int cgroup_errno;   /* out: 0 born in cgroup_fd; else clone3's errno (a plain clone
+                           followed, the runtime moves the init) */
 };
 
 struct pyrt_msg {

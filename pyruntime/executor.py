@@ -304,6 +304,14 @@ class Launch:
         self.pid = 0
         self.sock = -1
         self._join_fds = []
+        self._cgroup_fd = -1
+        # 0: the init was born in plan["clone_into_cgroup"]; an errno: it was not (the
+        # runtime moves it); None: not asked
+        self.cgroup_errno = None
+
+    @property
+    def born_in_cgroup(self):
+        return self.cgroup_errno == 0
 
     def spawn(self):
         from .plan import NS_FLAGS
@@ -360,6 +368,14 @@ class Launch:
             sp.fifo_fd = self.fifo_fd
             sp.force_stage1 = 1 if self.force_stage1 else 0
             sp.stub_fd = stub_fd()
+            sp.cgroup_fd = -1
+            if self.plan.get("clone_into_cgroup"):
+                try:
+                    self._cgroup_fd = os.open(self.plan["clone_into_cgroup"],
+                                              os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+                    sp.cgroup_fd = self._cgroup_fd
+                except OSError as e:
+                    self.cgroup_errno = e.errno   # the runtime moves it, as without
             # An unprivileged runtime writes the maps of a new user namespace itself: the
             # init's /proc files must stay its own until then (the init stays dumpable
             # only until the first GO, before it does anything).
@@ -383,8 +399,13 @@ class Launch:
                 if back is not None:
                     os.fchdir(back)
                     os.close(back)
+            if sp.cgroup_fd >= 0:
+                self.cgroup_errno = sp.cgroup_errno
         finally:
             os.close(child_sock)
+            if self._cgroup_fd >= 0:
+                os.close(self._cgroup_fd)
+                self._cgroup_fd = -1
             for fd in self._join_fds:
                 os.close(fd)
             self._join_fds = []

@@ -610,6 +610,11 @@ def build(config, bundle, cid, opts=None, cgroup_mgr=None):
             at = min(at, next(i for i, st in enumerate(steps) if st["op"] == "fork_init"))
         steps.insert(at, _step("sync", "wait for the runtime to place the init in its cgroup",
                                tag="cgroup"))
+        # born there (clone3 CLONE_INTO_CGROUP) where one cgroup v2 dir is all it needs;
+        # the executor falls back to a plain clone and the runtime's move if refused
+        birth = cgroup_mgr.birth_dir() if os.environ.get("PYRT_CLONE_INTO_CGROUP") != "0" else None
+        if birth:
+            plan["clone_into_cgroup"] = birth
     return plan
 
 
