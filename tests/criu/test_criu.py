@@ -105,7 +105,9 @@ def test_counter_resumes_under_a_new_id(rt, make_bundle, cid, pyrt_tmp):
         # container's cgroup path, which criu makes anew and nothing removes)
         assert where == "0::/" + new, where
     ps = json.loads(rt.ok("ps", "-f", "json", new).stdout)
-    assert s["pid"] in ps
+    if rt.is_pyruntime:
+        # runc 1.1.5 lists nothing (null): its restored tree is not in the new id's cgroup
+        assert s["pid"] in ps
     # a restore onto an id in use is refused; the running one is untouched
     r = rt.run("restore", "--detach", "--image-path", img, "--bundle", b.path, new)
     assert r.returncode != 0 and "already exists" in r.stderr, r.stderr
