@@ -238,7 +238,7 @@ class Runtime:
         elif getattr(self, "_fg", False):
             # run in the foreground: pipes the runtime relays, not the caller's files
             child_stdio, parent_stdio = stdio.pipes(3 + preserve_fds + opts["listen_fds"])
-            opts["stdio"] = {"fds": list(child_stdio), "chown": 7}
+            opts["stdio"] = {"pipes": True, "chown": 7}
         else:
             opts["stdio"] = {"chown": stdio.inherited_mask()}
         fifo_fd = None
@@ -249,7 +249,7 @@ class Runtime:
             fifo = os.path.join(c.dir, st.FIFO)
             os.mkfifo(fifo, 0o622)
             fifo_fd = os.open(fifo, os.O_RDWR | os.O_CLOEXEC)
-            idmap_fds = []
+            idmap_fds = {}
             if any(st.get("idmap") or st.get("host_clone") for st in plan["steps"]):
                 from . import idmap
                 idmap_fds = idmap.prepare(plan)
@@ -263,16 +263,16 @@ class Runtime:
                 os.close(fifo_fd)
             stdio.close(child_stdio + parent_stdio)
             raise
-        launch = Launch(plan, fifo_fd)
+        launch = Launch(plan, fifo_fd, mount_fds=idmap_fds, stdio_fds=child_stdio or None)
         launch.stdio = parent_stdio
         try:
             try:
                 pid = launch.spawn()
             finally:
                 stdio.close(child_stdio)   # the init has its own copies now
-            for fd in idmap_fds:   # the init has its own copies now
+            for fd in idmap_fds.values():   # the init has its own copies now
                 os.close(fd)
-            idmap_fds = []
+            idmap_fds = {}
             c.data["pid"] = pid
             c.data["start_time"], _ = st.proc_start_time(pid)
             # with a pid namespace of its own, killing the init takes every process of
@@ -357,7 +357,7 @@ class Runtime:
             raise
         finally:
             os.close(fifo_fd)
-            for fd in idmap_fds:
+            for fd in idmap_fds.values():
                 os.close(fd)
         return launch, mgr
 

@@ -379,7 +379,7 @@ def exec_process(rt, cid, process, detach=False, pid_file=None, console_socket=N
     elif not detach:
         # foreground: pipes the runtime relays, not the caller's files
         child_stdio, parent_stdio = stdio.pipes(3 + preserve_fds + listen, stdout_fd)
-        opts["stdio"] = {"fds": list(child_stdio), "chown": 7}
+        opts["stdio"] = {"pipes": True, "chown": 7}
     else:
         opts["stdio"] = {"chown": stdio.inherited_mask()}
     # whoever takes a set of fds over (the spawned process, the relay) empties its entry
@@ -407,7 +407,8 @@ def _exec(rt, c, process, config, linux, opts, status, detach, pid_file, console
     fwd = None if detach else _Forwarder()
     master = []
     try:
-        launch = _ExecLaunch(plan, force_stage1=True, context=EXEC_CONTEXT)
+        launch = _ExecLaunch(plan, force_stage1=True, context=EXEC_CONTEXT,
+                             stdio_fds=held["child"] or None)
         try:
             try:
                 pid = launch.spawn()

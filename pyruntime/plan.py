@@ -671,9 +671,11 @@ def process_steps(process, opts, exec_mode=False):
     if unknown:
         steps[0]["warnings"] = ["unknown capabilities ignored: %s" % ", ".join(unknown)]
     stdio = opts.get("stdio") or {}
-    if stdio.get("fds") or stdio.get("chown"):
-        # first: before close_fds, and before a seccomp filter could refuse the fchown
-        steps.insert(0, _step("dup_stdio", "set up the process's stdio", fds=stdio.get("fds"),
+    if stdio.get("pipes") or stdio.get("chown"):
+        # first: before close_fds, and before a seccomp filter could refuse the fchown;
+        # "pipes": the runtime's relay pipes go on 0-2 (their fds travel beside the plan)
+        steps.insert(0, _step("dup_stdio", "set up the process's stdio",
+                              pipes=bool(stdio.get("pipes")),
                               uid=user.get("uid", 0), chown=stdio.get("chown", 0)))
     return steps
 
