@@ -59,8 +59,10 @@ def _now_rfc3339():
 
 
 class Runtime:
-    def __init__(self, root="/run/pyruntime", systemd_cgroup=False, rootless="auto", log=None):
+    def __init__(self, root="/run/pyruntime", systemd_cgroup=False, rootless="auto", log=None,
+                 debug=False):
         self.root = root
+        self.debug = bool(debug and log)   # debug lines (the executed plan's digest) to log
         self.systemd_cgroup = systemd_cgroup
         self.rootless = rootless
         self.log = log  # callable(level, msg) for warnings, or None
@@ -206,25 +208,6 @@ class Runtime:
                               systemd=self.systemd_cgroup, rootless=self._is_rootless(),
                               linux_devices=linux.get("devices"),
                               annotations=config.get("annotations"))
-        opts = {"no_pivot": no_pivot, "no_new_keyring": no_new_keyring,
-                "preserve_fds": preserve_fds, "listen_fds": _listen_fds(), "pass_fds": pass_fds}
-        if opts["listen_fds"]:
-            # runc: socket activation fds follow stdio, and the process is told so
-            process["env"] = list(process.get("env") or []) + [
-                "LISTEN_FDS=%d" % opts["listen_fds"], "LISTEN_PID=1"]
-        if linux.get("seccomp"):
-            from . import seccomp
-            prog = seccomp.compile(linux["seccomp"], cache_dir=_cache_dir("seccomp"))
-            opts["seccomp"] = {"program": prog.bpf, "flags": prog.flags, "notify": prog.notify}
-        env = process.get("env") or []
-        if not any(e.startswith("HOME=") for e in env):
-            # runc: HOME from the container's passwd entry for the user, else "/"
-            process["env"] = env + ["HOME=" + _home_of(config["_rootfs"], (process.get("user") or {}).get("uid", 0))]
-        if os.geteuid() != 0 and linux.get("gidMappings"):
-            from . import rootless
-            # the runtime will deny setgroups before writing its own gid as the only map
-            opts["setgroups_denied"] = rootless.setgroups_denied(
-                {"gid_mappings": linux["gidMappings"]})
         cg_replace = None
         if mgr is not None and self._is_rootless() and isinstance(getattr(mgr, "mounts", None), dict):
             from . import rootless
@@ -233,19 +216,16 @@ class Runtime:
             _record_cgroups(c, mgr)
         from . import stdio
         child_stdio = parent_stdio = ()
-        if process.get("terminal"):
-            opts["stdio"] = {"chown": 7}      # the console is on 0-2 by then
-        elif getattr(self, "_fg", False):
-            # run in the foreground: pipes the runtime relays, not the caller's files
-            child_stdio, parent_stdio = stdio.pipes(3 + preserve_fds + opts["listen_fds"])
-            opts["stdio"] = {"pipes": True, "chown": 7}
-        else:
-            opts["stdio"] = {"chown": stdio.inherited_mask()}
+        listen = _listen_fds()
+        fg = getattr(self, "_fg", False)
         fifo_fd = None
         try:
-            plan = plan_mod.build(config, bundle, c.id, opts, cgroup_mgr=mgr)
-            if cg_replace:
-                rootless.cgroup_binds(plan, cg_replace)
+            plan = self._plan(c.id, config, bundle, mgr, no_pivot, no_new_keyring, preserve_fds,
+                              fg, listen, pass_fds, cg_replace)
+            if self.debug:
+                self.log("debug", "create %s: plan sha256 %s" % (c.id, plan_mod.digest(plan)))
+            if not process.get("terminal") and fg:
+                child_stdio, parent_stdio = stdio.pipes(3 + preserve_fds + listen)
             fifo = os.path.join(c.dir, st.FIFO)
             os.mkfifo(fifo, 0o622)
             fifo_fd = os.open(fifo, os.O_RDWR | os.O_CLOEXEC)
@@ -360,6 +340,59 @@ class Runtime:
             for fd in idmap_fds.values():
                 os.close(fd)
         return launch, mgr
+
+    def _plan(self, cid, config, bundle, mgr, no_pivot, no_new_keyring, preserve_fds,
+              foreground, listen_fds, pass_fds, cgroup_replace):
+        """The one way a create plan is made (create runs it, plan() returns it): the
+        host's facts first (hostfacts), then plan.build from config + facts."""
+        from . import hostfacts, plan as plan_mod
+        linux = config.get("linux") or {}
+        process = config.get("process") or {}
+        seccomp_prog = None
+        if linux.get("seccomp"):
+            from . import seccomp
+            prog = seccomp.compile(linux["seccomp"], cache_dir=_cache_dir("seccomp"))
+            seccomp_prog = {"program": prog.bpf, "flags": prog.flags, "notify": prog.notify}
+        setgroups = False
+        if os.geteuid() != 0 and linux.get("gidMappings"):
+            from . import rootless
+            # the runtime will deny setgroups before writing its own gid as the only map
+            setgroups = rootless.setgroups_denied({"gid_mappings": linux["gidMappings"]})
+        mask = 0
+        if not process.get("terminal") and not foreground:
+            from .stdio import inherited_mask
+            mask = inherited_mask()
+        facts = hostfacts.gather(config, bundle, listen_fds=listen_fds, pass_fds=pass_fds,
+                                 stdio_mask=mask, seccomp=seccomp_prog,
+                                 cgroup_replace=cgroup_replace, setgroups_denied=setgroups)
+        opts = {"no_pivot": no_pivot, "no_new_keyring": no_new_keyring,
+                "preserve_fds": preserve_fds, "foreground": foreground}
+        return plan_mod.build(config, bundle, cid, opts, facts, cgroup_mgr=mgr)
+
+    def plan(self, cid, bundle, no_pivot=False, no_new_keyring=False, preserve_fds=0):
+        """The plan `create` would run for this bundle now, changing nothing (`pyruntime
+        plan`). A rootless v1 host's cgroup hierarchies the user may not write are
+        foreseen here, where create learns them by making the cgroups."""
+        from . import config as config_mod
+        from .executor import open_fds
+        pass_fds = open_fds(3, 3 + max(int(preserve_fds or 0), 0) + _listen_fds())
+        validate(cid)
+        bundle = os.path.abspath(bundle or ".")
+        config = config_mod.load(bundle, cache_dir=_cache_dir("config"))
+        linux = config.get("linux") or {}
+        mgr = None
+        if self._needs_cgroup(config):
+            from . import cgroups
+            mgr = cgroups.new(cid, linux.get("cgroupsPath"), linux.get("resources"),
+                              systemd=self.systemd_cgroup, rootless=self._is_rootless(),
+                              linux_devices=linux.get("devices"),
+                              annotations=config.get("annotations"))
+        cg_replace = None
+        if mgr is not None and self._is_rootless() and isinstance(getattr(mgr, "mounts", None), dict):
+            from . import rootless
+            cg_replace = rootless.foresee_cgroups(mgr)
+        return self._plan(cid, config, bundle, mgr, no_pivot, no_new_keyring, preserve_fds,
+                          False, _listen_fds(), pass_fds, cg_replace)
 
     def _is_rootless(self):
         if self.rootless == "true":
@@ -580,53 +613,6 @@ def _cache_dir(kind):
             base = os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"),
                                 "pyruntime")
     return os.path.join(base, kind)
-
-
-_PASSWD_MAX = 4 << 20
-
-
-def _home_of(rootfs, uid):
-    """runc: HOME from the container's passwd entry for the user, "/" without one.
-
-    The file is the container's to shape, and a running container reshapes it at will:
-    it is resolved inside the rootfs (no symlink or magic link leads out), opened as an
-    O_PATH handle first so that opening it cannot block or wake a device, and read only
-    if it is a regular file of sane size. Anything else is one line, as runc says when
-    it cannot parse the file (runc itself blocks forever on a FIFO)."""
-    from .executor import open_in_root, strerror
-    what = "unable to start container process: unable to setup user: /etc/passwd: "
-    try:
-        fd = open_in_root(rootfs, "/etc/passwd", os.O_PATH)
-    except OSError as e:
-        if e.errno in (2, 20):   # ENOENT, ENOTDIR: no passwd, runc's default
-            return "/"
-        raise RuntimeErr(what + strerror(e.errno)) from None
-    try:
-        info = os.fstat(fd)
-        if info.st_mode & 0o170000 != 0o100000:   # S_ISREG
-            raise RuntimeErr(what + "not a regular file")
-        if info.st_size > _PASSWD_MAX:
-            raise RuntimeErr(what + "larger than %d MiB" % (_PASSWD_MAX >> 20))
-        # the same inode, now for reading
-        rfd = os.open("/proc/self/fd/%d" % fd,
-                      os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
-    except OSError as e:
-        raise RuntimeErr(what + strerror(e.errno)) from None
-    finally:
-        os.close(fd)
-    try:
-        with os.fdopen(rfd, "rb") as f:
-            data = f.read(_PASSWD_MAX + 1)
-    except OSError as e:
-        raise RuntimeErr(what + strerror(e.errno)) from None
-    if len(data) > _PASSWD_MAX:
-        raise RuntimeErr(what + "larger than %d MiB" % (_PASSWD_MAX >> 20))
-    want = str(uid)
-    for line in data.decode(errors="replace").splitlines():
-        parts = line.split(":")
-        if len(parts) >= 6 and parts[2] == want:
-            return parts[5] or "/"
-    return "/"
 
 
 def _write_oom_score_adj(pid, v):

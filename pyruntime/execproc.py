@@ -207,7 +207,7 @@ def _refuse_unsupported(process):
             raise RuntimeErr("process.%s is not supported by this build of pyruntime" % key)
 
 
-def build_plan(c, config, process, opts, paused=False):
+def build_plan(c, config, process, opts, facts, paused=False):
     """The exec plan: join the container's namespaces, then the process tail."""
     from . import plan as plan_mod
     from .plan import _step
@@ -224,7 +224,7 @@ def build_plan(c, config, process, opts, paused=False):
             raise RuntimeErr("process.rlimits: unknown rlimit type %s" % t)
         steps.append(_step("rlimit", "setrlimit %s" % t, resource=plan_mod.RLIMITS[t],
                            soft=rl.get("soft", 0), hard=rl.get("hard", 0), name=t))
-    tail = plan_mod.process_steps(process, opts, exec_mode=True)
+    tail = plan_mod.process_steps(process, opts, facts, exec_mode=True)
     for s in tail:
         if s["op"] == "chdir":
             s["desc"] = 'chdir to cwd ("%s") set in config.json failed' % s["path"]
@@ -315,7 +315,7 @@ def _send_pidfd(path, pid):
 def exec_process(rt, cid, process, detach=False, pid_file=None, console_socket=None,
                  preserve_fds=0, pidfd_socket=None, cgroup=(), ignore_paused=False,
                  stdin_fd=0, stdout_fd=1):
-    from .api import _cache_dir, _home_of, _listen_fds
+    from .api import _cache_dir, _listen_fds
     from .executor import open_fds
     # before the runtime opens anything: only these of the caller's fds may pass (never
     # the namespace fds or the state the runtime opens below)
@@ -351,25 +351,24 @@ def exec_process(rt, cid, process, detach=False, pid_file=None, console_socket=N
         config = {}
     linux = config.get("linux") or {}
 
-    env = list(process.get("env") or [])
-    if not any(e.startswith("HOME=") for e in env):
-        env.append("HOME=" + _home_of(c.data.get("rootfs", "/"), (process.get("user") or {}).get("uid", 0)))
+    from . import hostfacts
+    from .plan import process_env
     listen = _listen_fds()
-    if listen:
-        # runc: the socket-activation fds follow stdio, and the process is told so
-        env += ["LISTEN_FDS=%d" % listen, "LISTEN_PID=1"]
-    process["env"] = env
+    process["env"] = process_env(process.get("env"), hostfacts.home_of(
+        c.data.get("rootfs", "/"), process), listen)
 
     # the container's personality and memory policy hold for its every process
-    opts = {"preserve_fds": preserve_fds, "listen_fds": listen, "pass_fds": pass_fds,
+    opts = {"preserve_fds": preserve_fds,
             "linux": {k: linux[k] for k in ("personality", "memoryPolicy") if linux.get(k)}}
+    facts = {"listen_fds": listen, "pass_fds": pass_fds, "last_cap": hostfacts.last_cap(),
+             "apparmor_exec": hostfacts.apparmor_exec() if process.get("apparmorProfile") else None}
     if linux.get("seccomp"):
         from . import seccomp
         prog = seccomp.compile(linux["seccomp"], cache_dir=_cache_dir("seccomp"))
-        opts["seccomp"] = {"program": prog.bpf, "flags": prog.flags, "notify": prog.notify}
+        facts["seccomp"] = {"program": prog.bpf, "flags": prog.flags, "notify": prog.notify}
     try:
         with open("/proc/%d/setgroups" % c.pid) as f:
-            opts["setgroups_denied"] = f.read().strip() == "deny"
+            facts["setgroups_denied"] = f.read().strip() == "deny"
     except OSError:
         pass
     from . import stdio
@@ -385,18 +384,18 @@ def exec_process(rt, cid, process, detach=False, pid_file=None, console_socket=N
     # whoever takes a set of fds over (the spawned process, the relay) empties its entry
     held = {"child": child_stdio, "parent": parent_stdio}
     try:
-        return _exec(rt, c, process, config, linux, opts, status, detach, pid_file,
+        return _exec(rt, c, process, config, linux, opts, facts, status, detach, pid_file,
                      console_socket, pidfd_socket, cgroup, stdin_fd, stdout_fd, held)
     finally:
         stdio.close(held["child"] + held["parent"])
 
 
-def _exec(rt, c, process, config, linux, opts, status, detach, pid_file, console_socket,
+def _exec(rt, c, process, config, linux, opts, facts, status, detach, pid_file, console_socket,
           pidfd_socket, cgroup, stdin_fd, stdout_fd, held):
     from . import stdio
     from .api import _ConsoleSender, _write_pid_file
     paused = status == "paused"
-    plan = build_plan(c, config, process, opts, paused=paused)
+    plan = build_plan(c, config, process, opts, facts, paused=paused)
     for s in plan["steps"]:
         for w in s.pop("warnings", None) or ():
             if w.startswith("unknown capabilities ignored: "):
