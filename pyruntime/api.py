@@ -442,7 +442,7 @@ class Runtime:
                 with open("/proc/%d/%s_map" % (pid, kind), "w") as f:
                     f.write(data)
             except OSError as e:
-                from .executor import strerror
+                from .errors import strerror
                 raise RuntimeErr("unable to start container process: write %s_map: %s"
                                  % (kind, strerror(e.errno)))
 
@@ -620,7 +620,7 @@ def _write_oom_score_adj(pid, v):
         with open("/proc/%d/oom_score_adj" % pid, "w") as f:
             f.write(str(v))
     except OSError as e:
-        from .executor import strerror
+        from .errors import strerror
         hint = ""
         if e.errno in (1, 13) and v < 0:
             hint = " (lowering oom_score_adj needs CAP_SYS_RESOURCE, which this host does not grant)"

@@ -14,8 +14,8 @@ host pid once it has exec'd.
 import os
 
 from . import fastjson, faults
-from .errors import InvalidState, RuntimeErr
-from .executor import Launch, MSG_ERROR, MSG_GO, MSG_SYNC, strerror
+from .errors import InvalidState, RuntimeErr, strerror
+from .executor import Launch, MSG_ERROR, MSG_GO, MSG_SYNC
 
 EXEC_CONTEXT = "exec"
 

@@ -2,7 +2,7 @@
 import errno as errno_mod
 import os
 
-from .errors import RuntimeErr
+from .errors import RuntimeErr, strerror
 from ._executor import ffi, lib
 
 OPS = {
@@ -21,12 +21,6 @@ MSG_GO, MSG_ABORT = 10, 11
 
 RLIM_INFINITY = (1 << 64) - 1
 _MKDIR = {None: 0, 0: 0, 1: 1, 2: 2, "dir": 1, "file": 2}
-
-
-def strerror(errno):
-    """Go-style (lower-case) error text, as runc prints it."""
-    s = os.strerror(errno)
-    return s[:1].lower() + s[1:] if s else s
 
 
 def _cstr(keep, s):

@@ -117,7 +117,8 @@ def _exec_hook(joins, path, args, env, stdin, out_w, err_w, cwd):
     fork and exec, and `subprocess` (~9 ms to import) stays out of create and delete."""
     from .plan import NS_FLAGS
     from ._executor import ffi, lib
-    from .executor import strerror, stub_fd
+    from .errors import strerror
+    from .executor import stub_fd
     fds = []
     keep = []
 

@@ -129,7 +129,8 @@ def passwd_home(rootfs, uid):
     O_PATH handle first so that opening it cannot block or wake a device, and read only
     if it is a regular file of sane size. Anything else is one line, as runc says when
     it cannot parse the file (runc itself blocks forever on a FIFO)."""
-    from .executor import open_in_root, strerror
+    from .errors import strerror
+    from .executor import open_in_root
     what = "unable to start container process: unable to setup user: /etc/passwd: "
     try:
         fd = open_in_root(rootfs, "/etc/passwd", os.O_PATH)

@@ -117,7 +117,7 @@ def prepare(plan):
                                   OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC
                                   | (AT_RECURSIVE if hc["recursive"] else 0))
                 except OSError as e:
-                    from .executor import strerror
+                    from .errors import strerror
                     raise RuntimeErr("unable to start container process: error during "
                                      "container init: %s: %s" % (st["desc"], strerror(e.errno)))
                 fds[i] = fd
@@ -127,7 +127,7 @@ def prepare(plan):
                                    im["recursive"] or im.get("map_recursive", False),
                                    im.get("map_recursive", False))
             except OSError as e:
-                from .executor import strerror
+                from .errors import strerror
                 raise RuntimeErr("unable to start container process: error during container "
                                  "init: %s: create an idmapped mount: %s"
                                  % (st["desc"], strerror(e.errno)))

@@ -181,7 +181,7 @@ def mount_steps(m, bundle, userns, netns_new, facts, linux=None):
         src = resolve_host_source(src, bundle)
         info = facts["sources"][src]
         if "errno" in info:
-            from .executor import strerror
+            from .errors import strerror
             raise ConfigError("mount %s to %s: %s" % (src, dest, strerror(info["errno"])))
         kind = 1 if info["dir"] else 2
         step = _step("mount", "bind mount %s to %s" % (src, dest), source=src, target=dest,

@@ -35,7 +35,7 @@ def write_id_maps(pid, uid_maps, gid_maps):
                 with open("/proc/%d/%s_map" % (pid, kind), "w") as f:
                     f.write("%d %d 1\n" % (maps[0]["containerID"], own))
             except OSError as e:
-                from .executor import strerror
+                from .errors import strerror
                 raise RuntimeErr("unable to start container process: write %s_map: %s"
                                  % (kind, strerror(e.errno)))
             continue

@@ -169,8 +169,8 @@ def write_atomic(path, data, mode=0o600):
 
 
 def _strerror(e):
-    s = e.strerror or str(e)
-    return s[:1].lower() + s[1:]
+    from .errors import strerror
+    return strerror(e)
 
 
 def _write_atomic(path, data, mode):

@@ -239,8 +239,8 @@ def main(argv=None):
                                  0o644))
             except OSError as e:
                 path, g.log = g.log, None
-                s = e.strerror or str(e)
-                g.error("open %s: %s" % (path, s[:1].lower() + s[1:]))
+                from ..errors import strerror
+                g.error("open %s: %s" % (path, strerror(e)))
                 return 1
         if gopts.get("version"):
             sys.stdout.write(version_text())
