@@ -14,7 +14,7 @@ import os
 import time
 
 from . import faults
-from . import fastjson, state as st
+from . import OCI_VERSION, fastjson, state as st
 from .errors import InvalidState, RuntimeErr
 from .ids import validate
 
@@ -135,7 +135,7 @@ class Runtime:
         mgr = None
         cr_start, _ = st.proc_start_time(os.getpid())
         c = st.Container(self.root, cid, {
-            "ociVersion": "1.3.0", "id": cid, "status": "creating", "pid": 0,
+            "ociVersion": OCI_VERSION, "id": cid, "status": "creating", "pid": 0,
             "bundle": bundle, "rootfs": config["_rootfs"], "created": _now_rfc3339(),
             "owner": "", "annotations": config.get("annotations") or {},
             "creator_pid": os.getpid(), "creator_start": cr_start,

@@ -169,29 +169,6 @@ def load_process_file(path):
     return p
 
 
-def namespaces_to_join(pid):
-    """Every namespace of `pid` that differs from ours, in join order (user first)."""
-    from .plan import JOIN_ORDER, NS_PROC_NAMES
-    out = []
-    for t in JOIN_ORDER:
-        name = NS_PROC_NAMES[t]
-        path = "/proc/%d/ns/%s" % (pid, name)
-        try:
-            theirs = os.stat(path)
-        except FileNotFoundError:
-            continue  # the kernel has no such namespace type
-        except OSError as e:
-            raise RuntimeErr("cannot inspect %s: %s" % (path, strerror(e.errno)))
-        try:
-            ours = os.stat("/proc/self/ns/" + name)
-            if (ours.st_dev, ours.st_ino) == (theirs.st_dev, theirs.st_ino):
-                continue  # joining our own namespace is a no-op (and EPERM for user)
-        except OSError:
-            pass
-        out.append({"type": t, "path": path})
-    return out
-
-
 def _check_state(c, ignore_paused):
     status = c.status()
     if status in ("stopped", "creating"):
@@ -210,6 +187,7 @@ def _refuse_unsupported(process):
 def build_plan(c, config, process, opts, facts, paused=False):
     """The exec plan: join the container's namespaces, then the process tail."""
     from . import plan as plan_mod
+    from .namespaces import namespaces_to_join
     from .plan import _step
     steps = [_step("setsid", "create a new session")]
     if process.get("terminal"):

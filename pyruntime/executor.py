@@ -282,14 +282,6 @@ def open_fds(lo, hi):
     return out
 
 
-def _ns_flags(names):
-    from .plan import NS_FLAGS
-    f = 0
-    for n in names:
-        f |= NS_FLAGS[n]
-    return f
-
-
 class Launch:
     """One init (or exec'd process) being brought up by the executor."""
 
@@ -311,7 +303,7 @@ class Launch:
         self._join_fds = []
 
     def spawn(self):
-        from .plan import NS_FLAGS
+        from .namespaces import NS_FLAGS, flags as ns_flags
         keep = []
         ns = self.plan["namespaces"]
         clone = [n for n in ns["clone"] if n != "time"]
@@ -334,7 +326,7 @@ class Launch:
                 jtypes.append(NS_FLAGS[j["type"]])
             self._join_fds = jfds
             sp = ffi.new("struct pyrt_spawn *")
-            sp.clone_flags = _ns_flags(clone)
+            sp.clone_flags = ns_flags(clone)
             sp.nsteps = len(self.steps)
             sp.steps = to_c(self.steps, keep, self.fds)
             jf = ffi.new("int[]", jfds or [0])

@@ -107,7 +107,7 @@ def _spawn_in_ns(ns_pid, path, args, env, stdin, out_w, err_w):
     """Run the hook in the namespaces of `ns_pid` (createContainer: the container's mount
     namespace, before pivot_root). The runtime's user namespace is kept: host root can
     enter every namespace the container's user namespace owns."""
-    from .execproc import namespaces_to_join
+    from .namespaces import namespaces_to_join
     joins = [j for j in namespaces_to_join(ns_pid) if j["type"] != "user"]
     return _exec_hook(joins, path, args, env, stdin, out_w, err_w, None)
 
@@ -115,7 +115,7 @@ def _spawn_in_ns(ns_pid, path, args, env, stdin, out_w, err_w):
 def _exec_hook(joins, path, args, env, stdin, out_w, err_w, cwd):
     """The C executor forks (joining `joins` first) and execs: no Python runs between
     fork and exec, and `subprocess` (~9 ms to import) stays out of create and delete."""
-    from .plan import NS_FLAGS
+    from .namespaces import NS_FLAGS
     from ._executor import ffi, lib
     from .errors import strerror
     from .executor import stub_fd

@@ -8,16 +8,7 @@ import stat
 
 from .errors import ConfigError
 
-# <sched.h>
-NS_FLAGS = {
-    "mount": 0x00020000, "uts": 0x04000000, "ipc": 0x08000000, "user": 0x10000000,
-    "pid": 0x20000000, "network": 0x40000000, "cgroup": 0x02000000, "time": 0x00000080,
-}
-NS_PROC_NAMES = {"mount": "mnt", "uts": "uts", "ipc": "ipc", "user": "user", "pid": "pid",
-                 "network": "net", "cgroup": "cgroup", "time": "time"}
-# Join order: the user namespace first so the others are entered with its privileges;
-# mount last so the /proc paths above still resolve.
-JOIN_ORDER = ["user", "cgroup", "ipc", "uts", "network", "pid", "time", "mount"]
+from .namespaces import JOIN_ORDER, NS_FLAGS
 
 # <sys/mount.h>
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
@@ -530,7 +521,8 @@ def start_container_hook_steps(hook_list, config, bundle, cid):
     as the init sees it), split around the pid, which only the init knows."""
     from .fastjson import dumps  # the same text as json.dumps, without importing re/enum
     # a NUL cannot occur in an id, a path or (escaped) anywhere else: a safe placeholder
-    state = {"ociVersion": "1.3.0", "id": cid, "status": "created", "pid": "\0", "bundle": bundle}
+    from . import OCI_VERSION
+    state = {"ociVersion": OCI_VERSION, "id": cid, "status": "created", "pid": "\0", "bundle": bundle}
     if config.get("annotations"):
         state["annotations"] = config["annotations"]
     head, tail = dumps(state).split('"\\u0000"', 1)

@@ -6,7 +6,7 @@ import os
 
 from .errors import ConfigError
 
-OCI_VERSION = "1.3.0"
+from . import OCI_VERSION
 
 _CAPS = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
 

@@ -13,7 +13,7 @@ import fcntl
 import os
 import stat as _stat
 
-from . import fastjson
+from . import OCI_VERSION, fastjson
 from .errors import NotExist, RuntimeErr
 from .ids import _ID_RE, validate
 
@@ -108,7 +108,7 @@ class Container:
         status = status or self.status()
         d = self.data
         out = {
-            "ociVersion": d.get("ociVersion", "1.3.0"),
+            "ociVersion": d.get("ociVersion", OCI_VERSION),
             "id": self.id,
             "pid": d.get("pid", 0) if status not in ("stopped",) else 0,
             "status": status,
