@@ -112,14 +112,15 @@ class Runtime:
         """Create the container; returns the init pid. The init waits for start()."""
         # before the runtime opens anything: only these of the caller's fds may pass
         from .executor import open_fds
-        pass_fds = open_fds(3, 3 + max(int(preserve_fds or 0), 0) + _listen_fds())
+        from .launch import cache_dir, listen_fds, write_pid_file
+        pass_fds = open_fds(3, 3 + max(int(preserve_fds or 0), 0) + listen_fds())
         validate(cid)
         # run in the foreground may relay the terminal itself (no console socket needed)
         self._fg = _foreground
         from . import config as config_mod
         bundle = os.path.abspath(bundle or ".")
         st.ensure_root(self.root)
-        config = config_mod.load(bundle, cache_dir=_cache_dir("config"))
+        config = config_mod.load(bundle, cache_dir=cache_dir("config"))
         if not config.get("process"):
             raise RuntimeErr("process: the container's process is required for create")
         path = os.path.join(self.root, cid)
@@ -155,7 +156,7 @@ class Runtime:
             c.save()
             faults.at("create:before-pidfile")
             if pid_file:
-                _write_pid_file(pid_file, launch.pid)
+                write_pid_file(pid_file, launch.pid)
             pid = launch.pid
             launch.close()
             if not _foreground:
@@ -216,7 +217,8 @@ class Runtime:
             _record_cgroups(c, mgr)
         from . import stdio
         child_stdio = parent_stdio = ()
-        listen = _listen_fds()
+        from .launch import listen_fds
+        listen = listen_fds()
         fg = getattr(self, "_fg", False)
         fifo_fd = None
         try:
@@ -300,7 +302,8 @@ class Runtime:
                 mgr.add_pid(pid)
             console = None
             if process.get("terminal"):
-                console = _ConsoleSender(console_socket) if console_socket else _ConsoleKeeper(launch)
+                from .launch import ConsoleKeeper, ConsoleSender
+                console = ConsoleSender(console_socket) if console_socket else ConsoleKeeper(launch)
             hooks = config.get("hooks") or {}
 
             def on_sync(tag, step):
@@ -348,11 +351,8 @@ class Runtime:
         from . import hostfacts, plan as plan_mod
         linux = config.get("linux") or {}
         process = config.get("process") or {}
-        seccomp_prog = None
-        if linux.get("seccomp"):
-            from . import seccomp
-            prog = seccomp.compile(linux["seccomp"], cache_dir=_cache_dir("seccomp"))
-            seccomp_prog = {"program": prog.bpf, "flags": prog.flags, "notify": prog.notify}
+        from .launch import cache_dir, seccomp_filter
+        seccomp_prog = seccomp_filter(linux, cache_dir("seccomp"))
         setgroups = False
         if os.geteuid() != 0 and linux.get("gidMappings"):
             from . import rootless
@@ -375,10 +375,11 @@ class Runtime:
         foreseen here, where create learns them by making the cgroups."""
         from . import config as config_mod
         from .executor import open_fds
-        pass_fds = open_fds(3, 3 + max(int(preserve_fds or 0), 0) + _listen_fds())
+        from .launch import cache_dir, listen_fds
+        pass_fds = open_fds(3, 3 + max(int(preserve_fds or 0), 0) + listen_fds())
         validate(cid)
         bundle = os.path.abspath(bundle or ".")
-        config = config_mod.load(bundle, cache_dir=_cache_dir("config"))
+        config = config_mod.load(bundle, cache_dir=cache_dir("config"))
         linux = config.get("linux") or {}
         mgr = None
         if self._needs_cgroup(config):
@@ -392,7 +393,7 @@ class Runtime:
             from . import rootless
             cg_replace = rootless.foresee_cgroups(mgr)
         return self._plan(cid, config, bundle, mgr, no_pivot, no_new_keyring, preserve_fds,
-                          False, _listen_fds(), pass_fds, cg_replace)
+                          False, listen_fds(), pass_fds, cg_replace)
 
     def _is_rootless(self):
         if self.rootless == "true":
@@ -406,11 +407,8 @@ class Runtime:
 
     def _refuse_unsupported(self, config, console_socket):
         process = config["process"]
-        fg = getattr(self, "_fg", False)
-        if process.get("terminal") and not console_socket and not fg:
-            raise RuntimeErr("cannot allocate tty if runc will detach without setting console socket")
-        if (not process.get("terminal") or fg) and console_socket:
-            raise RuntimeErr("cannot use console socket if runc will not detach or allocate tty")
+        from .launch import check_terminal
+        check_terminal(process.get("terminal"), console_socket, not getattr(self, "_fg", False))
         linux = config.get("linux") or {}
         if linux.get("intelRdt") is not None:
             from .features import resctrl_mounted
@@ -480,7 +478,6 @@ class Runtime:
     def run(self, cid, bundle, detach=False, keep=False, **create_kw):
         """create + start; in the foreground wait and return the exit status (128+N for
         a signal), forwarding signals to the container."""
-        import _signal as signal  # the C module: `signal` imports enum
         if detach:
             pid = self.create(cid, bundle, **create_kw)
             try:
@@ -489,51 +486,30 @@ class Runtime:
                 self.delete(cid, force=True)
                 raise
             return 0
-        forwarded = [s for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
-                                 signal.SIGUSR1, signal.SIGUSR2, signal.SIGWINCH, signal.SIGCONT)]
-        pending = []
-        target = [0]
-
-        def fwd(signum, _frame):
-            if target[0]:
-                try:
-                    os.kill(target[0], signum)
-                except ProcessLookupError:
-                    pass
-            else:
-                pending.append(signum)
-
-        old = {s: signal.signal(s, fwd) for s in forwarded}
+        from .launch import Forwarder, exit_code
+        fwd = Forwarder()
         try:
             launch = self.create(cid, bundle, _foreground=True, **create_kw)
             pid = launch.pid
-            target[0] = pid
+            fwd.target = pid
             try:
                 self.start(cid)
-                for s in pending:
-                    os.kill(pid, s)
+                fwd.flush()
                 master = getattr(launch, "console_master", None)
                 pipes, launch.stdio = launch.stdio, ()
                 if master is not None:
                     # run -t without --console-socket: a person at a terminal
                     from .tty import relay
                     try:
-                        status = relay(master, pid)
+                        status = relay(master, pid, forwarder=fwd)
                     finally:
                         os.close(master)
                         launch.console_master = None
                 elif pipes:
                     from .stdio import relay
-                    status = relay(pid, pipes)
-                while master is None and not pipes:
-                    try:
-                        _, status = os.waitpid(pid, 0)
-                        break
-                    except InterruptedError:
-                        continue
-                    except ChildProcessError:
-                        status = 0
-                        break
+                    status = relay(pid, pipes, forwarder=fwd)
+                else:
+                    status = fwd.wait(pid)
             except BaseException:
                 from .stdio import close
                 close(getattr(launch, "stdio", ()))
@@ -545,16 +521,11 @@ class Runtime:
                 if not keep:
                     self.delete(cid, force=True)
                 raise
-            if os.WIFSIGNALED(status):
-                code = 128 + os.WTERMSIG(status)
-            else:
-                code = os.WEXITSTATUS(status)
             if not keep:
                 self.delete(cid, force=True)
-            return code
+            return exit_code(status)
         finally:
-            for s, h in old.items():
-                signal.signal(s, h)
+            fwd.restore()
 
     # ---- kill / delete -----------------------------------------------------------------
 
@@ -602,19 +573,6 @@ def _abort(launch, mgr):
             pass
 
 
-def _cache_dir(kind):
-    """Content-addressed caches (validated configs, compiled seccomp filters). Kept out of
-    the state root, which holds containers and nothing else."""
-    base = os.environ.get("PYRUNTIME_CACHE_DIR")
-    if not base:
-        if os.geteuid() == 0:
-            base = "/var/cache/pyruntime"
-        else:
-            base = os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"),
-                                "pyruntime")
-    return os.path.join(base, kind)
-
-
 def _write_oom_score_adj(pid, v):
     try:
         with open("/proc/%d/oom_score_adj" % pid, "w") as f:
@@ -626,53 +584,6 @@ def _write_oom_score_adj(pid, v):
             hint = " (lowering oom_score_adj needs CAP_SYS_RESOURCE, which this host does not grant)"
         raise RuntimeErr("unable to start container process: error during container init: "
                          "set oom_score_adj to %d: %s%s" % (v, strerror(e.errno), hint))
-
-
-def _listen_fds():
-    if os.environ.get("LISTEN_PID") == str(os.getpid()):
-        try:
-            return int(os.environ.get("LISTEN_FDS", "0"))
-        except ValueError:
-            return 0
-    return 0
-
-
-def _write_pid_file(path, pid):
-    path = os.path.abspath(path)
-    st.write_atomic(path, str(pid).encode(), mode=0o644)
-
-
-class _ConsoleKeeper:
-    """run -t without --console-socket: keep the console master for the terminal relay."""
-
-    def __init__(self, launch):
-        self.launch = launch
-
-    def send(self, fd):
-        self.launch.console_master = os.dup(fd)
-        if os.isatty(0):
-            # before start: the process sees our size from its first instruction
-            from .tty import copy_winsize
-            copy_winsize(0, fd)
-
-
-class _ConsoleSender:
-    """Delivers the console master to --console-socket, as runc does (SCM_RIGHTS)."""
-
-    def __init__(self, path):
-        self.path = path
-
-    def send(self, fd):
-        import socket
-        from .executor import send_fd
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            s.connect(self.path)
-            send_fd(s.fileno(), fd, "/dev/ptmx")
-        except OSError as e:
-            raise RuntimeErr("failed to send the console to %s: %s" % (self.path, e.strerror))
-        finally:
-            s.close()
 
 
 # ---- operations that live in their own modules (one concern each) ----------------------

@@ -293,11 +293,11 @@ def _send_pidfd(path, pid):
 def exec_process(rt, cid, process, detach=False, pid_file=None, console_socket=None,
                  preserve_fds=0, pidfd_socket=None, cgroup=(), ignore_paused=False,
                  stdin_fd=0, stdout_fd=1):
-    from .api import _cache_dir, _listen_fds
     from .executor import open_fds
+    from .launch import cache_dir, check_terminal, listen_fds, seccomp_filter
     # before the runtime opens anything: only these of the caller's fds may pass (never
     # the namespace fds or the state the runtime opens below)
-    pass_fds = open_fds(3, 3 + max(int(preserve_fds or 0), 0) + _listen_fds())
+    pass_fds = open_fds(3, 3 + max(int(preserve_fds or 0), 0) + listen_fds())
     c = rt.load(cid)
     status = _check_state(c, ignore_paused)
     if process is None:
@@ -305,10 +305,7 @@ def exec_process(rt, cid, process, detach=False, pid_file=None, console_socket=N
     process = fastjson.clone(process)
     validate_process(process)
     terminal = bool(process.get("terminal"))
-    if detach and terminal and not console_socket:
-        raise RuntimeErr("cannot allocate tty if runc will detach without setting console socket")
-    if console_socket and (not detach or not terminal):
-        raise RuntimeErr("cannot use console socket if runc will not detach or allocate tty")
+    check_terminal(terminal, console_socket, detach)
     if preserve_fds < 0:
         raise RuntimeErr("--preserve-fds must be a non-negative number")
     _refuse_unsupported(process)
@@ -331,7 +328,7 @@ def exec_process(rt, cid, process, detach=False, pid_file=None, console_socket=N
 
     from . import hostfacts
     from .plan import process_env
-    listen = _listen_fds()
+    listen = listen_fds()
     process["env"] = process_env(process.get("env"), hostfacts.home_of(
         c.data.get("rootfs", "/"), process), listen)
 
@@ -340,10 +337,7 @@ def exec_process(rt, cid, process, detach=False, pid_file=None, console_socket=N
             "linux": {k: linux[k] for k in ("personality", "memoryPolicy") if linux.get(k)}}
     facts = {"listen_fds": listen, "pass_fds": pass_fds, "last_cap": hostfacts.last_cap(),
              "apparmor_exec": hostfacts.apparmor_exec() if process.get("apparmorProfile") else None}
-    if linux.get("seccomp"):
-        from . import seccomp
-        prog = seccomp.compile(linux["seccomp"], cache_dir=_cache_dir("seccomp"))
-        facts["seccomp"] = {"program": prog.bpf, "flags": prog.flags, "notify": prog.notify}
+    facts["seccomp"] = seccomp_filter(linux, cache_dir("seccomp"))
     try:
         with open("/proc/%d/setgroups" % c.pid) as f:
             facts["setgroups_denied"] = f.read().strip() == "deny"
@@ -371,7 +365,7 @@ def exec_process(rt, cid, process, detach=False, pid_file=None, console_socket=N
 def _exec(rt, c, process, config, linux, opts, facts, status, detach, pid_file, console_socket,
           pidfd_socket, cgroup, stdin_fd, stdout_fd, held):
     from . import stdio
-    from .api import _ConsoleSender, _write_pid_file
+    from .launch import ConsoleSender, Forwarder, exit_code, write_pid_file
     paused = status == "paused"
     plan = build_plan(c, config, process, opts, facts, paused=paused)
     for s in plan["steps"]:
@@ -381,7 +375,7 @@ def _exec(rt, c, process, config, linux, opts, facts, status, detach, pid_file, 
                 w = "ignoring unknown or unavailable capabilities: [%s]" % " ".join(names)
             rt._warn(w)
 
-    fwd = None if detach else _Forwarder()
+    fwd = None if detach else Forwarder()
     master = []
     try:
         launch = _ExecLaunch(plan, force_stage1=True, context=EXEC_CONTEXT,
@@ -411,7 +405,7 @@ def _exec(rt, c, process, config, linux, opts, facts, status, detach, pid_file, 
                 _cgroup_join(c, pid, cgroup)
             faults.at("exec:cgroup")
             launch.send()
-            sender = _ConsoleSender(console_socket) if console_socket else None
+            sender = ConsoleSender(console_socket) if console_socket else None
 
             def on_fd(step, fd):
                 try:
@@ -447,7 +441,7 @@ def _exec(rt, c, process, config, linux, opts, facts, status, detach, pid_file, 
                 os.close(fd)
             raise
         if pid_file:
-            _write_pid_file(pid_file, pid)
+            write_pid_file(pid_file, pid)
         if detach:
             return pid
         if master:
@@ -465,9 +459,7 @@ def _exec(rt, c, process, config, linux, opts, facts, status, detach, pid_file, 
     finally:
         if fwd:
             fwd.restore()
-    if os.WIFSIGNALED(status_):
-        return 128 + os.WTERMSIG(status_)
-    return os.WEXITSTATUS(status_)
+    return exit_code(status_)
 
 
 class _ExecLaunch(Launch):
@@ -483,53 +475,3 @@ class _ExecLaunch(Launch):
         if err:
             msg += ": " + strerror(err)
         return msg
-
-
-class _Forwarder:
-    """Signals sent to the runtime go to the process (as runc's signal handler does)."""
-
-    def __init__(self):
-        import _signal as signal  # the C module: `signal` builds enums
-        self.target = 0
-        self.pending = []
-        sigs = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
-                signal.SIGUSR2, signal.SIGWINCH, signal.SIGCONT, signal.SIGTSTP, signal.SIGTTIN,
-                signal.SIGTTOU)
-        self.old = {s: signal.signal(s, self._handle) for s in sigs}
-
-    def _handle(self, signum, _frame):
-        if self.target:
-            try:
-                os.kill(self.target, signum)
-            except ProcessLookupError:
-                pass
-        else:
-            self.pending.append(signum)
-
-    def flush(self):
-        for s in self.pending:
-            try:
-                os.kill(self.target, s)
-            except ProcessLookupError:
-                pass
-        self.pending = []
-
-    def wait(self, pid):
-        self.flush()
-        while True:
-            try:
-                _, status = os.waitpid(pid, 0)
-                return status
-            except InterruptedError:
-                continue
-            except ChildProcessError:
-                return 0
-
-    def restore(self):
-        import _signal as signal  # the C module: `signal` builds enums
-        for s, h in self.old.items():
-            try:
-                signal.signal(s, h)
-            except (TypeError, ValueError):
-                pass
-        self.old = {}
