@@ -591,6 +591,20 @@ def _write_oom_score_adj(pid, v):
 # pyruntime/cgroupops.py (pause, resume, update, events, ps). Keeping them out of this file
 # keeps each concern easy to find and lets each import only what it needs.
 
+def _exec_base(self, cid, ignore_paused=False, base=True):
+    """Check that `cid` can exec now (the errors exec would give); with `base`, return the
+    process exec starts from: the container's config.json process (runc's default)."""
+    from .execproc import check_state
+    c = self.load(cid)
+    check_state(c, ignore_paused)
+    if not base:
+        return None
+    try:
+        return (c.config() or {}).get("process") or {}
+    except (OSError, ValueError):
+        return {}
+
+
 def _exec(self, cid, process, **kw):
     """Run `process` (an OCI process dict) in the container; see pyruntime.execproc."""
     from .execproc import exec_process
@@ -617,14 +631,23 @@ def _stats(self, cid):
     return stats(self, cid)
 
 
+def _events(self, cid, interval, emit, stats_only=False):
+    """Call emit(event dict) with the container's stats every `interval` seconds (and its
+    OOM events) until it stops; stats_only: once."""
+    from .cgroupops import events
+    return events(self, cid, interval, emit, stats_only=stats_only)
+
+
 def _ps(self, cid):
     from .cgroupops import pids
     return pids(self, cid)
 
 
 Runtime.exec = _exec
+Runtime.exec_base = _exec_base
 Runtime.pause = _pause
 Runtime.resume = _resume
 Runtime.update = _update
 Runtime.stats = _stats
 Runtime.pids = _ps
+Runtime.events = _events

@@ -41,21 +41,19 @@ def run(opts, args, g):
 
 
 def _exec(opts, args, g):
-    from .. import execproc
     rt = runtime(g)
     cid, argv = args[0], args[1:]
-    c = rt.load(cid)  # "container does not exist" before anything about the process
-    execproc._check_state(c, opts.get("ignore_paused"))
+    # "container does not exist" and the state's errors before anything about the process
+    base = rt.exec_base(cid, ignore_paused=opts.get("ignore_paused", False),
+                        base=not opts.get("process"))
     if opts.get("process"):
-        process = execproc.load_process_file(opts["process"])
+        from ..procspec import load_process_file
+        process = load_process_file(opts["process"])
     else:
         if not argv:
             raise RuntimeErr("process args cannot be empty")
-        try:
-            base = (c.config() or {}).get("process") or {}
-        except (OSError, ValueError):
-            base = {}
-        process = execproc.process_from_flags(
+        from ..procspec import process_from_flags
+        process = process_from_flags(
             base, argv, cwd=opts.get("cwd"), env=opts.get("env") or (), user=opts.get("user"),
             gids=opts.get("gids") or (), caps=opts.get("cap") or (),
             no_new_privs=opts.get("no_new_privs"), apparmor=opts.get("apparmor"),
@@ -66,3 +64,4 @@ def _exec(opts, args, g):
                 pidfd_socket=opts.get("pidfd_socket"), cgroup=opts.get("cgroup") or (),
                 ignore_paused=opts.get("ignore_paused", False))
     return 0 if opts.get("detach") else r
+
