@@ -14,7 +14,7 @@ import os
 import time
 
 from . import faults
-from . import OCI_VERSION, fastjson, state as st
+from . import DEFAULT_ROOT, OCI_VERSION, fastjson, state as st
 from .errors import InvalidState, RuntimeErr
 from .ids import validate
 
@@ -59,7 +59,7 @@ def _now_rfc3339():
 
 
 class Runtime:
-    def __init__(self, root="/run/pyruntime", systemd_cgroup=False, rootless="auto", log=None,
+    def __init__(self, root=DEFAULT_ROOT, systemd_cgroup=False, rootless="auto", log=None,
                  debug=False):
         self.root = root
         self.debug = bool(debug and log)   # debug lines (the executed plan's digest) to log
@@ -621,9 +621,10 @@ def _resume(self, cid):
     return resume(self, cid)
 
 
-def _update(self, cid, resources):
+def _update(self, cid, resources, l3_cache_schema=None, mem_bw_schema=None):
     from .cgroupops import update
-    return update(self, cid, resources)
+    return update(self, cid, resources, l3_cache_schema=l3_cache_schema,
+                  mem_bw_schema=mem_bw_schema)
 
 
 def _stats(self, cid):

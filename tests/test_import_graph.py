@@ -89,3 +89,38 @@ def test_the_walker_sees_lazy_and_relative_imports():
 def test_no_import_cycle_in_the_package():
     cycles = _cycles(_graph())
     assert cycles == [], "import cycles: " + "; ".join(" <-> ".join(c) for c in cycles)
+
+
+# The CLI parses flags, calls the library and prints: any host access of its own (files,
+# processes, syscalls) is a decision the library API (and `pyruntime plan`) cannot see.
+# cli/__init__.py is the exception: the --log file and the process's exit are the CLI's.
+_HOST_MODULES = {"os", "subprocess", "socket", "ctypes", "fcntl", "shutil", "signal",
+                 "select", "pathlib", "tempfile", "stat"}
+
+
+def _host_access(path):
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found += [a.name for a in node.names if a.name.split(".")[0] in _HOST_MODULES]
+        elif isinstance(node, ast.ImportFrom) and not node.level:
+            if (node.module or "").split(".")[0] in _HOST_MODULES:
+                found.append(node.module)
+        elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+              and node.func.id == "open"):
+            found.append("open()")
+    return found
+
+
+def test_the_checker_sees_host_access(tmp_path):
+    p = tmp_path / "cmd_x.py"
+    p.write_text("def run(o, a, g):\n    import subprocess\n    with open(a[0]) as f:\n"
+                 "        return f.read()\n")
+    assert _host_access(p) == ["subprocess", "open()"]
+
+
+def test_cli_commands_only_parse_and_call_the_library():
+    bad = {p.name: _host_access(p) for p in sorted((PKG / "cli").glob("*.py"))
+           if p.name != "__init__.py"}
+    bad = {k: v for k, v in bad.items() if v}
+    assert bad == {}, "CLI modules touching the host themselves: %s" % bad

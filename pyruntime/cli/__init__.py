@@ -15,6 +15,7 @@ part of every container start.
 import os
 import sys
 
+from .. import DEFAULT_ROOT
 from ..errors import RuntimeErr
 
 COMMANDS = {
@@ -28,7 +29,7 @@ GLOBAL_FLAGS = [
     (("--debug",), "debug", "bool", "enable debug logging"),
     (("--log",), "log", "str", "set the log file to write pyruntime logs to (default is '/dev/stderr')"),
     (("--log-format",), "log_format", "str", "set the log format ('text' (default), or 'json')"),
-    (("--root",), "root", "str", 'root directory for storage of container state (default: "/run/pyruntime")'),
+    (("--root",), "root", "str", 'root directory for storage of container state (default: "%s")' % DEFAULT_ROOT),
     (("--criu",), "criu", "str", "path to the criu binary (checkpoint/restore is not supported)"),
     (("--systemd-cgroup",), "systemd_cgroup", "bool",
      'enable systemd cgroup support, expects cgroupsPath to be of form "slice:prefix:name"'),
@@ -36,8 +37,6 @@ GLOBAL_FLAGS = [
     (("--help", "-h"), "help", "bool", "show help"),
     (("--version", "-v"), "version", "bool", "print the version"),
 ]
-
-DEFAULT_ROOT = "/run/pyruntime"
 
 
 class UsageError(Exception):
@@ -55,10 +54,8 @@ class Globals:
         self.rootless = opts.get("rootless") or "auto"
         root = opts.get("root")
         if root is None:
-            if os.geteuid() != 0 and os.environ.get("XDG_RUNTIME_DIR"):
-                root = os.path.join(os.environ["XDG_RUNTIME_DIR"], "pyruntime")
-            else:
-                root = DEFAULT_ROOT
+            from .. import default_root
+            root = default_root()
         self.root = root
         self.command = None
 
