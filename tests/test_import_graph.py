@@ -124,3 +124,11 @@ def test_cli_commands_only_parse_and_call_the_library():
            if p.name != "__init__.py"}
     bad = {k: v for k, v in bad.items() if v}
     assert bad == {}, "CLI modules touching the host themselves: %s" % bad
+
+
+def test_imports_only_go_down_from_the_cli_and_the_api():
+    up = {m: sorted(d for d in deps if d.startswith("pyruntime.cli") or d == "pyruntime.api")
+          for m, deps in _graph().items()
+          if not m.startswith("pyruntime.cli") and m not in ("pyruntime", "pyruntime.__main__")}
+    up = {m: d for m, d in up.items() if d}
+    assert up == {}, "library modules importing the CLI or the API: %s" % up
