@@ -60,8 +60,13 @@ def _now_rfc3339():
 
 class Runtime:
     def __init__(self, root=DEFAULT_ROOT, systemd_cgroup=False, rootless="auto", log=None,
-                 debug=False):
+                 debug=False, cache_dir=None, listen_fds=0):
         self.root = root
+        # the caller's, as arguments (the CLI reads them from its environment): where
+        # validated configs and compiled filters are cached (None: nowhere), and how many
+        # socket-activation fds after stdio the caller passes (LISTEN_FDS)
+        self.cache_dir = cache_dir
+        self.listen_fds = max(int(listen_fds or 0), 0)
         self.debug = bool(debug and log)   # debug lines (the executed plan's digest) to log
         self.systemd_cgroup = systemd_cgroup
         self.rootless = rootless
@@ -112,15 +117,15 @@ class Runtime:
         """Create the container; returns the init pid. The init waits for start()."""
         # before the runtime opens anything: only these of the caller's fds may pass
         from .executor import open_fds
-        from .launch import cache_dir, listen_fds, write_pid_file
-        pass_fds = open_fds(3, 3 + max(int(preserve_fds or 0), 0) + listen_fds())
+        from .launch import cache_path, write_pid_file
+        pass_fds = open_fds(3, 3 + max(int(preserve_fds or 0), 0) + self.listen_fds)
         validate(cid)
         # run in the foreground may relay the terminal itself (no console socket needed)
         self._fg = _foreground
         from . import config as config_mod
         bundle = os.path.abspath(bundle or ".")
         st.ensure_root(self.root)
-        config = config_mod.load(bundle, cache_dir=cache_dir("config"))
+        config = config_mod.load(bundle, cache_dir=cache_path(self.cache_dir, "config"))
         if not config.get("process"):
             raise RuntimeErr("process: the container's process is required for create")
         path = os.path.join(self.root, cid)
@@ -217,8 +222,7 @@ class Runtime:
             _record_cgroups(c, mgr)
         from . import stdio
         child_stdio = parent_stdio = ()
-        from .launch import listen_fds
-        listen = listen_fds()
+        listen = self.listen_fds
         fg = getattr(self, "_fg", False)
         fifo_fd = None
         try:
@@ -351,8 +355,8 @@ class Runtime:
         from . import hostfacts, plan as plan_mod
         linux = config.get("linux") or {}
         process = config.get("process") or {}
-        from .launch import cache_dir, seccomp_filter
-        seccomp_prog = seccomp_filter(linux, cache_dir("seccomp"))
+        from .launch import cache_path, seccomp_filter
+        seccomp_prog = seccomp_filter(linux, cache_path(self.cache_dir, "seccomp"))
         setgroups = False
         if os.geteuid() != 0 and linux.get("gidMappings"):
             from . import rootless
@@ -375,11 +379,11 @@ class Runtime:
         foreseen here, where create learns them by making the cgroups."""
         from . import config as config_mod
         from .executor import open_fds
-        from .launch import cache_dir, listen_fds
-        pass_fds = open_fds(3, 3 + max(int(preserve_fds or 0), 0) + listen_fds())
+        from .launch import cache_path
+        pass_fds = open_fds(3, 3 + max(int(preserve_fds or 0), 0) + self.listen_fds)
         validate(cid)
         bundle = os.path.abspath(bundle or ".")
-        config = config_mod.load(bundle, cache_dir=cache_dir("config"))
+        config = config_mod.load(bundle, cache_dir=cache_path(self.cache_dir, "config"))
         linux = config.get("linux") or {}
         mgr = None
         if self._needs_cgroup(config):
@@ -393,7 +397,7 @@ class Runtime:
             from . import rootless
             cg_replace = rootless.foresee_cgroups(mgr)
         return self._plan(cid, config, bundle, mgr, no_pivot, no_new_keyring, preserve_fds,
-                          False, listen_fds(), pass_fds, cg_replace)
+                          False, self.listen_fds, pass_fds, cg_replace)
 
     def _is_rootless(self):
         if self.rootless == "true":

@@ -146,10 +146,10 @@ def exec_process(rt, cid, process, detach=False, pid_file=None, console_socket=N
                  preserve_fds=0, pidfd_socket=None, cgroup=(), ignore_paused=False,
                  stdin_fd=0, stdout_fd=1):
     from .executor import open_fds
-    from .launch import cache_dir, check_terminal, listen_fds, seccomp_filter
+    from .launch import cache_path, check_terminal, seccomp_filter
     # before the runtime opens anything: only these of the caller's fds may pass (never
     # the namespace fds or the state the runtime opens below)
-    pass_fds = open_fds(3, 3 + max(int(preserve_fds or 0), 0) + listen_fds())
+    pass_fds = open_fds(3, 3 + max(int(preserve_fds or 0), 0) + rt.listen_fds)
     c = rt.load(cid)
     status = check_state(c, ignore_paused)
     if process is None:
@@ -180,7 +180,7 @@ def exec_process(rt, cid, process, detach=False, pid_file=None, console_socket=N
 
     from . import hostfacts
     from .plan import process_env
-    listen = listen_fds()
+    listen = rt.listen_fds
     process["env"] = process_env(process.get("env"), hostfacts.home_of(
         c.data.get("rootfs", "/"), process), listen)
 
@@ -189,7 +189,7 @@ def exec_process(rt, cid, process, detach=False, pid_file=None, console_socket=N
             "linux": {k: linux[k] for k in ("personality", "memoryPolicy") if linux.get(k)}}
     facts = {"listen_fds": listen, "pass_fds": pass_fds, "last_cap": hostfacts.last_cap(),
              "apparmor_exec": hostfacts.apparmor_exec() if process.get("apparmorProfile") else None}
-    facts["seccomp"] = seccomp_filter(linux, cache_dir("seccomp"))
+    facts["seccomp"] = seccomp_filter(linux, cache_path(rt.cache_dir, "seccomp"))
     try:
         with open("/proc/%d/setgroups" % c.pid) as f:
             facts["setgroups_denied"] = f.read().strip() == "deny"

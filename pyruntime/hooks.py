@@ -23,9 +23,6 @@ from .fastjson import dumps
 from .errors import HookError
 from .stdio import reap
 
-KINDS = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop")
-
-
 def run_hooks(hooks, kind, state, ns_pid=None, warn=None):
     """Run the `kind` hooks in order. The first failure raises HookError, unless `warn`
     is given (poststop): then each failure is passed to warn() and the rest still run."""

@@ -41,26 +41,10 @@ def exit_code(status):
     return os.WEXITSTATUS(status)
 
 
-def cache_dir(kind):
-    """Content-addressed caches (validated configs, compiled seccomp filters). Kept out of
-    the state root, which holds containers and nothing else."""
-    base = os.environ.get("PYRUNTIME_CACHE_DIR")
-    if not base:
-        if os.geteuid() == 0:
-            base = "/var/cache/pyruntime"
-        else:
-            base = os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"),
-                                "pyruntime")
-    return os.path.join(base, kind)
-
-
-def listen_fds():
-    if os.environ.get("LISTEN_PID") == str(os.getpid()):
-        try:
-            return int(os.environ.get("LISTEN_FDS", "0"))
-        except ValueError:
-            return 0
-    return 0
+def cache_path(base, kind):
+    """A content-addressed cache (validated configs, compiled seccomp filters) under the
+    runtime's cache dir (Runtime(cache_dir=...)), or None: no caching."""
+    return os.path.join(base, kind) if base else None
 
 
 def write_pid_file(path, pid):

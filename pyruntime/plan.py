@@ -86,10 +86,6 @@ DEV_SYMLINKS = [
     ("/proc/self/fd/1", "/dev/stdout"), ("/proc/self/fd/2", "/dev/stderr"),
 ]
 
-# Keys a container may set with linux.sysctl, and the namespace each needs.
-SYSCTL_IPC = {"kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", "kernel.shmall",
-              "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced"}
-
 
 def cap_mask(names, unknown):
     m = 0

@@ -1,8 +1,7 @@
-"""The OCI process object exec runs: built from the container's process and exec's flags
-(runc's default), read from `exec -p FILE`, and validated (runc's checks and the type checks
-of Go's JSON decoding, same messages)."""
+"""The OCI process object exec runs: read from `exec -p FILE` and validated (runc's checks
+and the type checks of Go's JSON decoding, same messages). `exec`'s flags become one in the
+CLI (cli/cmd_exec.py)."""
 from .errors import RuntimeErr, strerror
-from .fastjson import clone
 
 _U32, _U64 = (1 << 32) - 1, (1 << 64) - 1
 
@@ -96,58 +95,3 @@ def load_process_file(path):
         raise RuntimeErr("%s: invalid process JSON: %s" % (path, e))
     validate_process(p)
     return p
-
-
-def process_from_flags(base, args, cwd=None, env=(), user=None, gids=(), caps=(),
-                       no_new_privs=False, apparmor=None, label=None, tty=False):
-    """runc's exec default: the container's config.json process, overridden by flags."""
-    p = clone(base or {})
-    p["args"] = list(args)
-    if cwd:
-        p["cwd"] = cwd
-    if apparmor:
-        p["apparmorProfile"] = apparmor
-    if label:
-        p["selinuxLabel"] = label
-    if caps:
-        c = p.get("capabilities") or {}
-        # Not inheritable: an inheritable cap would survive an exec of a file with
-        # inheritable file caps (CVE-2022-29162); runc >= 1.1.2 adds it to these four.
-        for k in ("bounding", "effective", "permitted", "ambient"):
-            c[k] = list(c.get(k) or []) + list(caps)
-        p["capabilities"] = c
-    p["env"] = list(p.get("env") or []) + list(env)
-    p["terminal"] = bool(tty)
-    if no_new_privs:
-        p["noNewPrivileges"] = True
-    u = p.get("user") or {}
-    if user:
-        parts = user.split(":", 1)
-        if len(parts) > 1:
-            u["gid"] = _atoi(parts[1], "gid")
-        u["uid"] = _atoi(parts[0], "uid")
-    for g in gids:
-        try:
-            n = int(g)
-        except (TypeError, ValueError):
-            raise RuntimeErr('invalid value "%s" for flag -additional-gids' % g)
-        if n < 0:
-            raise RuntimeErr("additional-gids must be a positive number %d" % n)
-        u.setdefault("additionalGids", [])
-        u["additionalGids"] = list(u["additionalGids"]) + [n]
-    p["user"] = u
-    validate_process(p)
-    return p
-
-
-def _atoi(s, what):
-    try:
-        if s.strip() != s or not s.lstrip("+-").isdigit():
-            raise ValueError
-        n = int(s)
-        if n < 0 or n > 0xFFFFFFFF:
-            raise ValueError
-        return n
-    except ValueError:
-        raise RuntimeErr('parsing %s as int for %s failed: strconv.Atoi: parsing "%s": invalid syntax'
-                         % (s, what, s))

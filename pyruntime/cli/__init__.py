@@ -59,6 +59,29 @@ class Globals:
         self.root = root
         self.command = None
 
+    # The caller's environment becomes the library's arguments here, and only here.
+    @staticmethod
+    def cache_dir():
+        """Content-addressed caches (validated configs, compiled seccomp filters), kept out
+        of the state root, which holds containers and nothing else."""
+        base = os.environ.get("PYRUNTIME_CACHE_DIR")
+        if base:
+            return base
+        if os.geteuid() == 0:
+            return "/var/cache/pyruntime"
+        return os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"),
+                            "pyruntime")
+
+    @staticmethod
+    def listen_fds():
+        """Socket activation (sd_listen_fds): the fds after stdio meant for this process."""
+        if os.environ.get("LISTEN_PID") == str(os.getpid()):
+            try:
+                return int(os.environ.get("LISTEN_FDS", "0"))
+            except ValueError:
+                return 0
+        return 0
+
     def _emit(self, level, msg):
         import time
         ts = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
