@@ -14,6 +14,16 @@ command-line entry point stays cheap::
 
 __version__ = "0.1.0"
 OCI_VERSION = "1.3.0"
+DEFAULT_ROOT = "/run/pyruntime"  # state root of Runtime() and of the CLI run by root
+
+
+def default_root():
+    """The CLI's state root without --root: $XDG_RUNTIME_DIR/pyruntime for a non-root user
+    who has one (rootless engines), else DEFAULT_ROOT."""
+    import os
+    if os.geteuid() != 0 and os.environ.get("XDG_RUNTIME_DIR"):
+        return os.path.join(os.environ["XDG_RUNTIME_DIR"], "pyruntime")
+    return DEFAULT_ROOT
 
 __all__ = ["Runtime", "RuntimeErr", "__version__", "OCI_VERSION"]
 

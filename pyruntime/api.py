@@ -11,10 +11,9 @@
 Errors raise pyruntime.errors.RuntimeErr (str() is the one-line message).
 """
 import os
-import time
 
 from . import faults
-from . import fastjson, state as st
+from . import DEFAULT_ROOT, OCI_VERSION, fastjson, state as st
 from .errors import InvalidState, RuntimeErr
 from .ids import validate
 
@@ -53,14 +52,16 @@ def parse_signal(s):
     raise RuntimeErr('unknown signal "%s"' % s)
 
 
-def _now_rfc3339():
-    ns = time.time_ns()
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 10**9)) + ".%09dZ" % (ns % 10**9)
-
-
 class Runtime:
-    def __init__(self, root="/run/pyruntime", systemd_cgroup=False, rootless="auto", log=None):
+    def __init__(self, root=DEFAULT_ROOT, systemd_cgroup=False, rootless="auto", log=None,
+                 debug=False, cache_dir=None, listen_fds=0):
         self.root = root
+        # the caller's, as arguments (the CLI reads them from its environment): where
+        # validated configs and compiled filters are cached (None: nowhere), and how many
+        # socket-activation fds after stdio the caller passes (LISTEN_FDS)
+        self.cache_dir = cache_dir
+        self.listen_fds = max(int(listen_fds or 0), 0)
+        self.debug = bool(debug and log)   # debug lines (the executed plan's digest) to log
         self.systemd_cgroup = systemd_cgroup
         self.rootless = rootless
         self.log = log  # callable(level, msg) for warnings, or None
@@ -70,7 +71,7 @@ class Runtime:
             self.log("warning", msg)
 
     def _debug(self, msg):
-        if self.log:
+        if self.debug:
             self.log("debug", msg)
 
     # ---- queries -----------------------------------------------------------------------
@@ -114,14 +115,15 @@ class Runtime:
         """Create the container; returns the init pid. The init waits for start()."""
         # before the runtime opens anything: only these of the caller's fds may pass
         from .executor import open_fds
-        pass_fds = open_fds(3, 3 + max(int(preserve_fds or 0), 0) + _listen_fds())
+        from .launch import cache_path, write_pid_file
+        pass_fds = open_fds(3, 3 + max(int(preserve_fds or 0), 0) + self.listen_fds)
         validate(cid)
         # run in the foreground may relay the terminal itself (no console socket needed)
         self._fg = _foreground
         from . import config as config_mod
         bundle = os.path.abspath(bundle or ".")
         st.ensure_root(self.root)
-        config = config_mod.load(bundle, cache_dir=_cache_dir("config"))
+        config = config_mod.load(bundle, cache_dir=cache_path(self.cache_dir, "config"))
         if not config.get("process"):
             raise RuntimeErr("process: the container's process is required for create")
         path = os.path.join(self.root, cid)
@@ -137,8 +139,8 @@ class Runtime:
         mgr = None
         cr_start, _ = st.proc_start_time(os.getpid())
         c = st.Container(self.root, cid, {
-            "ociVersion": "1.3.0", "id": cid, "status": "creating", "pid": 0,
-            "bundle": bundle, "rootfs": config["_rootfs"], "created": _now_rfc3339(),
+            "ociVersion": OCI_VERSION, "id": cid, "status": "creating", "pid": 0,
+            "bundle": bundle, "rootfs": config["_rootfs"], "created": st.now_rfc3339(),
             "owner": "", "annotations": config.get("annotations") or {},
             "creator_pid": os.getpid(), "creator_start": cr_start,
             "no_new_keyring": bool(no_new_keyring),
@@ -157,7 +159,7 @@ class Runtime:
             c.save()
             faults.at("create:before-pidfile")
             if pid_file:
-                _write_pid_file(pid_file, launch.pid)
+                write_pid_file(pid_file, launch.pid)
             pid = launch.pid
             launch.close()
             if not _foreground:
@@ -210,50 +212,28 @@ class Runtime:
                               systemd=self.systemd_cgroup, rootless=self._is_rootless(),
                               linux_devices=linux.get("devices"),
                               annotations=config.get("annotations"))
-        opts = {"no_pivot": no_pivot, "no_new_keyring": no_new_keyring,
-                "preserve_fds": preserve_fds, "listen_fds": _listen_fds(), "pass_fds": pass_fds}
-        if opts["listen_fds"]:
-            # runc: socket activation fds follow stdio, and the process is told so
-            process["env"] = list(process.get("env") or []) + [
-                "LISTEN_FDS=%d" % opts["listen_fds"], "LISTEN_PID=1"]
-        if linux.get("seccomp"):
-            from . import seccomp
-            prog = seccomp.compile(linux["seccomp"], cache_dir=_cache_dir("seccomp"))
-            opts["seccomp"] = {"program": prog.bpf, "flags": prog.flags, "notify": prog.notify}
-        env = process.get("env") or []
-        if not any(e.startswith("HOME=") for e in env):
-            # runc: HOME from the container's passwd entry for the user, else "/"
-            process["env"] = env + ["HOME=" + _home_of(config["_rootfs"], (process.get("user") or {}).get("uid", 0))]
-        if os.geteuid() != 0 and linux.get("gidMappings"):
-            from . import rootless
-            # the runtime will deny setgroups before writing its own gid as the only map
-            opts["setgroups_denied"] = rootless.setgroups_denied(
-                {"gid_mappings": linux["gidMappings"]})
         cg_replace = None
         if mgr is not None and self._is_rootless() and isinstance(getattr(mgr, "mounts", None), dict):
             from . import rootless
-            _record_cgroups(c, mgr, mgr.intent())
+            st.record_cgroups(c, mgr, mgr.intent())
             cg_replace = rootless.settle_cgroups(mgr, c)
-            _record_cgroups(c, mgr)
+            st.record_cgroups(c, mgr)
         from . import stdio
         child_stdio = parent_stdio = ()
-        if process.get("terminal"):
-            opts["stdio"] = {"chown": 7}      # the console is on 0-2 by then
-        elif getattr(self, "_fg", False):
-            # run in the foreground: pipes the runtime relays, not the caller's files
-            child_stdio, parent_stdio = stdio.pipes(3 + preserve_fds + opts["listen_fds"])
-            opts["stdio"] = {"fds": list(child_stdio), "chown": 7}
-        else:
-            opts["stdio"] = {"chown": stdio.inherited_mask()}
+        listen = self.listen_fds
+        fg = getattr(self, "_fg", False)
         fifo_fd = None
         try:
-            plan = plan_mod.build(config, bundle, c.id, opts, cgroup_mgr=mgr)
-            if cg_replace:
-                rootless.cgroup_binds(plan, cg_replace)
+            plan = self._plan(c.id, config, bundle, mgr, no_pivot, no_new_keyring, preserve_fds,
+                              fg, listen, pass_fds, cg_replace)
+            if self.debug:
+                self.log("debug", "create %s: plan sha256 %s" % (c.id, plan_mod.digest(plan)))
+            if not process.get("terminal") and fg:
+                child_stdio, parent_stdio = stdio.pipes(3 + preserve_fds + listen)
             fifo = os.path.join(c.dir, st.FIFO)
             os.mkfifo(fifo, 0o622)
             fifo_fd = os.open(fifo, os.O_RDWR | os.O_CLOEXEC)
-            idmap_fds = []
+            idmap_fds = {}
             if any(st.get("idmap") or st.get("host_clone") for st in plan["steps"]):
                 from . import idmap
                 idmap_fds = idmap.prepare(plan)
@@ -267,7 +247,7 @@ class Runtime:
                 os.close(fifo_fd)
             stdio.close(child_stdio + parent_stdio)
             raise
-        launch = Launch(plan, fifo_fd)
+        launch = Launch(plan, fifo_fd, mount_fds=idmap_fds, stdio_fds=child_stdio or None)
         launch.stdio = parent_stdio
         try:
             if plan.get("clone_into_cgroup"):
@@ -277,15 +257,15 @@ class Runtime:
                 pid = launch.spawn()
             finally:
                 stdio.close(child_stdio)   # the init has its own copies now
-            for fd in idmap_fds:   # the init has its own copies now
+            for fd in idmap_fds.values():   # the init has its own copies now
                 os.close(fd)
-            idmap_fds = []
+            idmap_fds = {}
             c.data["pid"] = pid
             c.data["start_time"], _ = st.proc_start_time(pid)
             # with a pid namespace of its own, killing the init takes every process of
             # the container: delete then never signals what else is in its cgroup
             c.data["pidns"] = "pid" in plan["namespaces"]["clone"]
-            _record_cgroups(c, mgr, mgr.intent() if mgr is not None else [])
+            st.record_cgroups(c, mgr, mgr.intent() if mgr is not None else [])
             faults.at("create:spawned")
             self._write_id_maps(pid, plan)
             if linux.get("netDevices"):
@@ -323,7 +303,8 @@ class Runtime:
                     mgr.add_pid(pid)
             console = None
             if process.get("terminal"):
-                console = _ConsoleSender(console_socket) if console_socket else _ConsoleKeeper(launch)
+                from .launch import ConsoleKeeper, ConsoleSender
+                console = ConsoleSender(console_socket) if console_socket else ConsoleKeeper(launch)
             hooks = config.get("hooks") or {}
 
             def on_sync(tag, step):
@@ -368,19 +349,19 @@ class Runtime:
             raise
         finally:
             os.close(fifo_fd)
-            for fd in idmap_fds:
+            for fd in idmap_fds.values():
                 os.close(fd)
         return launch, mgr
 
     def _make_cgroups(self, c, mgr):
         intent = mgr.intent()
-        _record_cgroups(c, mgr, intent)
+        st.record_cgroups(c, mgr, intent)
         try:
             mgr.create()
         finally:
             # what create made must be on record even if it failed halfway
             if mgr.created != intent:
-                _record_cgroups(c, mgr)
+                st.record_cgroups(c, mgr)
         if not mgr.exclusive():
             n = len(mgr.pids())   # another container's: delete will spare them
             if n:
@@ -388,6 +369,56 @@ class Runtime:
                 self._warn("DEPRECATED: running container in a non-empty cgroup won't "
                            "be supported in runc 1.2; "
                            "https://github.com/opencontainers/runc/issues/3132")
+    def _plan(self, cid, config, bundle, mgr, no_pivot, no_new_keyring, preserve_fds,
+              foreground, listen_fds, pass_fds, cgroup_replace):
+        """The one way a create plan is made (create runs it, plan() returns it): the
+        host's facts first (hostfacts), then plan.build from config + facts."""
+        from . import hostfacts, plan as plan_mod
+        linux = config.get("linux") or {}
+        process = config.get("process") or {}
+        from .launch import cache_path, seccomp_filter
+        seccomp_prog = seccomp_filter(linux, cache_path(self.cache_dir, "seccomp"))
+        setgroups = False
+        if os.geteuid() != 0 and linux.get("gidMappings"):
+            from . import rootless
+            # the runtime will deny setgroups before writing its own gid as the only map
+            setgroups = rootless.setgroups_denied({"gid_mappings": linux["gidMappings"]})
+        mask = 0
+        if not process.get("terminal") and not foreground:
+            from .stdio import inherited_mask
+            mask = inherited_mask()
+        facts = hostfacts.gather(config, bundle, listen_fds=listen_fds, pass_fds=pass_fds,
+                                 stdio_mask=mask, seccomp=seccomp_prog,
+                                 cgroup_replace=cgroup_replace, setgroups_denied=setgroups)
+        opts = {"no_pivot": no_pivot, "no_new_keyring": no_new_keyring,
+                "preserve_fds": preserve_fds, "foreground": foreground}
+        return plan_mod.build(config, bundle, cid, opts, facts, cgroup_mgr=mgr)
+
+    def plan(self, cid, bundle, no_pivot=False, no_new_keyring=False, preserve_fds=0):
+        """The plan `create` would run for this bundle now, changing nothing (`pyruntime
+        plan`). A rootless v1 host's cgroup hierarchies the user may not write are
+        foreseen here, where create learns them by making the cgroups."""
+        from . import config as config_mod
+        from .executor import open_fds
+        from .launch import cache_path
+        pass_fds = open_fds(3, 3 + max(int(preserve_fds or 0), 0) + self.listen_fds)
+        validate(cid)
+        bundle = os.path.abspath(bundle or ".")
+        config = config_mod.load(bundle, cache_dir=cache_path(self.cache_dir, "config"))
+        linux = config.get("linux") or {}
+        mgr = None
+        if self._needs_cgroup(config):
+            from . import cgroups
+            mgr = cgroups.new(cid, linux.get("cgroupsPath"), linux.get("resources"),
+                              systemd=self.systemd_cgroup, rootless=self._is_rootless(),
+                              linux_devices=linux.get("devices"),
+                              annotations=config.get("annotations"))
+        cg_replace = None
+        if mgr is not None and self._is_rootless() and isinstance(getattr(mgr, "mounts", None), dict):
+            from . import rootless
+            cg_replace = rootless.foresee_cgroups(mgr)
+        return self._plan(cid, config, bundle, mgr, no_pivot, no_new_keyring, preserve_fds,
+                          False, self.listen_fds, pass_fds, cg_replace)
 
     def _is_rootless(self):
         if self.rootless == "true":
@@ -401,11 +432,8 @@ class Runtime:
 
     def _refuse_unsupported(self, config, console_socket):
         process = config["process"]
-        fg = getattr(self, "_fg", False)
-        if process.get("terminal") and not console_socket and not fg:
-            raise RuntimeErr("cannot allocate tty if runc will detach without setting console socket")
-        if (not process.get("terminal") or fg) and console_socket:
-            raise RuntimeErr("cannot use console socket if runc will not detach or allocate tty")
+        from .launch import check_terminal
+        check_terminal(process.get("terminal"), console_socket, not getattr(self, "_fg", False))
         linux = config.get("linux") or {}
         if linux.get("intelRdt") is not None:
             from .features import resctrl_mounted
@@ -437,7 +465,7 @@ class Runtime:
                 with open("/proc/%d/%s_map" % (pid, kind), "w") as f:
                     f.write(data)
             except OSError as e:
-                from .executor import strerror
+                from .errors import strerror
                 raise RuntimeErr("unable to start container process: write %s_map: %s"
                                  % (kind, strerror(e.errno)))
 
@@ -475,7 +503,6 @@ class Runtime:
     def run(self, cid, bundle, detach=False, keep=False, **create_kw):
         """create + start; in the foreground wait and return the exit status (128+N for
         a signal), forwarding signals to the container."""
-        import _signal as signal  # the C module: `signal` imports enum
         if detach:
             pid = self.create(cid, bundle, **create_kw)
             try:
@@ -484,51 +511,30 @@ class Runtime:
                 self.delete(cid, force=True)
                 raise
             return 0
-        forwarded = [s for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
-                                 signal.SIGUSR1, signal.SIGUSR2, signal.SIGWINCH, signal.SIGCONT)]
-        pending = []
-        target = [0]
-
-        def fwd(signum, _frame):
-            if target[0]:
-                try:
-                    os.kill(target[0], signum)
-                except ProcessLookupError:
-                    pass
-            else:
-                pending.append(signum)
-
-        old = {s: signal.signal(s, fwd) for s in forwarded}
+        from .launch import Forwarder, exit_code
+        fwd = Forwarder()
         try:
             launch = self.create(cid, bundle, _foreground=True, **create_kw)
             pid = launch.pid
-            target[0] = pid
+            fwd.target = pid
             try:
                 self.start(cid)
-                for s in pending:
-                    os.kill(pid, s)
+                fwd.flush()
                 master = getattr(launch, "console_master", None)
                 pipes, launch.stdio = launch.stdio, ()
                 if master is not None:
                     # run -t without --console-socket: a person at a terminal
                     from .tty import relay
                     try:
-                        status = relay(master, pid)
+                        status = relay(master, pid, forwarder=fwd)
                     finally:
                         os.close(master)
                         launch.console_master = None
                 elif pipes:
                     from .stdio import relay
-                    status = relay(pid, pipes)
-                while master is None and not pipes:
-                    try:
-                        _, status = os.waitpid(pid, 0)
-                        break
-                    except InterruptedError:
-                        continue
-                    except ChildProcessError:
-                        status = 0
-                        break
+                    status = relay(pid, pipes, forwarder=fwd)
+                else:
+                    status = fwd.wait(pid)
             except BaseException:
                 from .stdio import close
                 close(getattr(launch, "stdio", ()))
@@ -540,16 +546,11 @@ class Runtime:
                 if not keep:
                     self.delete(cid, force=True)
                 raise
-            if os.WIFSIGNALED(status):
-                code = 128 + os.WTERMSIG(status)
-            else:
-                code = os.WEXITSTATUS(status)
             if not keep:
                 self.delete(cid, force=True)
-            return code
+            return exit_code(status)
         finally:
-            for s, h in old.items():
-                signal.signal(s, h)
+            fwd.restore()
 
     # ---- kill / delete -----------------------------------------------------------------
 
@@ -574,17 +575,6 @@ class Runtime:
         delete(self, cid, force)
 
 
-def _record_cgroups(c, mgr, intent=()):
-    """state.json and owned.json name the init and every cgroup dir that is or may be
-    made (intent: the dirs about to be made, written before the first mkdir), so a
-    create killed at any moment leaves nothing delete --force cannot find."""
-    if mgr is not None:
-        c.data["cgroup"] = rec = mgr.to_state()
-        rec["created"] = rec["created"] + [d for d in intent if d not in rec["created"]]
-    c.save()
-    st.save_owned(c)
-
-
 def _abort(launch, mgr):
     """Undo a create that failed: the init (it may be anywhere in its plan) and every
     cgroup directory made for it."""
@@ -597,82 +587,12 @@ def _abort(launch, mgr):
             pass
 
 
-def _cache_dir(kind):
-    """Content-addressed caches (validated configs, compiled seccomp filters). Kept out of
-    the state root, which holds containers and nothing else."""
-    base = os.environ.get("PYRUNTIME_CACHE_DIR")
-    if not base:
-        if os.geteuid() == 0:
-            base = "/var/cache/pyruntime"
-        else:
-            base = os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"),
-                                "pyruntime")
-    return os.path.join(base, kind)
-
-
-_PASSWD_MAX = 4 << 20
-
-
-def _home_of(rootfs, uid):
-    """runc: HOME from the container's passwd entry for the user, "/" without one.
-
-    The file is the container's to shape, and a running container reshapes it at will:
-    it is resolved inside the rootfs (no symlink or magic link leads out), opened as an
-    O_PATH handle first so that opening it cannot block or wake a device, and read only
-    if it is a regular file of sane size. Anything else is one line, as runc says when
-    it cannot parse the file (runc itself blocks forever on a FIFO)."""
-    from .executor import open_in_root, strerror
-    what = "unable to start container process: unable to setup user: /etc/passwd: "
-    try:
-        fd = open_in_root(rootfs, "/etc/passwd", os.O_PATH)
-    except OSError as e:
-        if e.errno in (2, 20):   # ENOENT, ENOTDIR: no passwd, runc's default
-            return "/"
-        raise RuntimeErr(what + strerror(e.errno)) from None
-    try:
-        info = os.fstat(fd)
-        if info.st_mode & 0o170000 != 0o100000:   # S_ISREG
-            raise RuntimeErr(what + "not a regular file")
-        if info.st_size > _PASSWD_MAX:
-            raise RuntimeErr(what + "larger than %d MiB" % (_PASSWD_MAX >> 20))
-        # the same inode, now for reading
-        rfd = os.open("/proc/self/fd/%d" % fd,
-                      os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
-    except OSError as e:
-        raise RuntimeErr(what + strerror(e.errno)) from None
-    finally:
-        os.close(fd)
-    # Chunks, not one read of the bound: that would allocate (and on some paths touch)
-    # 4 MiB for a file of a few hundred bytes, create's largest allocation.
-    chunks, n = [], 0
-    try:
-        while n <= _PASSWD_MAX:
-            b = os.read(rfd, 65536)
-            if not b:
-                break
-            chunks.append(b)
-            n += len(b)
-    except OSError as e:
-        raise RuntimeErr(what + strerror(e.errno)) from None
-    finally:
-        os.close(rfd)
-    data = b"".join(chunks)
-    if len(data) > _PASSWD_MAX:
-        raise RuntimeErr(what + "larger than %d MiB" % (_PASSWD_MAX >> 20))
-    want = str(uid)
-    for line in data.decode(errors="replace").splitlines():
-        parts = line.split(":")
-        if len(parts) >= 6 and parts[2] == want:
-            return parts[5] or "/"
-    return "/"
-
-
 def _write_oom_score_adj(pid, v):
     try:
         with open("/proc/%d/oom_score_adj" % pid, "w") as f:
             f.write(str(v))
     except OSError as e:
-        from .executor import strerror
+        from .errors import strerror
         hint = ""
         if e.errno in (1, 13) and v < 0:
             hint = " (lowering oom_score_adj needs CAP_SYS_RESOURCE, which this host does not grant)"
@@ -680,57 +600,24 @@ def _write_oom_score_adj(pid, v):
                          "set oom_score_adj to %d: %s%s" % (v, strerror(e.errno), hint))
 
 
-def _listen_fds():
-    if os.environ.get("LISTEN_PID") == str(os.getpid()):
-        try:
-            return int(os.environ.get("LISTEN_FDS", "0"))
-        except ValueError:
-            return 0
-    return 0
-
-
-def _write_pid_file(path, pid):
-    path = os.path.abspath(path)
-    st.write_atomic(path, str(pid).encode(), mode=0o644)
-
-
-class _ConsoleKeeper:
-    """run -t without --console-socket: keep the console master for the terminal relay."""
-
-    def __init__(self, launch):
-        self.launch = launch
-
-    def send(self, fd):
-        self.launch.console_master = os.dup(fd)
-        if os.isatty(0):
-            # before start: the process sees our size from its first instruction
-            from .tty import copy_winsize
-            copy_winsize(0, fd)
-
-
-class _ConsoleSender:
-    """Delivers the console master to --console-socket, as runc does (SCM_RIGHTS)."""
-
-    def __init__(self, path):
-        self.path = path
-
-    def send(self, fd):
-        import socket
-        from .executor import send_fd
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            s.connect(self.path)
-            send_fd(s.fileno(), fd, "/dev/ptmx")
-        except OSError as e:
-            raise RuntimeErr("failed to send the console to %s: %s" % (self.path, e.strerror))
-        finally:
-            s.close()
-
-
 # ---- operations that live in their own modules (one concern each) ----------------------
 # Runtime's methods below are thin: the work is in pyruntime/execproc.py (exec),
 # pyruntime/cgroupops.py (pause, resume, update, events, ps). Keeping them out of this file
 # keeps each concern easy to find and lets each import only what it needs.
+
+def _exec_base(self, cid, ignore_paused=False, base=True):
+    """Check that `cid` can exec now (the errors exec would give); with `base`, return the
+    process exec starts from: the container's config.json process (runc's default)."""
+    from .execproc import check_state
+    c = self.load(cid)
+    check_state(c, ignore_paused)
+    if not base:
+        return None
+    try:
+        return (c.config() or {}).get("process") or {}
+    except (OSError, ValueError):
+        return {}
+
 
 def _exec(self, cid, process, **kw):
     """Run `process` (an OCI process dict) in the container; see pyruntime.execproc."""
@@ -748,14 +635,22 @@ def _resume(self, cid):
     return resume(self, cid)
 
 
-def _update(self, cid, resources):
+def _update(self, cid, resources, l3_cache_schema=None, mem_bw_schema=None):
     from .cgroupops import update
-    return update(self, cid, resources)
+    return update(self, cid, resources, l3_cache_schema=l3_cache_schema,
+                  mem_bw_schema=mem_bw_schema)
 
 
 def _stats(self, cid):
     from .cgroupops import stats
     return stats(self, cid)
+
+
+def _events(self, cid, interval, emit, stats_only=False):
+    """Call emit(event dict) with the container's stats every `interval` seconds (and its
+    OOM events) until it stops; stats_only: once."""
+    from .cgroupops import events
+    return events(self, cid, interval, emit, stats_only=stats_only)
 
 
 def _ps(self, cid):
@@ -764,8 +659,10 @@ def _ps(self, cid):
 
 
 Runtime.exec = _exec
+Runtime.exec_base = _exec_base
 Runtime.pause = _pause
 Runtime.resume = _resume
 Runtime.update = _update
 Runtime.stats = _stats
 Runtime.pids = _ps
+Runtime.events = _events

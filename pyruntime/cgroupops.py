@@ -5,7 +5,7 @@ since engines match on them ("container not running", "container not paused").
 """
 import os
 
-from .errors import InvalidState, RuntimeErr
+from .errors import InvalidState, RuntimeErr, strerror
 
 # What `runc update` takes from a LinuxResources object; the rest (devices, hugepage
 # limits, network, rdma, blkio throttles) is ignored as runc ignores it: engines send the
@@ -117,9 +117,32 @@ def _jtype(x):
     return "object"
 
 
-def update(rt, cid, resources):
+def load_resources(src):
+    """`update -r FILE` (or - for stdin): a LinuxResources object as engines write it."""
+    import sys
+    from .fastjson import loads
+    if src == "-":
+        data = sys.stdin.buffer.read()
+    else:
+        try:
+            with open(src, "rb") as f:
+                data = f.read()
+        except OSError as e:
+            raise RuntimeErr("open %s: %s" % (src, strerror(e)))
+    try:
+        return loads(data or b"null")
+    except ValueError as e:
+        raise RuntimeErr("invalid character in resources JSON: %s" % e)
+
+
+def update(rt, cid, resources, l3_cache_schema=None, mem_bw_schema=None):
     """Apply `resources` (a LinuxResources dict) to a live container and record the merged
-    result in state.json, so later updates and stats start from it."""
+    result in state.json, so later updates and stats start from it. Intel RDT schemata are
+    refused first (pyruntime has no resctrl support), as runc does without it."""
+    if l3_cache_schema:
+        raise RuntimeErr("Intel RDT/CAT: l3 cache schema is not enabled")
+    if mem_bw_schema:
+        raise RuntimeErr("Intel RDT/MBA: memory bandwidth schema is not enabled")
     from .fastjson import clone
     res = filter_update(resources)
     c = _locked(rt, cid)
@@ -153,6 +176,39 @@ def pids(rt, cid):
     if not c.data.get("cgroup"):
         return []
     return _manager(c).pids()
+
+
+def ps_table(pids, ps_args=()):
+    """`ps`'s table: ps(1) run with `ps_args` (default -ef) on the host, keeping its header
+    and the lines of `pids` (runc's wording for each failure)."""
+    import subprocess
+    ps_args = list(ps_args) or ["-ef"]
+    try:
+        p = subprocess.run(["ps"] + ps_args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    except OSError as e:
+        raise RuntimeErr('exec: "ps": %s' % strerror(e))
+    out = p.stdout.decode(errors="replace")
+    if p.returncode != 0:
+        raise RuntimeErr("exit status %d: %s" % (p.returncode, out))
+    lines = out.split("\n")
+    titles = lines[0].split()
+    if "PID" not in titles:
+        raise RuntimeErr("couldn't find PID field in ps output")
+    idx = titles.index("PID")
+    want = set(pids)
+    res = [lines[0]]
+    for line in lines[1:]:
+        if not line:
+            continue
+        fields = line.split()
+        try:
+            pid = int(fields[idx])
+        except (IndexError, ValueError):
+            raise RuntimeErr('unable to parse pid: strconv.Atoi: parsing "%s": invalid syntax'
+                             % (fields[idx] if idx < len(fields) else ""))
+        if pid in want:
+            res.append(line)
+    return "\n".join(res) + "\n"
 
 
 def events(rt, cid, interval, emit, stats_only=False):

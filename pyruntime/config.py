@@ -91,9 +91,8 @@ def parse(raw):
 
 
 def _errstr(e):
-    # Go (and so runc) prints errno strings in lower case.
-    s = e.strerror or str(e)
-    return s[:1].lower() + s[1:]
+    from .errors import strerror
+    return strerror(e)
 
 
 # ---------------------------------------------------------------- schema

@@ -502,7 +502,8 @@ def restore(rt, cid, bundle, criu="criu", image_path=None, work_path=None, detac
             lsm_profile=None, lsm_mount_context=None):
     """Restore the checkpoint at image_path as container cid. -> exit status (0 when
     detached)."""
-    from .api import _now_rfc3339, _record_cgroups, _write_pid_file, _ConsoleSender
+    from .launch import ConsoleSender as _ConsoleSender, write_pid_file as _write_pid_file
+    from .state import now_rfc3339 as _now_rfc3339, record_cgroups as _record_cgroups
     from .ids import validate
     from . import config as config_mod, fastjson
     validate(cid)

@@ -1,4 +1,14 @@
 """Exception types. The message of each is the single line a user (or engine) sees."""
+import os
+
+
+def strerror(err):
+    """Go-style (lower-case) error text, as runc prints it, of an errno or an OSError."""
+    if isinstance(err, BaseException):
+        s = err.strerror or str(err)
+    else:
+        s = os.strerror(err)
+    return s[:1].lower() + s[1:] if s else s
 
 
 class RuntimeErr(Exception):

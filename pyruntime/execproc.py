@@ -14,188 +14,14 @@ host pid once it has exec'd.
 import os
 
 from . import fastjson, faults
-from .errors import InvalidState, RuntimeErr
-from .executor import Launch, MSG_ERROR, MSG_GO, MSG_SYNC, strerror
+from .errors import InvalidState, RuntimeErr, strerror
+from .procspec import validate_process
+from .executor import Launch, MSG_ERROR, MSG_GO, MSG_SYNC
 
 EXEC_CONTEXT = "exec"
 
 
-def process_from_flags(base, args, cwd=None, env=(), user=None, gids=(), caps=(),
-                       no_new_privs=False, apparmor=None, label=None, tty=False):
-    """runc's exec default: the container's config.json process, overridden by flags."""
-    p = fastjson.clone(base or {})
-    p["args"] = list(args)
-    if cwd:
-        p["cwd"] = cwd
-    if apparmor:
-        p["apparmorProfile"] = apparmor
-    if label:
-        p["selinuxLabel"] = label
-    if caps:
-        c = p.get("capabilities") or {}
-        # Not inheritable: an inheritable cap would survive an exec of a file with
-        # inheritable file caps (CVE-2022-29162); runc >= 1.1.2 adds it to these four.
-        for k in ("bounding", "effective", "permitted", "ambient"):
-            c[k] = list(c.get(k) or []) + list(caps)
-        p["capabilities"] = c
-    p["env"] = list(p.get("env") or []) + list(env)
-    p["terminal"] = bool(tty)
-    if no_new_privs:
-        p["noNewPrivileges"] = True
-    u = p.get("user") or {}
-    if user:
-        parts = user.split(":", 1)
-        if len(parts) > 1:
-            u["gid"] = _atoi(parts[1], "gid")
-        u["uid"] = _atoi(parts[0], "uid")
-    for g in gids:
-        try:
-            n = int(g)
-        except (TypeError, ValueError):
-            raise RuntimeErr('invalid value "%s" for flag -additional-gids' % g)
-        if n < 0:
-            raise RuntimeErr("additional-gids must be a positive number %d" % n)
-        u.setdefault("additionalGids", [])
-        u["additionalGids"] = list(u["additionalGids"]) + [n]
-    p["user"] = u
-    validate_process(p)
-    return p
-
-
-def _atoi(s, what):
-    try:
-        if s.strip() != s or not s.lstrip("+-").isdigit():
-            raise ValueError
-        n = int(s)
-        if n < 0 or n > 0xFFFFFFFF:
-            raise ValueError
-        return n
-    except ValueError:
-        raise RuntimeErr('parsing %s as int for %s failed: strconv.Atoi: parsing "%s": invalid syntax'
-                         % (s, what, s))
-
-
-_U32, _U64 = (1 << 32) - 1, (1 << 64) - 1
-
-
-def _bad(field, want):
-    # the gist of what Go's decoder says when runc reads the same file
-    return RuntimeErr("json: cannot unmarshal into Go struct field Process.%s of type %s" % (field, want))
-
-
-def _check_types(p):
-    def uint(v, top, field):
-        if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= top:
-            raise _bad(field, "uint%d" % (32 if top == _U32 else 64))
-
-    def strlist(v, field):
-        if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
-            raise _bad(field, "[]string")
-        if any("\0" in x for x in v):
-            raise RuntimeErr("process.%s: a string contains a NUL byte" % field)
-
-    for k in ("terminal", "noNewPrivileges"):
-        if k in p and not isinstance(p[k], bool):
-            raise _bad(k, "bool")
-    if "cwd" in p and not isinstance(p["cwd"], str):
-        raise _bad("cwd", "string")
-    for k in ("args", "env"):
-        if p.get(k) is not None:
-            strlist(p[k], k)
-    u = p.get("user")
-    if u is not None:
-        if not isinstance(u, dict):
-            raise _bad("user", "specs.User")
-        for k in ("uid", "gid"):
-            if k in u:
-                uint(u[k], _U32, "user." + k)
-        if u.get("umask") is not None:
-            uint(u["umask"], _U32, "user.umask")
-        for g in u.get("additionalGids") or ():
-            uint(g, _U32, "user.additionalGids")
-    cs = p.get("consoleSize")
-    if cs is not None:
-        if not isinstance(cs, dict):
-            raise _bad("consoleSize", "specs.Box")
-        for k in ("height", "width"):
-            if k in cs:
-                uint(cs[k], _U64, "consoleSize." + k)
-                if cs[k] > 0xFFFF:
-                    raise RuntimeErr("process.consoleSize.%s: %d is too large" % (k, cs[k]))
-    caps = p.get("capabilities")
-    if caps is not None:
-        if not isinstance(caps, dict):
-            raise _bad("capabilities", "specs.LinuxCapabilities")
-        for k, v in caps.items():
-            if v is not None:
-                strlist(v, "capabilities." + k)
-    rl = p.get("rlimits")
-    if rl is not None:
-        if not isinstance(rl, list) or not all(isinstance(r, dict) for r in rl):
-            raise _bad("rlimits", "[]specs.POSIXRlimit")
-        for r in rl:
-            if not isinstance(r.get("type"), str):
-                raise _bad("rlimits.type", "string")
-            for k in ("hard", "soft"):
-                uint(r.get(k, 0), _U64, "rlimits." + k)
-
-
-def validate_process(p):
-    """runc's validateProcessSpec (same messages), after the type checks its JSON
-    decoding does."""
-    if not isinstance(p, dict):
-        raise RuntimeErr("process: must be an object")
-    _check_types(p)
-    cwd = p.get("cwd")
-    if not cwd:
-        raise RuntimeErr("Cwd property must not be empty")
-    if not cwd.startswith("/"):
-        raise RuntimeErr("Cwd must be an absolute path")
-    if not p.get("args"):
-        raise RuntimeErr("args must not be empty")
-
-
-def load_process_file(path):
-    """-p FILE: a process object as containerd and conmon write it."""
-    from .fastjson import loads  # containerd execs this way: `json` costs ~5 ms
-    try:
-        with open(path, "rb") as f:
-            p = loads(f.read())
-    except OSError as e:
-        raise RuntimeErr("open %s: %s" % (path, strerror(e.errno)))
-    except (ValueError, RecursionError) as e:
-        raise RuntimeErr("%s: invalid process JSON: %s" % (path, e))
-    validate_process(p)
-    return p
-
-
-def namespaces_to_join(pid, for_children=False):
-    """Every namespace of `pid` that differs from ours, in join order (user first).
-    for_children: the pid namespace its children get (an init's builder is outside it)."""
-    from .plan import JOIN_ORDER, NS_PROC_NAMES
-    out = []
-    for t in JOIN_ORDER:
-        name = NS_PROC_NAMES[t]
-        if for_children and t == "pid":
-            name = "pid_for_children"
-        path = "/proc/%d/ns/%s" % (pid, name)
-        try:
-            theirs = os.stat(path)
-        except FileNotFoundError:
-            continue  # the kernel has no such namespace type
-        except OSError as e:
-            raise RuntimeErr("cannot inspect %s: %s" % (path, strerror(e.errno)))
-        try:
-            ours = os.stat("/proc/self/ns/" + name)
-            if (ours.st_dev, ours.st_ino) == (theirs.st_dev, theirs.st_ino):
-                continue  # joining our own namespace is a no-op (and EPERM for user)
-        except OSError:
-            pass
-        out.append({"type": t, "path": path})
-    return out
-
-
-def _check_state(c, ignore_paused):
+def check_state(c, ignore_paused):
     status = c.status()
     if status in ("stopped", "creating"):
         raise InvalidState("cannot exec in a stopped container")
@@ -210,9 +36,10 @@ def _refuse_unsupported(process):
             raise RuntimeErr("process.%s is not supported by this build of pyruntime" % key)
 
 
-def build_plan(c, config, process, opts, paused=False):
+def build_plan(c, config, process, opts, facts, paused=False):
     """The exec plan: join the container's namespaces, then the process tail."""
     from . import plan as plan_mod
+    from .namespaces import namespaces_to_join
     from .plan import _step
     steps = [_step("setsid", "create a new session")]
     if process.get("terminal"):
@@ -227,7 +54,7 @@ def build_plan(c, config, process, opts, paused=False):
             raise RuntimeErr("process.rlimits: unknown rlimit type %s" % t)
         steps.append(_step("rlimit", "setrlimit %s" % t, resource=plan_mod.RLIMITS[t],
                            soft=rl.get("soft", 0), hard=rl.get("hard", 0), name=t))
-    tail = plan_mod.process_steps(process, opts, exec_mode=True)
+    tail = plan_mod.process_steps(process, opts, facts, exec_mode=True)
     for s in tail:
         if s["op"] == "chdir":
             s["desc"] = 'chdir to cwd ("%s") set in config.json failed' % s["path"]
@@ -318,22 +145,19 @@ def _send_pidfd(path, pid):
 def exec_process(rt, cid, process, detach=False, pid_file=None, console_socket=None,
                  preserve_fds=0, pidfd_socket=None, cgroup=(), ignore_paused=False,
                  stdin_fd=0, stdout_fd=1):
-    from .api import _cache_dir, _home_of, _listen_fds
     from .executor import open_fds
+    from .launch import cache_path, check_terminal, seccomp_filter
     # before the runtime opens anything: only these of the caller's fds may pass (never
     # the namespace fds or the state the runtime opens below)
-    pass_fds = open_fds(3, 3 + max(int(preserve_fds or 0), 0) + _listen_fds())
+    pass_fds = open_fds(3, 3 + max(int(preserve_fds or 0), 0) + rt.listen_fds)
     c = rt.load(cid)
-    status = _check_state(c, ignore_paused)
+    status = check_state(c, ignore_paused)
     if process is None:
         raise RuntimeErr("process args cannot be empty")
     process = fastjson.clone(process)
     validate_process(process)
     terminal = bool(process.get("terminal"))
-    if detach and terminal and not console_socket:
-        raise RuntimeErr("cannot allocate tty if runc will detach without setting console socket")
-    if console_socket and (not detach or not terminal):
-        raise RuntimeErr("cannot use console socket if runc will not detach or allocate tty")
+    check_terminal(terminal, console_socket, detach)
     if preserve_fds < 0:
         raise RuntimeErr("--preserve-fds must be a non-negative number")
     _refuse_unsupported(process)
@@ -354,25 +178,21 @@ def exec_process(rt, cid, process, detach=False, pid_file=None, console_socket=N
         config = {}
     linux = config.get("linux") or {}
 
-    env = list(process.get("env") or [])
-    if not any(e.startswith("HOME=") for e in env):
-        env.append("HOME=" + _home_of(c.data.get("rootfs", "/"), (process.get("user") or {}).get("uid", 0)))
-    listen = _listen_fds()
-    if listen:
-        # runc: the socket-activation fds follow stdio, and the process is told so
-        env += ["LISTEN_FDS=%d" % listen, "LISTEN_PID=1"]
-    process["env"] = env
+    from . import hostfacts
+    from .plan import process_env
+    listen = rt.listen_fds
+    process["env"] = process_env(process.get("env"), hostfacts.home_of(
+        c.data.get("rootfs", "/"), process), listen)
 
     # the container's personality and memory policy hold for its every process
-    opts = {"preserve_fds": preserve_fds, "listen_fds": listen, "pass_fds": pass_fds,
+    opts = {"preserve_fds": preserve_fds,
             "linux": {k: linux[k] for k in ("personality", "memoryPolicy") if linux.get(k)}}
-    if linux.get("seccomp"):
-        from . import seccomp
-        prog = seccomp.compile(linux["seccomp"], cache_dir=_cache_dir("seccomp"))
-        opts["seccomp"] = {"program": prog.bpf, "flags": prog.flags, "notify": prog.notify}
+    facts = {"listen_fds": listen, "pass_fds": pass_fds, "last_cap": hostfacts.last_cap(),
+             "apparmor_exec": hostfacts.apparmor_exec() if process.get("apparmorProfile") else None}
+    facts["seccomp"] = seccomp_filter(linux, cache_path(rt.cache_dir, "seccomp"))
     try:
         with open("/proc/%d/setgroups" % c.pid) as f:
-            opts["setgroups_denied"] = f.read().strip() == "deny"
+            facts["setgroups_denied"] = f.read().strip() == "deny"
     except OSError:
         pass
     from . import stdio
@@ -382,24 +202,24 @@ def exec_process(rt, cid, process, detach=False, pid_file=None, console_socket=N
     elif not detach:
         # foreground: pipes the runtime relays, not the caller's files
         child_stdio, parent_stdio = stdio.pipes(3 + preserve_fds + listen, stdout_fd)
-        opts["stdio"] = {"fds": list(child_stdio), "chown": 7}
+        opts["stdio"] = {"pipes": True, "chown": 7}
     else:
         opts["stdio"] = {"chown": stdio.inherited_mask()}
     # whoever takes a set of fds over (the spawned process, the relay) empties its entry
     held = {"child": child_stdio, "parent": parent_stdio}
     try:
-        return _exec(rt, c, process, config, linux, opts, status, detach, pid_file,
+        return _exec(rt, c, process, config, linux, opts, facts, status, detach, pid_file,
                      console_socket, pidfd_socket, cgroup, stdin_fd, stdout_fd, held)
     finally:
         stdio.close(held["child"] + held["parent"])
 
 
-def _exec(rt, c, process, config, linux, opts, status, detach, pid_file, console_socket,
+def _exec(rt, c, process, config, linux, opts, facts, status, detach, pid_file, console_socket,
           pidfd_socket, cgroup, stdin_fd, stdout_fd, held):
     from . import stdio
-    from .api import _ConsoleSender, _write_pid_file
+    from .launch import ConsoleSender, Forwarder, exit_code, write_pid_file
     paused = status == "paused"
-    plan = build_plan(c, config, process, opts, paused=paused)
+    plan = build_plan(c, config, process, opts, facts, paused=paused)
     for s in plan["steps"]:
         for w in s.pop("warnings", None) or ():
             if w.startswith("unknown capabilities ignored: "):
@@ -407,10 +227,11 @@ def _exec(rt, c, process, config, linux, opts, status, detach, pid_file, console
                 w = "ignoring unknown or unavailable capabilities: [%s]" % " ".join(names)
             rt._warn(w)
 
-    fwd = None if detach else _Forwarder()
+    fwd = None if detach else Forwarder()
     master = []
     try:
-        launch = _ExecLaunch(plan, force_stage1=True, context=EXEC_CONTEXT)
+        launch = _ExecLaunch(plan, force_stage1=True, context=EXEC_CONTEXT,
+                             stdio_fds=held["child"] or None)
         try:
             try:
                 pid = launch.spawn()
@@ -436,7 +257,7 @@ def _exec(rt, c, process, config, linux, opts, status, detach, pid_file, console
                 _cgroup_join(c, pid, cgroup)
             faults.at("exec:cgroup")
             launch.send()
-            sender = _ConsoleSender(console_socket) if console_socket else None
+            sender = ConsoleSender(console_socket) if console_socket else None
 
             def on_fd(step, fd):
                 try:
@@ -472,7 +293,7 @@ def _exec(rt, c, process, config, linux, opts, status, detach, pid_file, console
                 os.close(fd)
             raise
         if pid_file:
-            _write_pid_file(pid_file, pid)
+            write_pid_file(pid_file, pid)
         if detach:
             return pid
         if master:
@@ -490,9 +311,7 @@ def _exec(rt, c, process, config, linux, opts, status, detach, pid_file, console
     finally:
         if fwd:
             fwd.restore()
-    if os.WIFSIGNALED(status_):
-        return 128 + os.WTERMSIG(status_)
-    return os.WEXITSTATUS(status_)
+    return exit_code(status_)
 
 
 class _ExecLaunch(Launch):
@@ -508,53 +327,3 @@ class _ExecLaunch(Launch):
         if err:
             msg += ": " + strerror(err)
         return msg
-
-
-class _Forwarder:
-    """Signals sent to the runtime go to the process (as runc's signal handler does)."""
-
-    def __init__(self):
-        import _signal as signal  # the C module: `signal` builds enums
-        self.target = 0
-        self.pending = []
-        sigs = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
-                signal.SIGUSR2, signal.SIGWINCH, signal.SIGCONT, signal.SIGTSTP, signal.SIGTTIN,
-                signal.SIGTTOU)
-        self.old = {s: signal.signal(s, self._handle) for s in sigs}
-
-    def _handle(self, signum, _frame):
-        if self.target:
-            try:
-                os.kill(self.target, signum)
-            except ProcessLookupError:
-                pass
-        else:
-            self.pending.append(signum)
-
-    def flush(self):
-        for s in self.pending:
-            try:
-                os.kill(self.target, s)
-            except ProcessLookupError:
-                pass
-        self.pending = []
-
-    def wait(self, pid):
-        self.flush()
-        while True:
-            try:
-                _, status = os.waitpid(pid, 0)
-                return status
-            except InterruptedError:
-                continue
-            except ChildProcessError:
-                return 0
-
-    def restore(self):
-        import _signal as signal  # the C module: `signal` builds enums
-        for s, h in self.old.items():
-            try:
-                signal.signal(s, h)
-            except (TypeError, ValueError):
-                pass
-        self.old = {}

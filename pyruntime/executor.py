@@ -2,7 +2,7 @@
 import errno as errno_mod
 import os
 
-from .errors import RuntimeErr
+from .errors import RuntimeErr, strerror
 from ._executor import ffi, lib
 
 OPS = {
@@ -22,12 +22,6 @@ MSG_GO, MSG_ABORT = 10, 11
 
 RLIM_INFINITY = (1 << 64) - 1
 _MKDIR = {None: 0, 0: 0, 1: 1, 2: 2, "dir": 1, "file": 2}
-
-
-def strerror(errno):
-    """Go-style (lower-case) error text, as runc prints it."""
-    s = os.strerror(errno)
-    return s[:1].lower() + s[1:] if s else s
 
 
 def _cstr(keep, s):
@@ -56,10 +50,12 @@ def _u64(v):
     return RLIM_INFINITY if v < 0 else v & RLIM_INFINITY
 
 
-def to_c(steps, keep):
+def to_c(steps, keep, fds=None):
+    """fds: the run-time fds that travel beside the plan ({"mount": {flat step index: fd},
+    "stdio": (3 fds) or None}): never in the steps, so the plan stays what was printed."""
     where = [None]
     try:
-        return _to_c(steps, keep, where)
+        return _to_c(steps, keep, where, fds or {})
     except (OverflowError, TypeError, ValueError) as e:
         # a value the C side cannot hold (huge ints, NUL bytes): one line, not a traceback
         desc = (where[0] or {}).get("desc", "")
@@ -67,7 +63,8 @@ def to_c(steps, keep):
                          % (desc, e))
 
 
-def _to_c(steps, keep, where):
+def _to_c(steps, keep, where, fds):
+    mount_fds = fds.get("mount") or {}
     arr = ffi.new("struct pyrt_step[]", len(steps))
     keep.append(arr)
     for i, st in enumerate(steps):
@@ -100,8 +97,8 @@ def _to_c(steps, keep, where):
             c.m[0] = g("fs_magic", 0)           # the target must be this fs after mounting
             c.m[1] = 1 if g("no_symlinks") else 0  # no symlink anywhere in the target path
             c.m[2] = g("fallback_attrs", 0)     # MOUNT_ATTR_* for the sysfs bind fallback (recursive)
-            if g("mount_fd") is not None:       # a detached mount to move in (idmapped mounts)
-                c.m[3] = g("mount_fd") + 1
+            if i in mount_fds:                  # a detached mount to move in (idmapped mounts)
+                c.m[3] = mount_fds[i] + 1
             if g("fsmount"):                    # made by fsopen/fsmount, attached by fd
                 c.m[4] = st["fsmount"]["attrs"] + 1
                 c.v1 = _cvec(keep, st["fsmount"]["options"])
@@ -196,8 +193,10 @@ def _to_c(steps, keep, where):
         elif op == "unshare":
             c.flags = st["flags"]
         elif op == "dup_stdio":
-            for i, fd in enumerate(g("fds") or (None, None, None)):
-                c.m[i] = 0 if fd is None else fd + 1
+            # "pipes": the runtime's relay pipes (run/exec in the foreground), beside the plan
+            pipes = fds.get("stdio") if g("pipes") else None
+            for k, fd in enumerate(pipes or (None, None, None)):
+                c.m[k] = 0 if fd is None else fd + 1
             c.n1 = g("uid", 0)
             c.n3 = g("chown", 0)
         elif op == "setns":
@@ -234,13 +233,18 @@ def _to_c(steps, keep, where):
     return arr
 
 
-def flatten(steps):
+def flatten(steps, positions=None):
     """Inline each step's "fallback" steps after it (the executor runs them only when the
-    step fails with one of its fallback_errnos, and skips them otherwise)."""
+    step fails with one of its fallback_errnos, and skips them otherwise). positions, a
+    list, gets the flat index of each of `steps`."""
     if not any("fallback" in s for s in steps):
+        if positions is not None:
+            positions.extend(range(len(steps)))
         return steps
     out = []
     for s in steps:
+        if positions is not None:
+            positions.append(len(out))
         fb = s.get("fallback")
         if fb:
             s = dict(s)
@@ -284,20 +288,19 @@ def open_fds(lo, hi):
     return out
 
 
-def _ns_flags(names):
-    from .plan import NS_FLAGS
-    f = 0
-    for n in names:
-        f |= NS_FLAGS[n]
-    return f
-
-
 class Launch:
     """One init (or exec'd process) being brought up by the executor."""
 
-    def __init__(self, plan, fifo_fd=-1, force_stage1=False, context="container init"):
+    def __init__(self, plan, fifo_fd=-1, force_stage1=False, context="container init",
+                 mount_fds=None, stdio_fds=None):
+        """mount_fds {index in plan["steps"]: fd} (idmapped mounts) and stdio_fds (the
+        relay pipes of a foreground process) exist only at run time: they travel here,
+        beside the plan, and never change its steps."""
         self.plan = plan
-        self.steps = flatten(plan["steps"])
+        pos = []
+        self.steps = flatten(plan["steps"], pos)
+        self.fds = {"mount": {pos[i]: fd for i, fd in (mount_fds or {}).items()},
+                    "stdio": stdio_fds}
         self.fifo_fd = fifo_fd
         self.force_stage1 = force_stage1
         self.context = context
@@ -314,7 +317,7 @@ class Launch:
         return self.cgroup_errno == 0
 
     def spawn(self):
-        from .plan import NS_FLAGS
+        from .namespaces import NS_FLAGS, flags as ns_flags
         keep = []
         ns = self.plan["namespaces"]
         clone = [n for n in ns["clone"] if n != "time"]
@@ -348,9 +351,9 @@ class Launch:
                     self._join_fds.append(fd)
                     self.steps[i] = dict(st, fd=fd, nstype=NS_FLAGS[st["type"]])
             sp = ffi.new("struct pyrt_spawn *")
-            sp.clone_flags = _ns_flags(clone)
+            sp.clone_flags = ns_flags(clone)
             sp.nsteps = len(self.steps)
-            sp.steps = to_c(self.steps, keep)
+            sp.steps = to_c(self.steps, keep, self.fds)
             jf = ffi.new("int[]", jfds or [0])
             jt = ffi.new("int[]", jtypes or [0])
             keep += [jf, jt]

@@ -2,26 +2,13 @@
 import os
 
 from . import OCI_VERSION
+from .config import HOOK_KINDS
 from .plan import CAPS, MOUNT_FLAGS, PROPAGATION, RECURSIVE_ATTRS
 
 
 def _kernel_namespaces():
-    have = []
-    for name, proc in (("cgroup", "cgroup"), ("ipc", "ipc"), ("mount", "mnt"), ("network", "net"),
-                       ("pid", "pid"), ("time", "time"), ("user", "user"), ("uts", "uts")):
-        if os.path.exists("/proc/self/ns/" + proc):
-            have.append(name)
-    return have
-
-
-def apparmor_enabled():
-    """As runc: the module is loaded and enabled, and its securityfs is there."""
-    try:
-        with open("/sys/module/apparmor/parameters/enabled") as f:
-            on = f.read().startswith("Y")
-    except OSError:
-        return False
-    return on and os.path.isdir("/sys/kernel/security/apparmor")
+    from .namespaces import present
+    return present()
 
 
 def selinux_enabled():
@@ -68,7 +55,7 @@ def document():
     doc = {
         "ociVersionMin": "1.0.0",
         "ociVersionMax": OCI_VERSION,
-        "hooks": ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"],
+        "hooks": list(HOOK_KINDS),
         "mountOptions": sorted(set(MOUNT_FLAGS) | set(PROPAGATION) | set(RECURSIVE_ATTRS)
                                | ({"idmap", "ridmap"} if _idmap_supported() else set())),
         "linux": {

@@ -23,9 +23,6 @@ from .fastjson import dumps
 from .errors import HookError
 from .stdio import reap
 
-KINDS = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop")
-
-
 def run_hooks(hooks, kind, state, ns_pid=None, warn=None):
     """Run the `kind` hooks in order. The first failure raises HookError, unless `warn`
     is given (poststop): then each failure is passed to warn() and the rest still run."""
@@ -107,7 +104,7 @@ def _spawn_in_ns(ns_pid, path, args, env, stdin, out_w, err_w):
     """Run the hook in the namespaces of `ns_pid` (createContainer: the container's mount
     namespace, before pivot_root). The runtime's user namespace is kept: host root can
     enter every namespace the container's user namespace owns."""
-    from .execproc import namespaces_to_join
+    from .namespaces import namespaces_to_join
     joins = [j for j in namespaces_to_join(ns_pid, for_children=True) if j["type"] != "user"]
     return _exec_hook(joins, path, args, env, stdin, out_w, err_w, None)
 
@@ -115,9 +112,10 @@ def _spawn_in_ns(ns_pid, path, args, env, stdin, out_w, err_w):
 def _exec_hook(joins, path, args, env, stdin, out_w, err_w, cwd):
     """The C executor forks (joining `joins` first) and execs: no Python runs between
     fork and exec, and `subprocess` (~9 ms to import) stays out of create and delete."""
-    from .plan import NS_FLAGS
+    from .namespaces import NS_FLAGS
     from ._executor import ffi, lib
-    from .executor import strerror, stub_fd
+    from .errors import strerror
+    from .executor import stub_fd
     fds = []
     keep = []
 

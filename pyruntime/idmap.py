@@ -98,12 +98,13 @@ def idmapped_tree(source, uid_maps, gid_maps, recursive, map_recursive):
 
 
 def prepare(plan):
-    """Make the mount fd of every idmapped mount step of `plan` (step["mount_fd"]).
-    Returns the fds: the caller closes them once the init has been spawned (it inherits
-    them: they are close-on-exec and the init closes them before exec anyway)."""
-    fds = []
+    """Make the mount fd of every idmapped mount step of `plan`. Returns {index in
+    plan["steps"]: fd} (beside the plan, for executor.Launch): the caller closes them once
+    the init has been spawned (it inherits them: they are close-on-exec and the init closes
+    them before exec anyway)."""
+    fds = {}
     try:
-        for st in plan["steps"]:
+        for i, st in enumerate(plan["steps"]):
             im = st.get("idmap")
             hc = st.get("host_clone")
             if st.get("op") != "mount" or not (im or hc):
@@ -116,25 +117,23 @@ def prepare(plan):
                                   OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC
                                   | (AT_RECURSIVE if hc["recursive"] else 0))
                 except OSError as e:
-                    from .executor import strerror
+                    from .errors import strerror
                     raise RuntimeErr("unable to start container process: error during "
                                      "container init: %s: %s" % (st["desc"], strerror(e.errno)))
-                fds.append(fd)
-                st["mount_fd"] = fd
+                fds[i] = fd
                 continue
             try:
                 fd = idmapped_tree(st["source"], im["uid_mappings"], im["gid_mappings"],
                                    im["recursive"] or im.get("map_recursive", False),
                                    im.get("map_recursive", False))
             except OSError as e:
-                from .executor import strerror
+                from .errors import strerror
                 raise RuntimeErr("unable to start container process: error during container "
                                  "init: %s: create an idmapped mount: %s"
                                  % (st["desc"], strerror(e.errno)))
-            fds.append(fd)
-            st["mount_fd"] = fd
+            fds[i] = fd
     except BaseException:
-        for fd in fds:
+        for fd in fds.values():
             os.close(fd)
         raise
     return fds

@@ -71,7 +71,7 @@ def _nl():
 def move_in(pid, devs):
     """Move each host device into the netns of `pid`; returns the (host, name) pairs moved.
     On a failure the ones already moved are brought back before the error is raised."""
-    from .executor import strerror
+    from .errors import strerror
     done = []
     sock = _nl()
     try:
@@ -110,7 +110,7 @@ def _setns(fd):
 def move_out(ns_path, devs):
     """Give the devices back to the runtime's network namespace under their host names.
     Best effort for each; the first failure is raised after all were tried."""
-    from .executor import strerror
+    from .errors import strerror
     if not devs:
         return
     try:

@@ -8,16 +8,7 @@ import stat
 
 from .errors import ConfigError
 
-# <sched.h>
-NS_FLAGS = {
-    "mount": 0x00020000, "uts": 0x04000000, "ipc": 0x08000000, "user": 0x10000000,
-    "pid": 0x20000000, "network": 0x40000000, "cgroup": 0x02000000, "time": 0x00000080,
-}
-NS_PROC_NAMES = {"mount": "mnt", "uts": "uts", "ipc": "ipc", "user": "user", "pid": "pid",
-                 "network": "net", "cgroup": "cgroup", "time": "time"}
-# Join order: the user namespace first so the others are entered with its privileges;
-# mount last so the /proc paths above still resolve.
-JOIN_ORDER = ["user", "cgroup", "ipc", "uts", "network", "pid", "time", "mount"]
+from .namespaces import JOIN_ORDER, NS_FLAGS
 
 # <sys/mount.h>
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
@@ -95,18 +86,6 @@ DEV_SYMLINKS = [
     ("/proc/self/fd/1", "/dev/stdout"), ("/proc/self/fd/2", "/dev/stderr"),
 ]
 
-# Keys a container may set with linux.sysctl, and the namespace each needs.
-SYSCTL_IPC = {"kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", "kernel.shmall",
-              "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced"}
-
-
-def _last_cap():
-    try:
-        with open("/proc/sys/kernel/cap_last_cap") as f:
-            return int(f.read())
-    except OSError:
-        return len(CAPS) - 1
-
 
 def cap_mask(names, unknown):
     m = 0
@@ -157,7 +136,7 @@ def _step(op, desc, **kw):
     return kw
 
 
-def _clean_dest(dest):
+def clean_dest(dest):
     return "/" + "/".join(p for p in dest.split("/") if p)
 
 
@@ -169,45 +148,29 @@ def resolve_host_source(src, bundle):
     return src
 
 
-def _mode_in_rootfs(rootfs, dest):
-    """Permission bits of an existing directory dest in the rootfs, or None. Never
-    through a symlink (it could lead out of the rootfs): then None too."""
-    path = rootfs
-    for part in dest.strip("/").split("/"):
-        if not part:
-            continue
-        path = os.path.join(path, part)
-        try:
-            st = os.lstat(path)
-        except OSError:
-            return None
-        if stat.S_ISLNK(st.st_mode):
-            return None
-    return stat.S_IMODE(st.st_mode) if dest.strip("/") and stat.S_ISDIR(st.st_mode) else None
-
-
-def mount_steps(m, bundle, userns, netns_new, linux=None, rootfs=None):
-    """Steps for one config mount entry."""
+def mount_steps(m, bundle, userns, netns_new, facts, linux=None):
+    """Steps for one config mount entry (facts: hostfacts.gather's)."""
     dest = m.get("destination", "")
     if not dest.startswith("/"):
         # spec 1.3: relative destinations are relative to the container's /
         dest = "/" + dest
-    dest = _clean_dest(dest)
+    dest = clean_dest(dest)
     mtype = m.get("type") or ""
     src = m.get("source") or ""
     flags, _clear, prop, rset, rclr, data, extras = parse_mount_options(m.get("options"))
     steps = []
     is_bind = bool(flags & MS_BIND) or mtype == "bind"
     if mtype != "proc" and (dest == "/proc" or dest.startswith("/proc/")):
-        _check_proc_mount(dest, resolve_host_source(src, bundle) if is_bind else src, is_bind)
+        _check_proc_mount(dest, resolve_host_source(src, bundle) if is_bind else src, is_bind,
+                          facts)
     if is_bind:
         flags |= MS_BIND
         src = resolve_host_source(src, bundle)
-        try:
-            st = os.stat(src)
-        except OSError as e:
-            raise ConfigError("mount %s to %s: %s" % (src, dest, _oserr(e)))
-        kind = 1 if stat.S_ISDIR(st.st_mode) else 2
+        info = facts["sources"][src]
+        if "errno" in info:
+            from .errors import strerror
+            raise ConfigError("mount %s to %s: %s" % (src, dest, strerror(info["errno"])))
+        kind = 1 if info["dir"] else 2
         step = _step("mount", "bind mount %s to %s" % (src, dest), source=src, target=dest,
                      fstype="", flags=flags & (MS_BIND | MS_REC), data="", mkdir=kind,
                      sysfs_fallback=False)
@@ -233,7 +196,7 @@ def mount_steps(m, bundle, userns, netns_new, linux=None, rootfs=None):
         if extra:
             steps.append(_step("remount", "remount %s (%s)" % (dest, ",".join(m.get("options") or [])),
                                target=dest, flags=extra, keep=False))
-        if flags & MS_REC and flags & MS_RDONLY and os.path.realpath(src) == "/sys":
+        if flags & MS_REC and flags & MS_RDONLY and info["sys"]:
             # rootless' sysfs stand-in: the host's cgroupfs comes along under it, writable
             # once the container unmounts what covers it (CVE-2023-25809): ro all the way
             rset |= MOUNT_ATTR_RDONLY | _ms_to_attr(flags)
@@ -244,10 +207,9 @@ def mount_steps(m, bundle, userns, netns_new, linux=None, rootfs=None):
             source = src or mtype
         else:
             source = src
-        if mtype == "tmpfs" and rootfs and not any(
-                o.startswith("mode=") for o in m.get("options") or ()):
+        if mtype == "tmpfs" and not any(o.startswith("mode=") for o in m.get("options") or ()):
             # a tmpfs keeps its mountpoint's mode (runc and crun copy it), not 1777
-            mode = _mode_in_rootfs(rootfs, dest)
+            mode = facts["rootfs_modes"].get(dest)
             if mode is not None:
                 data = (data + "," if data else "") + "mode=%o" % mode
         label = (linux or {}).get("mountLabel")
@@ -286,32 +248,18 @@ PROC_MOUNT_OK = {"/proc/cpuinfo", "/proc/diskstats", "/proc/meminfo", "/proc/sta
                  "/proc/sys/kernel/ns_last_pid"}
 
 
-def _check_proc_mount(dest, src, is_bind):
+def _check_proc_mount(dest, src, is_bind, facts):
     """runc's checkProcMount: nothing but procfs on /proc, nothing inside /proc except the
     lxcfs files: the runtime's own /proc writes must reach the container's procfs."""
     if dest == "/proc":
         if not src:
             return
-        if is_bind:
-            try:
-                if os.statvfs(src) and _fs_type(src) == PROC_SUPER_MAGIC:
-                    return
-            except OSError:
-                pass
+        if is_bind and facts["sources"].get(src, {}).get("proc"):
+            return
         raise ConfigError('mounts: "%s" cannot be mounted because it is not of type proc' % dest)
     if dest in PROC_MOUNT_OK:
         return
     raise ConfigError('mounts: "%s" cannot be mounted because it is inside /proc' % dest)
-
-
-def _fs_type(path):
-    import ctypes
-    buf = ctypes.create_string_buffer(120)  # struct statfs; f_type is the first word
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.statfs(os.fsencode(path), buf) != 0:
-        e = ctypes.get_errno()
-        raise OSError(e, os.strerror(e), path)
-    return ctypes.c_long.from_buffer(buf).value
 
 
 def _after_pivot(steps):
@@ -347,30 +295,17 @@ def _ms_to_attr(flags):
     return attr
 
 
-def _mount_point_of(path):
-    best = "/"
-    try:
-        with open("/proc/self/mountinfo") as f:
-            for line in f:
-                mp = line.split()[4].replace("\\040", " ")
-                if (path == mp or path.startswith(mp.rstrip("/") + "/")) and len(mp) > len(best):
-                    best = mp
-    except OSError:
-        pass
-    return best
-
-
-def _oserr(e):
-    from .executor import strerror
-    return strerror(e.errno)
-
-
-def build(config, bundle, cid, opts=None, cgroup_mgr=None):
-    """Build the plan for `create`. opts: no_pivot, no_new_keyring, preserve_fds,
-    console (bool), listen_fds."""
+def build(config, bundle, cid, opts, facts, cgroup_mgr=None):
+    """The whole plan `create` runs (and `pyruntime plan` prints). opts, the command's
+    choices: no_pivot, no_new_keyring, preserve_fds, foreground (run: the runtime relays
+    the process's stdio through pipes). facts: pyruntime.hostfacts.gather's, so that
+    nothing here looks at the host. cgroup_mgr: the container's cgroup manager (what
+    its cgroup mounts show)."""
     opts = opts or {}
     linux = config.get("linux") or {}
     process = config.get("process") or {}
+    process = dict(process, env=process_env(process.get("env"), facts.get("home"),
+                                            facts.get("listen_fds")))
     root = config.get("root") or {}
     rootfs = config.get("_rootfs") or os.path.join(bundle, root.get("path", "rootfs"))
 
@@ -455,7 +390,7 @@ def build(config, bundle, cid, opts=None, cgroup_mgr=None):
         parent = ""
         if rprop in ("shared", "rshared"):
             # pivot_root refuses a new root whose parent mount is shared
-            parent = _mount_point_of(os.path.dirname(rootfs))
+            parent = facts["rootfs_parent_mount"]
         # In a new user namespace the mapped root may not reach the rootfs (a 0700
         # bundle dir): the runtime spawns the init with its cwd there, and the init
         # clones the tree from "." without a path lookup.
@@ -467,7 +402,7 @@ def build(config, bundle, cid, opts=None, cgroup_mgr=None):
     dev_bound = False
     cgroupns = "cgroup" in seen
     for m in mounts:
-        dest = _clean_dest("/" + m.get("destination", "").lstrip("/"))
+        dest = clean_dest("/" + m.get("destination", "").lstrip("/"))
         if dest == "/dev" and (m.get("type") == "bind" or "bind" in (m.get("options") or ())
                                or "rbind" in (m.get("options") or ())):
             dev_bound = True
@@ -476,13 +411,13 @@ def build(config, bundle, cid, opts=None, cgroup_mgr=None):
                 raise ConfigError("mounts: %s: cgroup mount needs the cgroup manager" % dest)
             steps.extend(cgroup_mgr.mount_steps(m, cgroupns))
             continue
-        ms = mount_steps(m, bundle, userns, netns_new, linux=linux, rootfs=rootfs)
+        ms = mount_steps(m, bundle, userns, netns_new, facts, linux=linux)
         if late_pid is not None and (dest == "/proc" or dest.startswith("/proc/")):
             late_steps.extend(_after_pivot(ms))
         else:
             steps.extend(ms)
 
-    dev_mounted = any(_clean_dest("/" + m.get("destination", "").lstrip("/")) == "/dev" for m in mounts)
+    dev_mounted = any(clean_dest("/" + m.get("destination", "").lstrip("/")) == "/dev" for m in mounts)
     # runc makes the default devices only when /dev is its own (not the host's)
     devices = []
     configured = {d.get("path") for d in linux.get("devices") or ()}
@@ -494,7 +429,7 @@ def build(config, bundle, cid, opts=None, cgroup_mgr=None):
                             "fileMode": 0o666, "uid": 0, "gid": 0})
     devices.extend(linux.get("devices") or ())
     for d in devices:
-        path = _clean_dest(d["path"])
+        path = clean_dest(d["path"])
         typ = d.get("type", "c")
         mode = d.get("fileMode")
         if mode is None:
@@ -512,7 +447,7 @@ def build(config, bundle, cid, opts=None, cgroup_mgr=None):
     if dev_mounted and not dev_bound:
         for target, link in DEV_SYMLINKS:
             add(_step("symlink", "symlink %s -> %s" % (link, target), linkname=link, target=target))
-        if any(_clean_dest(m.get("destination", "")) == "/dev/pts" for m in mounts):
+        if any(clean_dest(m.get("destination", "")) == "/dev/pts" for m in mounts):
             add(_step("symlink", "symlink /dev/ptmx -> pts/ptmx", linkname="/dev/ptmx", target="pts/ptmx"))
 
     cwd = process.get("cwd") or "/"
@@ -583,7 +518,14 @@ def build(config, bundle, cid, opts=None, cgroup_mgr=None):
                   resource=RLIMITS[t], soft=rl.get("soft", 0), hard=rl.get("hard", 0), name=t,
                   hint="a limit above the host's hard limit needs CAP_SYS_RESOURCE"))
 
-    steps.extend(process_steps(process, dict(opts, linux=linux)))
+    if process.get("terminal"):
+        stdio = {"chown": 7}      # the console is on 0-2 by then
+    elif opts.get("foreground"):
+        # run in the foreground: pipes the runtime relays, not the caller's files
+        stdio = {"pipes": True, "chown": 7}
+    else:
+        stdio = {"chown": facts.get("stdio_mask", 0)}
+    steps.extend(process_steps(process, dict(opts, linux=linux, stdio=stdio), facts))
     if hooks.get("startContainer"):
         # in the container, after start, before the user's program (runc: with the
         # process's identity applied; before a no_new_privs seccomp filter)
@@ -617,7 +559,22 @@ def build(config, bundle, cid, opts=None, cgroup_mgr=None):
         birth = cgroup_mgr.birth_dir() if os.environ.get("PYRT_CLONE_INTO_CGROUP") != "0" else None
         if birth:
             plan["clone_into_cgroup"] = birth
+        plan["cgroup"] = {k: v for k, v in cgroup_mgr.to_state().items() if k != "created"}
+    if facts.get("cgroup_replace"):
+        from .rootless import cgroup_binds
+        cgroup_binds(plan, facts["cgroup_replace"])
     return plan
+
+
+def process_env(env, home, listen_fds):
+    """The process's env as the runtime completes it: the socket-activation fds follow
+    stdio and the process is told so (runc), and HOME (hostfacts.home_of) unless set."""
+    env = list(env or ())
+    if listen_fds:
+        env += ["LISTEN_FDS=%d" % listen_fds, "LISTEN_PID=1"]
+    if home is not None and not any(e.startswith("HOME=") for e in env):
+        env.append("HOME=" + home)
+    return env
 
 
 def start_container_hook_steps(hook_list, config, bundle, cid):
@@ -625,7 +582,8 @@ def start_container_hook_steps(hook_list, config, bundle, cid):
     as the init sees it), split around the pid, which only the init knows."""
     from .fastjson import dumps  # the same text as json.dumps, without importing re/enum
     # a NUL cannot occur in an id, a path or (escaped) anywhere else: a safe placeholder
-    state = {"ociVersion": "1.3.0", "id": cid, "status": "created", "pid": "\0", "bundle": bundle}
+    from . import OCI_VERSION
+    state = {"ociVersion": OCI_VERSION, "id": cid, "status": "created", "pid": "\0", "bundle": bundle}
     if config.get("annotations"):
         state["annotations"] = config["annotations"]
     head, tail = dumps(state).split('"\\u0000"', 1)
@@ -654,14 +612,16 @@ def _dedup_env(env):
     return out
 
 
-def process_steps(process, opts, exec_mode=False):
-    """The tail shared by create and exec: fds, identity, caps, cwd, seccomp, exec."""
+def process_steps(process, opts, facts, exec_mode=False):
+    """The tail shared by create and exec: fds, identity, caps, cwd, seccomp, exec.
+    opts: preserve_fds, stdio, linux; facts (hostfacts): listen_fds, pass_fds, last_cap,
+    apparmor_exec, setgroups_denied, seccomp."""
     steps = []
     add = steps.append
-    keep = int(opts.get("preserve_fds") or 0) + int(opts.get("listen_fds") or 0)
+    keep = int(opts.get("preserve_fds") or 0) + int(facts.get("listen_fds") or 0)
     # pass_fds: which of 3..3+keep-1 the caller really had open when the runtime started;
     # nothing the runtime opened itself may pass (its locked state dir, namespace fds)
-    pass_fds = opts.get("pass_fds")
+    pass_fds = facts.get("pass_fds")
     if pass_fds is None:
         pass_fds = list(range(3, 3 + keep))
     add(_step("close_fds", "close inherited file descriptors", keep=keep,
@@ -670,9 +630,7 @@ def process_steps(process, opts, exec_mode=False):
     # write to the process's own /proc/self/attr (taking effect at execve). Where the host
     # lacks the LSM the write fails, with runc's words.
     if process.get("apparmorProfile"):
-        aa = "/proc/self/attr/apparmor/exec"
-        if not os.path.exists(aa):
-            aa = "/proc/self/attr/exec"
+        aa = facts["apparmor_exec"]
         add(_step("write", "unable to apply apparmor profile: apparmor failed to apply profile: "
                   "write %s" % aa, path=aa, data="exec " + process["apparmorProfile"],
                   fs_magic=PROC_SUPER_MAGIC))
@@ -685,15 +643,15 @@ def process_steps(process, opts, exec_mode=False):
     unknown = []
     masks = {k: cap_mask(caps.get(k), unknown) for k in
              ("bounding", "effective", "permitted", "inheritable", "ambient")}
-    last_cap = _last_cap()
+    last_cap = facts["last_cap"]
     add(_step("identity", "set user %d:%d" % (user.get("uid", 0), user.get("gid", 0)),
               uid=user.get("uid", 0), gid=user.get("gid", 0),
               groups=[str(g) for g in user.get("additionalGids") or ()],
-              caps=masks, last_cap=last_cap, setgroups_denied=bool(opts.get("setgroups_denied"))))
+              caps=masks, last_cap=last_cap, setgroups_denied=bool(facts.get("setgroups_denied"))))
     cwd = process.get("cwd") or "/"
     add(_step("chdir", "chdir to %s" % cwd, path=cwd))
     add(_step("caps", "apply capabilities", caps=masks, last_cap=last_cap))
-    seccomp_prog = opts.get("seccomp")
+    seccomp_prog = facts.get("seccomp")
     nnp = bool(process.get("noNewPrivileges"))
     if seccomp_prog is not None and not nnp:
         # Without no_new_privs, loading a filter needs CAP_SYS_ADMIN, which may be
@@ -736,9 +694,11 @@ def process_steps(process, opts, exec_mode=False):
     if unknown:
         steps[0]["warnings"] = ["unknown capabilities ignored: %s" % ", ".join(unknown)]
     stdio = opts.get("stdio") or {}
-    if stdio.get("fds") or stdio.get("chown"):
-        # first: before close_fds, and before a seccomp filter could refuse the fchown
-        steps.insert(0, _step("dup_stdio", "set up the process's stdio", fds=stdio.get("fds"),
+    if stdio.get("pipes") or stdio.get("chown"):
+        # first: before close_fds, and before a seccomp filter could refuse the fchown;
+        # "pipes": the runtime's relay pipes go on 0-2 (their fds travel beside the plan)
+        steps.insert(0, _step("dup_stdio", "set up the process's stdio",
+                              pipes=bool(stdio.get("pipes")),
                               uid=user.get("uid", 0), chown=stdio.get("chown", 0)))
     return steps
 
@@ -857,3 +817,17 @@ def attribute_steps(process, linux):
         out.append(_step("personality", "set the personality %s (linux.personality)" % dom,
                          value=PERSONALITY_DOMAINS[dom]))
     return out
+
+
+def digest(plan):
+    """sha256 of the plan's canonical JSON (bytes as hex): `create --debug` logs the
+    digest of the plan it runs, `plan --debug` of the plan it prints; they must match."""
+    import hashlib
+    import json
+
+    def enc(o):
+        if isinstance(o, (bytes, bytearray)):
+            return bytes(o).hex()
+        raise TypeError(repr(o))
+    text = json.dumps(plan, sort_keys=True, separators=(",", ":"), default=enc)
+    return hashlib.sha256(text.encode()).hexdigest()

@@ -35,7 +35,7 @@ def write_id_maps(pid, uid_maps, gid_maps):
                 with open("/proc/%d/%s_map" % (pid, kind), "w") as f:
                     f.write("%d %d 1\n" % (maps[0]["containerID"], own))
             except OSError as e:
-                from .executor import strerror
+                from .errors import strerror
                 raise RuntimeErr("unable to start container process: write %s_map: %s"
                                  % (kind, strerror(e.errno)))
             continue
@@ -68,7 +68,23 @@ def settle_cgroups(mgr, c):
     planned. Returns {leaf dir the container would have had: the runtime's own cgroup
     dir} for those, for cgroup_binds()."""
     mgr.create()   # what it made is on record with the manager: create's cleanup destroys it
-    if not mgr.skipped:
+    return _replacements(mgr, mgr.skipped)
+
+
+def foresee_cgroups(mgr):
+    """settle_cgroups' answer without making anything (`pyruntime plan`): a hierarchy is
+    foreseen skipped when the first directory create would make cannot be made by us."""
+    from .cgroups import common
+    skipped = []
+    for key, d in mgr.dirs():
+        missing = common.missing_dirs(mgr.mounts[key], d)
+        if missing and not os.access(os.path.dirname(missing[0]), os.W_OK | os.X_OK):
+            skipped.append(key)
+    return _replacements(mgr, skipped)
+
+
+def _replacements(mgr, skipped):
+    if not skipped:
         return {}
     own = {}
     try:
@@ -80,7 +96,7 @@ def settle_cgroups(mgr, c):
     except OSError:
         return {}
     out = {}
-    for key in mgr.skipped:
+    for key in skipped:
         base = mgr.mounts.get(key)
         rel = own.get(key)
         if base and rel is not None and mgr.paths.get(key):

@@ -15,7 +15,7 @@ from jeepney import DBusAddress, HeaderFields, MessageType, new_method_call
 from jeepney.bus_messages import message_bus
 from jeepney.io.blocking import DBusConnectionBase, prep_socket, timeout_to_deadline
 
-from pyruntime.errors import CgroupError
+from pyruntime.errors import CgroupError, strerror
 
 PRIVATE = "/run/systemd/private"
 SYSTEM_BUS = "/run/dbus/system_bus_socket"
@@ -38,7 +38,7 @@ class Systemd:
             sock = prep_socket(PRIVATE if private else SYSTEM_BUS, timeout=5.0)
         except (OSError, TimeoutError) as e:
             raise CgroupError("cannot connect to systemd over D-Bus: %s" % (
-                e.strerror.lower() if getattr(e, "strerror", None) else e)) from None
+                strerror(e) if getattr(e, "strerror", None) else e)) from None
         self.conn = DBusConnectionBase(sock)
         self.jobs = {}      # job path -> result, from JobRemoved signals
         if not private:

@@ -591,7 +591,7 @@ def send_listener(seccomp_cfg, fd, state_dict):
         s.connect(path)
         s.sendmsg([msg], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, struct.pack("i", fd))])
     except OSError as e:
-        from .executor import strerror
+        from .errors import strerror
         raise SeccompError("seccomp: cannot send the notify fd to %s: %s"
                            % (path, strerror(e.errno) if e.errno else e)) from None
     finally:

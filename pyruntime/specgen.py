@@ -6,7 +6,7 @@ import os
 
 from .errors import ConfigError
 
-OCI_VERSION = "1.3.0"
+from . import OCI_VERSION
 
 _CAPS = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
 
@@ -106,8 +106,8 @@ def write_spec(bundle_dir=".", rootless=False):
     except FileExistsError:
         raise ConfigError("File config.json exists. Remove it first") from None
     except OSError as e:
-        s = e.strerror or str(e)
-        raise ConfigError(f"open {path}: {s[:1].lower() + s[1:]}") from None
+        from .errors import strerror
+        raise ConfigError(f"open {path}: {strerror(e)}") from None
     with os.fdopen(fd, "wb") as f:
         f.write(data)
     return path

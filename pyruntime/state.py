@@ -13,7 +13,7 @@ import fcntl
 import os
 import stat as _stat
 
-from . import fastjson
+from . import OCI_VERSION, fastjson
 from .errors import NotExist, RuntimeErr
 from .ids import _ID_RE, validate
 
@@ -108,7 +108,7 @@ class Container:
         status = status or self.status()
         d = self.data
         out = {
-            "ociVersion": d.get("ociVersion", "1.3.0"),
+            "ociVersion": d.get("ociVersion", OCI_VERSION),
             "id": self.id,
             "pid": d.get("pid", 0) if status not in ("stopped",) else 0,
             "status": status,
@@ -169,8 +169,8 @@ def write_atomic(path, data, mode=0o600):
 
 
 def _strerror(e):
-    s = e.strerror or str(e)
-    return s[:1].lower() + s[1:]
+    from .errors import strerror
+    return strerror(e)
 
 
 def _write_atomic(path, data, mode):
@@ -374,3 +374,20 @@ def remove_dir(path):
         os.rmdir(path)
     except FileNotFoundError:
         pass
+
+
+def now_rfc3339():
+    import time
+    ns = time.time_ns()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 10**9)) + ".%09dZ" % (ns % 10**9)
+
+
+def record_cgroups(c, mgr, intent=()):
+    """state.json and owned.json name the init and every cgroup dir that is or may be
+    made (intent: the dirs about to be made, written before the first mkdir), so a
+    create killed at any moment leaves nothing delete --force cannot find."""
+    if mgr is not None:
+        c.data["cgroup"] = rec = mgr.to_state()
+        rec["created"] = rec["created"] + [d for d in intent if d not in rec["created"]]
+    c.save()
+    save_owned(c)

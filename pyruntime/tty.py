@@ -27,7 +27,7 @@ def copy_winsize(src_fd, dst_fd):
 
 def relay(master, pid, stdin_fd=0, stdout_fd=1, forwarder=None):
     """Copy stdin -> master and master -> stdout until `pid` (our child) exits; return
-    its wait status. `forwarder` (execproc._Forwarder-like) keeps forwarding signals; the
+    its wait status. `forwarder` (launch.Forwarder) keeps forwarding signals; the
     relay takes SIGWINCH over (it resizes the pty instead)."""
     import termios
     saved = None

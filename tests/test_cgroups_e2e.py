@@ -324,6 +324,12 @@ def test_update_resources_json_stdin_and_file(rt, make_bundle, cid, pyrt_tmp):
     assert rd(b.cg["pids"], "pids.max") == "9"
     r = rt.run("update", "-r", os.path.join(pyrt_tmp, "nope.json"), cid)
     assert r.returncode == 1 and "no such file or directory" in r.stderr
+    # no resctrl support (as runc without Intel RDT): refused, and nothing else changes
+    for flag, msg in (("--l3-cache-schema", "Intel RDT/CAT: l3 cache schema is not enabled"),
+                      ("--mem-bw-schema", "Intel RDT/MBA: memory bandwidth schema is not enabled")):
+        r = rt.run("update", flag, "L3:0=f", "--pids-limit", "5", cid)
+        assert r.returncode == 1 and msg in r.stderr, r.stderr
+        assert rd(b.cg["pids"], "pids.max") == "9"
 
 
 def test_update_errors(rt, make_bundle, cid):

@@ -77,3 +77,28 @@ def test_create_from_a_threaded_program(rt, make_bundle, cid):
     """ % (rt.root, cid, b.path), timeout=30)
     assert p.returncode == 0, p.stderr
     assert p.stdout.split() == ["1000", "exit", "0"]
+
+
+def test_library_takes_cache_dir_and_listen_fds_as_arguments(rt, make_bundle, cid, pyrt_tmp):
+    """The caller's environment is the CLI's to read: the library caches where it is told
+    and passes the socket-activation fds it is told of, whatever the environment says."""
+    if not rt.is_pyruntime:
+        import pytest
+        pytest.skip("pyruntime's library API")
+    b = make_bundle(["sh", "-c", "echo fds=${LISTEN_FDS:-none}"])
+    arg_cache, env_cache = (os.path.join(pyrt_tmp, n) for n in ("arg-cache", "env-cache"))
+    p = _py("""
+        import os, pyruntime
+        os.environ.update(PYRUNTIME_CACHE_DIR=%r, LISTEN_PID=str(os.getpid()), LISTEN_FDS="1")
+        fd = os.open("/dev/null", os.O_RDONLY)
+        if fd != 3:
+            os.dup2(fd, 3)
+        rt = pyruntime.Runtime(%r, cache_dir=%r)
+        print("exit", rt.run(%r, %r), flush=True)
+        rt = pyruntime.Runtime(%r, cache_dir=None, listen_fds=1)
+        print("exit", rt.run(%r + "-2", %r), flush=True)
+    """ % (env_cache, rt.root, arg_cache, cid, b.path, rt.root, cid, b.path), timeout=30)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.split() == ["fds=none", "exit", "0", "fds=1", "exit", "0"]
+    assert os.path.isdir(os.path.join(arg_cache, "config"))
+    assert not os.path.exists(env_cache)

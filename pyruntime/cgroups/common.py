@@ -4,7 +4,7 @@ file I/O that turns OSError into CgroupError, and runc's v1 -> v2 conversions.""
 import errno
 import os
 
-from pyruntime.errors import CgroupError
+from pyruntime.errors import CgroupError, strerror
 
 CGROUP_ROOT = "/sys/fs/cgroup"
 
@@ -167,7 +167,7 @@ def write_file(d, name, value, key):
 
 
 def _strerr(e):
-    return os.strerror(e.errno).lower() if e.errno else str(e)
+    return strerror(e.errno) if e.errno else str(e)
 
 
 def read_file(d, name, default=None):

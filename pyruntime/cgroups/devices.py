@@ -8,7 +8,7 @@ program (attached with BPF_F_ALLOW_MULTI; the previous one is detached)."""
 
 import os
 
-from pyruntime.errors import CgroupError
+from pyruntime.errors import CgroupError, strerror
 
 KEY = "linux.resources.devices"
 WILD = -1
@@ -235,7 +235,7 @@ class _Bpf:
 
 
 def _bpf_err(what, e):
-    return CgroupError(f"cgroup: bpf {what}: {os.strerror(e.errno).lower()} ({KEY})")
+    return CgroupError(f"cgroup: bpf {what}: {strerror(e.errno)} ({KEY})")
 
 
 def apply_v2(path, rules):
@@ -257,7 +257,7 @@ def apply_v2(path, rules):
         cgfd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     except OSError as e:
         os.close(pfd)
-        raise CgroupError(f"cgroup: {path}: open: {os.strerror(e.errno).lower()} ({KEY})") from None
+        raise CgroupError(f"cgroup: {path}: open: {strerror(e.errno)} ({KEY})") from None
     try:
         old = _attached(b, cgfd)
         try:

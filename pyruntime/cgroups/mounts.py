@@ -12,40 +12,12 @@ import os
 
 from pyruntime.cgroups.common import (DEFAULT_MOUNT_FLAGS, MS_BIND, MS_RDONLY, MS_REC)
 
-_FLAGS = {
-    # option: (clear, flag)
-    "ro": (False, 0x1), "rw": (True, 0x1), "nosuid": (False, 0x2), "suid": (True, 0x2),
-    "nodev": (False, 0x4), "dev": (True, 0x4), "noexec": (False, 0x8), "exec": (True, 0x8),
-    "sync": (False, 0x10), "async": (True, 0x10), "remount": (False, 0x20),
-    "mand": (False, 0x40), "nomand": (True, 0x40), "dirsync": (False, 0x80),
-    "nosymfollow": (False, 0x100), "symfollow": (True, 0x100),
-    "noatime": (False, 0x400), "atime": (True, 0x400),
-    "nodiratime": (False, 0x800), "diratime": (True, 0x800),
-    "bind": (False, MS_BIND), "rbind": (False, MS_BIND | MS_REC),
-    "silent": (False, 0x8000), "loud": (True, 0x8000),
-    "relatime": (False, 1 << 21), "norelatime": (True, 1 << 21),
-    "strictatime": (False, 1 << 24), "nostrictatime": (True, 1 << 24),
-    "defaults": (False, 0),
-}
-_PROPAGATION = {
-    "private": 1 << 18, "rprivate": (1 << 18) | MS_REC, "slave": 1 << 19,
-    "rslave": (1 << 19) | MS_REC, "shared": 1 << 20, "rshared": (1 << 20) | MS_REC,
-    "unbindable": 1 << 17, "runbindable": (1 << 17) | MS_REC,
-}
-
-
 def parse_options(options):
-    """-> (flags, [propagation flags], data string)"""
-    flags, prop, data = 0, [], []
-    for o in options or []:
-        if o in _FLAGS:
-            clear, f = _FLAGS[o]
-            flags = flags & ~f if clear else flags | f
-        elif o in _PROPAGATION:
-            prop.append(_PROPAGATION[o])
-        else:
-            data.append(o)
-    return flags, prop, ",".join(data)
+    """-> (flags, [propagation flags], data string), by the one table of mount options
+    (plan.MOUNT_FLAGS / PROPAGATION)."""
+    from pyruntime.plan import parse_mount_options
+    flags, _clear, prop, _rset, _rclr, data, _extras = parse_mount_options(options)
+    return flags, prop, data
 
 
 def _mount(source, target, fstype, flags, data, host_source, desc):

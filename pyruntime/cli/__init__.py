@@ -15,6 +15,7 @@ part of every container start.
 import os
 import sys
 
+from .. import DEFAULT_ROOT
 from ..errors import RuntimeErr
 
 COMMANDS = {
@@ -28,7 +29,7 @@ GLOBAL_FLAGS = [
     (("--debug",), "debug", "bool", "enable debug logging"),
     (("--log",), "log", "str", "set the log file to write pyruntime logs to (default is '/dev/stderr')"),
     (("--log-format",), "log_format", "str", "set the log format ('text' (default), or 'json')"),
-    (("--root",), "root", "str", 'root directory for storage of container state (default: "/run/pyruntime")'),
+    (("--root",), "root", "str", 'root directory for storage of container state (default: "%s")' % DEFAULT_ROOT),
     (("--criu",), "criu", "str", 'path to the criu binary used for checkpoint and restore (default: "criu")'),
     (("--systemd-cgroup",), "systemd_cgroup", "bool",
      'enable systemd cgroup support, expects cgroupsPath to be of form "slice:prefix:name"'),
@@ -36,8 +37,6 @@ GLOBAL_FLAGS = [
     (("--help", "-h"), "help", "bool", "show help"),
     (("--version", "-v"), "version", "bool", "print the version"),
 ]
-
-DEFAULT_ROOT = "/run/pyruntime"
 
 
 class UsageError(Exception):
@@ -56,12 +55,33 @@ class Globals:
         self.criu = opts.get("criu") or "criu"
         root = opts.get("root")
         if root is None:
-            if os.geteuid() != 0 and os.environ.get("XDG_RUNTIME_DIR"):
-                root = os.path.join(os.environ["XDG_RUNTIME_DIR"], "pyruntime")
-            else:
-                root = DEFAULT_ROOT
+            from .. import default_root
+            root = default_root()
         self.root = root
         self.command = None
+
+    # The caller's environment becomes the library's arguments here, and only here.
+    @staticmethod
+    def cache_dir():
+        """Content-addressed caches (validated configs, compiled seccomp filters), kept out
+        of the state root, which holds containers and nothing else."""
+        base = os.environ.get("PYRUNTIME_CACHE_DIR")
+        if base:
+            return base
+        if os.geteuid() == 0:
+            return "/var/cache/pyruntime"
+        return os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"),
+                            "pyruntime")
+
+    @staticmethod
+    def listen_fds():
+        """Socket activation (sd_listen_fds): the fds after stdio meant for this process."""
+        if os.environ.get("LISTEN_PID") == str(os.getpid()):
+            try:
+                return int(os.environ.get("LISTEN_FDS", "0"))
+            except ValueError:
+                return 0
+        return 0
 
     def _emit(self, level, msg):
         import time
@@ -240,8 +260,8 @@ def main(argv=None):
                                  0o644))
             except OSError as e:
                 path, g.log = g.log, None
-                s = e.strerror or str(e)
-                g.error("open %s: %s" % (path, s[:1].lower() + s[1:]))
+                from ..errors import strerror
+                g.error("open %s: %s" % (path, strerror(e)))
                 return 1
         if gopts.get("version"):
             sys.stdout.write(version_text())

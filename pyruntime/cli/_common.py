@@ -4,7 +4,8 @@
 def runtime(g):
     from ..api import Runtime
     return Runtime(g.root, systemd_cgroup=g.systemd_cgroup, rootless=g.rootless,
-                   log=lambda level, msg: g._emit(level, msg) if level != "debug" else g.debugf(msg))
+                   log=lambda level, msg: g._emit(level, msg), debug=g.debug,
+                   cache_dir=g.cache_dir(), listen_fds=g.listen_fds())
 
 
 CREATE_FLAGS = [

@@ -57,6 +57,5 @@ def run(opts, args, g):
         sys.stdout.write(json.dumps(ev, separators=(",", ":")) + "\n")
         sys.stdout.flush()
 
-    from ..cgroupops import events
-    events(rt, args[0], interval, emit, stats_only=opts.get("stats", False))
+    rt.events(args[0], interval, emit, stats_only=opts.get("stats", False))
     return 0

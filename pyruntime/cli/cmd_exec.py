@@ -1,6 +1,7 @@
 """exec: run a new process inside a container (runc exec)."""
 from ._common import runtime
 from ..errors import RuntimeErr
+from ..fastjson import clone
 
 HELP = "execute new process inside the container"
 USAGE = ("exec [command options] <container-id> <command> [command options]  "
@@ -41,21 +42,18 @@ def run(opts, args, g):
 
 
 def _exec(opts, args, g):
-    from .. import execproc
     rt = runtime(g)
     cid, argv = args[0], args[1:]
-    c = rt.load(cid)  # "container does not exist" before anything about the process
-    execproc._check_state(c, opts.get("ignore_paused"))
+    # "container does not exist" and the state's errors before anything about the process
+    base = rt.exec_base(cid, ignore_paused=opts.get("ignore_paused", False),
+                        base=not opts.get("process"))
     if opts.get("process"):
-        process = execproc.load_process_file(opts["process"])
+        from ..procspec import load_process_file
+        process = load_process_file(opts["process"])
     else:
         if not argv:
             raise RuntimeErr("process args cannot be empty")
-        try:
-            base = (c.config() or {}).get("process") or {}
-        except (OSError, ValueError):
-            base = {}
-        process = execproc.process_from_flags(
+        process = process_from_flags(
             base, argv, cwd=opts.get("cwd"), env=opts.get("env") or (), user=opts.get("user"),
             gids=opts.get("gids") or (), caps=opts.get("cap") or (),
             no_new_privs=opts.get("no_new_privs"), apparmor=opts.get("apparmor"),
@@ -66,3 +64,59 @@ def _exec(opts, args, g):
                 pidfd_socket=opts.get("pidfd_socket"), cgroup=opts.get("cgroup") or (),
                 ignore_paused=opts.get("ignore_paused", False))
     return 0 if opts.get("detach") else r
+
+
+def process_from_flags(base, args, cwd=None, env=(), user=None, gids=(), caps=(),
+                       no_new_privs=False, apparmor=None, label=None, tty=False):
+    """runc's exec default: the container's config.json process, overridden by flags."""
+    p = clone(base or {})
+    p["args"] = list(args)
+    if cwd:
+        p["cwd"] = cwd
+    if apparmor:
+        p["apparmorProfile"] = apparmor
+    if label:
+        p["selinuxLabel"] = label
+    if caps:
+        c = p.get("capabilities") or {}
+        # Not inheritable: an inheritable cap would survive an exec of a file with
+        # inheritable file caps (CVE-2022-29162); runc >= 1.1.2 adds it to these four.
+        for k in ("bounding", "effective", "permitted", "ambient"):
+            c[k] = list(c.get(k) or []) + list(caps)
+        p["capabilities"] = c
+    p["env"] = list(p.get("env") or []) + list(env)
+    p["terminal"] = bool(tty)
+    if no_new_privs:
+        p["noNewPrivileges"] = True
+    u = p.get("user") or {}
+    if user:
+        parts = user.split(":", 1)
+        if len(parts) > 1:
+            u["gid"] = _atoi(parts[1], "gid")
+        u["uid"] = _atoi(parts[0], "uid")
+    for g in gids:
+        try:
+            n = int(g)
+        except (TypeError, ValueError):
+            raise RuntimeErr('invalid value "%s" for flag -additional-gids' % g)
+        if n < 0:
+            raise RuntimeErr("additional-gids must be a positive number %d" % n)
+        u.setdefault("additionalGids", [])
+        u["additionalGids"] = list(u["additionalGids"]) + [n]
+    p["user"] = u
+    from ..procspec import validate_process
+    validate_process(p)
+    return p
+
+
+def _atoi(s, what):
+    try:
+        if s.strip() != s or not s.lstrip("+-").isdigit():
+            raise ValueError
+        n = int(s)
+        if n < 0 or n > 0xFFFFFFFF:
+            raise ValueError
+        return n
+    except ValueError:
+        raise RuntimeErr('parsing %s as int for %s failed: strconv.Atoi: parsing "%s": invalid syntax'
+                         % (s, what, s))

@@ -116,31 +116,12 @@ def resources_from_flags(opts):
     return {k: v for k, v in r.items() if v}
 
 
-def _read_resources(src):
-    import sys
-    from ..fastjson import loads
-    if src == "-":
-        data = sys.stdin.buffer.read()
-    else:
-        try:
-            with open(src, "rb") as f:
-                data = f.read()
-        except OSError as e:
-            raise RuntimeErr("open %s: %s" % (src, (e.strerror or str(e)).lower()))
-    try:
-        return loads(data or b"null")
-    except ValueError as e:
-        raise RuntimeErr("invalid character in resources JSON: %s" % e)
-
-
 def run(opts, args, g):
     if opts.get("resources"):
-        res = _read_resources(opts["resources"])
+        from ..cgroupops import load_resources
+        res = load_resources(opts["resources"])
     else:
         res = resources_from_flags(opts)
-    if opts.get("l3_cache_schema"):
-        raise RuntimeErr("Intel RDT/CAT: l3 cache schema is not enabled")
-    if opts.get("mem_bw_schema"):
-        raise RuntimeErr("Intel RDT/MBA: memory bandwidth schema is not enabled")
-    runtime(g).update(args[0], res)
+    runtime(g).update(args[0], res, l3_cache_schema=opts.get("l3_cache_schema"),
+                      mem_bw_schema=opts.get("mem_bw_schema"))
     return 0
