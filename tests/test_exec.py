@@ -219,7 +219,21 @@ def test_seccomp_applies_to_exec(rt, make_bundle, cid):
 def test_cgroup_sub_cgroup(rt, make_bundle, cid):
     _, init = running(rt, make_bundle, cid)
     with open("/proc/%d/cgroup" % init) as f:
-        line = [l for l in f.read().splitlines() if l.split(":")[1] == "pids"]
+        lines = f.read().splitlines()
+    line = [l for l in lines if l.split(":")[1] == "pids"]
+    if not line and lines[0].startswith("0::") and len(lines) == 1:
+        # v2 (the guest): `--cgroup sub` (no controller) joins <container cgroup>/sub
+        sub = "/sys/fs/cgroup" + lines[0][3:] + "/sub"
+        os.mkdir(sub)
+        try:
+            out = rt.ok("exec", "--cgroup", "sub", cid, "cat", "/proc/self/cgroup").stdout
+            assert out.strip() == lines[0] + "/sub"
+            r = rt.run("exec", "--cgroup", "nosuch", cid, "true")
+            assert r.returncode != 0 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+        finally:
+            util.wait_for(lambda: not open(sub + "/cgroup.procs").read())
+            os.rmdir(sub)
+        return
     if not line:
         pytest.skip("no v1 pids hierarchy")
     sub = "/sys/fs/cgroup/pids" + line[0].split(":", 2)[2] + "/sub"
