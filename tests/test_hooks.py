@@ -9,6 +9,10 @@ import pytest
 
 import util
 
+# the whole file also runs in the cgroup v2 guest (stage suite-v2); tests marked guest_systemd
+# run there under --systemd-cgroup too (stage suite-v2-systemd)
+pytestmark = pytest.mark.guest
+
 RECORDER = """#!/bin/sh
 # $1 = kind; records the order, stdin (the state), argv0, env and namespaces
 d=$(dirname "$0")
@@ -64,6 +68,7 @@ def all_hooks(hookdir):
     return {k: [hook("/out/rec.sh" if k == "startContainer" else host, k)] for k in ALL}
 
 
+@pytest.mark.guest_systemd
 def test_every_hook_kind_order_and_state(rt, make_bundle, cid, hookdir):
     b = with_hooks(make_bundle, hookdir, **all_hooks(hookdir))
     rt.ok("create", "--bundle", b.path, cid)
@@ -128,6 +133,7 @@ def test_args_and_env_exact(rt, make_bundle, cid, pyrt_tmp):
         assert f.read() == "my-argv0 -c %s zero |bar baz||\n" % script
 
 
+@pytest.mark.guest_systemd
 @pytest.mark.parametrize("kind", ["prestart", "createRuntime", "createContainer"])
 def test_failing_create_hook_fails_create(rt, make_bundle, cid, hookdir, kind):
     b = with_hooks(make_bundle, hookdir, **{kind: [{"path": "/bin/sh", "args": ["sh", "-c", "echo boom >&2; exit 3"]}]})
@@ -192,6 +198,7 @@ def test_start_container_failure(rt, make_bundle, cid, hookdir):
     assert not os.path.exists(os.path.join(hookdir, "order"))  # the process never ran
 
 
+@pytest.mark.guest_systemd
 def test_poststop_failure_is_a_warning(rt, make_bundle, cid, hookdir):
     host = os.path.join(hookdir, "rec.sh")
     b = with_hooks(make_bundle, hookdir, poststop=[hook(host, "bad", 2), hook(host, "good")])

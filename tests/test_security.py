@@ -21,6 +21,11 @@ import util
 
 PYTHON = os.path.realpath(sys.executable)
 
+# Tests marked guest also run in the cgroup v2 guest (stage suite-v2), guest_systemd ones
+# there under --systemd-cgroup too (stage suite-v2-systemd); the prober and racing tests
+# and the /proc/self/fd/N sweeps stay on this host (minutes each in the emulated guest;
+# the isolation-v2 stage runs issue 12's guest subset).
+
 
 LIBPYTHON = util.libpython()
 RUNTIME_FILES = [f for f in (PYTHON, LIBPYTHON, shutil.which("runc")) if f]
@@ -205,6 +210,8 @@ def test_cve_2024_21626_exec_cwd_proc_self_fd(rt, make_bundle, cid):
             assert lines[0] == lines[-1], (n, r.stdout)
 
 
+@pytest.mark.guest
+@pytest.mark.guest_systemd
 def test_cve_2024_21626_no_host_fd_in_container(rt, make_bundle, cid):
     """Only stdio reaches the container process: no fd of the runtime (state dir, cgroup
     dirs, sockets, the exec fifo) survives into it."""
@@ -283,6 +290,7 @@ def test_cve_2021_30465_and_cve_2024_45310_racing_symlink_mount_target(
 
 # --- CVE-2019-16884 / CVE-2019-19921 / CVE-2023-27561 / CVE-2023-28642: fake /proc ------
 
+@pytest.mark.guest
 @pytest.mark.parametrize("target", ["/fakeproc", "/tmp/../fakeproc", "fakeproc"])
 def test_cve_2023_28642_proc_symlink_refused(rt, make_bundle, cid, target):
     """A rootfs whose /proc is a symlink (to a directory the image controls) is refused:
@@ -298,6 +306,7 @@ def test_cve_2023_28642_proc_symlink_refused(rt, make_bundle, cid, target):
     assert "proc" in r.stderr
 
 
+@pytest.mark.guest
 def test_cve_2019_19921_proc_must_be_procfs(rt, make_bundle, cid, pyrt_tmp):
     """A config that puts another filesystem over /proc after the proc mount (a volume
     the image controls) makes /proc not procfs: refused, since the runtime writes to
@@ -318,6 +327,7 @@ def test_cve_2019_19921_proc_must_be_procfs(rt, make_bundle, cid, pyrt_tmp):
         assert f.read() == "0\n"
 
 
+@pytest.mark.guest
 def test_cve_2019_16884_proc_destination_is_symlink_in_rootfs(rt, make_bundle, cid, pyrt_tmp):
     """/proc made a symlink pointing at a directory of a host volume: the proc mount must
     not land on the host."""
@@ -353,6 +363,7 @@ def _no_dev_mount(b):
                           if not m["destination"].startswith("/dev")]
 
 
+@pytest.mark.guest
 @pytest.mark.parametrize("link", ["/proc/sys/kernel/core_pattern", "/proc/sysrq-trigger"])
 def test_cve_2025_31133_dev_null_symlink_for_masked_paths(rt, make_bundle, cid, link):
     """maskedPaths bind /dev/null over files: an image whose /dev/null is a symlink to a
@@ -375,6 +386,7 @@ def test_cve_2025_31133_dev_null_symlink_for_masked_paths(rt, make_bundle, cid, 
     assert _host_proc_state() == before
 
 
+@pytest.mark.guest
 def test_cve_2025_52565_dev_console_symlink(rt, make_bundle, cid, pyrt_tmp):
     """With a terminal, the console is bound over /dev/console: an image whose
     /dev/console is a symlink (to a procfs file) is refused or the bind stays inside."""
@@ -425,6 +437,7 @@ def test_cve_2025_52565_dev_console_symlink(rt, make_bundle, cid, pyrt_tmp):
     assert _host_proc_state() == before
 
 
+@pytest.mark.guest
 def test_cve_2025_52881_dev_symlink(rt, make_bundle, cid, pyrt_tmp):
     """/dev a symlink to a host directory: the /dev tmpfs, device nodes and /dev symlinks
     must not land on the host."""
@@ -442,6 +455,7 @@ def test_cve_2025_52881_dev_symlink(rt, make_bundle, cid, pyrt_tmp):
         assert "dev" in r.stderr
 
 
+@pytest.mark.guest
 def test_cve_2026_41579_sysctl_write_stays_in_container_procfs(rt, make_bundle, cid, pyrt_tmp):
     """The runtime's own writes to /proc (sysctl, oom_score_adj) go to the container's
     procfs: a volume mounted over /proc/sys by the config cannot redirect them to host
@@ -467,6 +481,8 @@ def test_cve_2026_41579_sysctl_write_stays_in_container_procfs(rt, make_bundle, 
 
 # --- CVE-2023-25809: cgroupfs read-only without a cgroup namespace ------------------------
 
+@pytest.mark.guest
+@pytest.mark.guest_systemd
 @pytest.mark.parametrize("userns", [False, True])
 def test_cve_2023_25809_sys_fs_cgroup_read_only(rt, make_bundle, cid, userns):
     b = _sh(make_bundle, "cat /proc/self/mountinfo; touch /sys/fs/cgroup/pyrt-x 2>&1; "
@@ -509,6 +525,7 @@ def _cap(out, name):
     raise AssertionError(out)
 
 
+@pytest.mark.guest
 def test_cve_2022_29162_create_inheritable_empty(rt, make_bundle, cid):
     b = _sh(make_bundle, "grep Cap /proc/self/status")
     r = rt.run("run", "-b", b.path, cid)
@@ -517,6 +534,7 @@ def test_cve_2022_29162_create_inheritable_empty(rt, make_bundle, cid):
     assert _cap(r.stdout, "CapEff") != 0
 
 
+@pytest.mark.guest
 def test_cve_2022_29162_exec_cap_inheritable_empty(rt, make_bundle, cid):
     b = _sh(make_bundle, "sleep 300")
     rt.ok("run", "-d", "-b", b.path, cid)
@@ -528,6 +546,8 @@ def test_cve_2022_29162_exec_cap_inheritable_empty(rt, make_bundle, cid):
 
 # --- ids, state root, state files -----------------------------------------------------------
 
+@pytest.mark.guest
+@pytest.mark.guest_systemd
 @pytest.mark.parametrize("bad", ["..", ".", "../x", "a/b", "/abs", "a/../../b", "x\n", ""])
 def test_container_id_with_path_elements_refused(rt, make_bundle, bad, pyrt_tmp):
     b = make_bundle(rootfs=False)
@@ -548,6 +568,7 @@ def test_container_id_with_nul_refused():
         Runtime("/nonexistent-pyrt-root").state("../etc")
 
 
+@pytest.mark.guest
 def test_state_root_symlink_refused(rt, make_bundle, cid, pyrt_tmp):
     real = os.path.join(pyrt_tmp, "real-root")
     os.mkdir(real, 0o711)
@@ -564,6 +585,8 @@ def test_state_root_symlink_refused(rt, make_bundle, cid, pyrt_tmp):
         subprocess.run(rt.cmd + ["--root", real, "delete", "-f", cid], capture_output=True)
 
 
+@pytest.mark.guest
+@pytest.mark.guest_systemd
 def test_state_file_tampered_by_other_user_refused(rt, make_bundle, cid):
     """A state.json that is not ours (written by another user who could write the dir)
     is not trusted: it names the pid that kill/delete would signal."""
