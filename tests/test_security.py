@@ -21,10 +21,11 @@ import util
 
 PYTHON = os.path.realpath(sys.executable)
 
-# Tests marked guest also run in the cgroup v2 guest (stage suite-v2), guest_systemd ones
-# there under --systemd-cgroup too (stage suite-v2-systemd); the prober and racing tests
-# and the /proc/self/fd/N sweeps stay on this host (minutes each in the emulated guest;
-# the isolation-v2 stage runs issue 12's guest subset).
+# Tests marked guest and guest_systemd also run in the cgroup v2 guest, with the cgroupfs
+# driver (stage suite-v2) and under --systemd-cgroup (stage suite-v2-systemd): the ones where
+# the cgroup version or driver is in play (fds, the cgroupfs mount, state files naming the
+# cgroup). The probers, races and /proc/self/fd/N sweeps stay on this host (minutes each in
+# the emulated guest); the isolation-v2 stage runs issue 12's guest subset.
 
 
 LIBPYTHON = util.libpython()
@@ -290,7 +291,6 @@ def test_cve_2021_30465_and_cve_2024_45310_racing_symlink_mount_target(
 
 # --- CVE-2019-16884 / CVE-2019-19921 / CVE-2023-27561 / CVE-2023-28642: fake /proc ------
 
-@pytest.mark.guest
 @pytest.mark.parametrize("target", ["/fakeproc", "/tmp/../fakeproc", "fakeproc"])
 def test_cve_2023_28642_proc_symlink_refused(rt, make_bundle, cid, target):
     """A rootfs whose /proc is a symlink (to a directory the image controls) is refused:
@@ -307,6 +307,7 @@ def test_cve_2023_28642_proc_symlink_refused(rt, make_bundle, cid, target):
 
 
 @pytest.mark.guest
+@pytest.mark.guest_systemd
 def test_cve_2019_19921_proc_must_be_procfs(rt, make_bundle, cid, pyrt_tmp):
     """A config that puts another filesystem over /proc after the proc mount (a volume
     the image controls) makes /proc not procfs: refused, since the runtime writes to
@@ -327,7 +328,6 @@ def test_cve_2019_19921_proc_must_be_procfs(rt, make_bundle, cid, pyrt_tmp):
         assert f.read() == "0\n"
 
 
-@pytest.mark.guest
 def test_cve_2019_16884_proc_destination_is_symlink_in_rootfs(rt, make_bundle, cid, pyrt_tmp):
     """/proc made a symlink pointing at a directory of a host volume: the proc mount must
     not land on the host."""
@@ -363,7 +363,6 @@ def _no_dev_mount(b):
                           if not m["destination"].startswith("/dev")]
 
 
-@pytest.mark.guest
 @pytest.mark.parametrize("link", ["/proc/sys/kernel/core_pattern", "/proc/sysrq-trigger"])
 def test_cve_2025_31133_dev_null_symlink_for_masked_paths(rt, make_bundle, cid, link):
     """maskedPaths bind /dev/null over files: an image whose /dev/null is a symlink to a
@@ -386,7 +385,6 @@ def test_cve_2025_31133_dev_null_symlink_for_masked_paths(rt, make_bundle, cid, 
     assert _host_proc_state() == before
 
 
-@pytest.mark.guest
 def test_cve_2025_52565_dev_console_symlink(rt, make_bundle, cid, pyrt_tmp):
     """With a terminal, the console is bound over /dev/console: an image whose
     /dev/console is a symlink (to a procfs file) is refused or the bind stays inside."""
@@ -437,7 +435,6 @@ def test_cve_2025_52565_dev_console_symlink(rt, make_bundle, cid, pyrt_tmp):
     assert _host_proc_state() == before
 
 
-@pytest.mark.guest
 def test_cve_2025_52881_dev_symlink(rt, make_bundle, cid, pyrt_tmp):
     """/dev a symlink to a host directory: the /dev tmpfs, device nodes and /dev symlinks
     must not land on the host."""
@@ -455,7 +452,6 @@ def test_cve_2025_52881_dev_symlink(rt, make_bundle, cid, pyrt_tmp):
         assert "dev" in r.stderr
 
 
-@pytest.mark.guest
 def test_cve_2026_41579_sysctl_write_stays_in_container_procfs(rt, make_bundle, cid, pyrt_tmp):
     """The runtime's own writes to /proc (sysctl, oom_score_adj) go to the container's
     procfs: a volume mounted over /proc/sys by the config cannot redirect them to host
@@ -525,7 +521,6 @@ def _cap(out, name):
     raise AssertionError(out)
 
 
-@pytest.mark.guest
 def test_cve_2022_29162_create_inheritable_empty(rt, make_bundle, cid):
     b = _sh(make_bundle, "grep Cap /proc/self/status")
     r = rt.run("run", "-b", b.path, cid)
@@ -534,7 +529,6 @@ def test_cve_2022_29162_create_inheritable_empty(rt, make_bundle, cid):
     assert _cap(r.stdout, "CapEff") != 0
 
 
-@pytest.mark.guest
 def test_cve_2022_29162_exec_cap_inheritable_empty(rt, make_bundle, cid):
     b = _sh(make_bundle, "sleep 300")
     rt.ok("run", "-d", "-b", b.path, cid)
@@ -546,8 +540,6 @@ def test_cve_2022_29162_exec_cap_inheritable_empty(rt, make_bundle, cid):
 
 # --- ids, state root, state files -----------------------------------------------------------
 
-@pytest.mark.guest
-@pytest.mark.guest_systemd
 @pytest.mark.parametrize("bad", ["..", ".", "../x", "a/b", "/abs", "a/../../b", "x\n", ""])
 def test_container_id_with_path_elements_refused(rt, make_bundle, bad, pyrt_tmp):
     b = make_bundle(rootfs=False)
@@ -569,6 +561,7 @@ def test_container_id_with_nul_refused():
 
 
 @pytest.mark.guest
+@pytest.mark.guest_systemd
 def test_state_root_symlink_refused(rt, make_bundle, cid, pyrt_tmp):
     real = os.path.join(pyrt_tmp, "real-root")
     os.mkdir(real, 0o711)
