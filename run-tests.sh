@@ -51,17 +51,17 @@ stage isolation-v2 env V2_PASSENV="PYRT_KILL_ROUNDS PYRT_KILL_MAX_DELAY" PYRT_KI
 # tests/systemd (the --systemd-cgroup driver against runc's) in the same guest booted with
 # systemd as PID 1; ~1.5 min (boot ~25 s)
 stage systemd env V2_SYSTEMD=1 V2_TESTS=tests/systemd tools/cgroup-v2-vm/run-v2-tests.sh
-# the host suite's lifecycle, exec, hooks, seccomp (notify listener included), cgroups (every
-# resource, update, pause, events, ps, kill --all, OOM via memory.events) and security
-# regression tests (those marked `guest`) in the v2 guest with the cgroupfs driver; ~MIN1 min
-V2_SUITE="tests/test_cgroups_e2e.py tests/test_lifecycle.py tests/test_exec.py tests/test_hooks.py tests/test_seccomp_e2e.py tests/test_security.py tests/test_rootless.py"
-stage suite-v2 env V2_TIMEOUT=1500 V2_TESTS="$V2_SUITE" tools/cgroup-v2-vm/run-v2-tests.sh -m guest
-# the same files' tests marked `guest_systemd` (all of cgroups_e2e; the lifecycle, exec, hooks,
-# seccomp-notify and security tests that create, join or remove the container's cgroup) with
-# every runtime command under --systemd-cgroup (PYRT_SYSTEMD_CGROUP=1: transient
-# runc-<id>.scope units) in the guest booted with systemd; ~MIN2 min
+# the host suite's tests marked `guest` in the v2 guest with the cgroupfs driver: all of
+# test_cgroups_e2e.py (every resource, update, pause, events, ps, kill --all, OOM via
+# memory.events) and the lifecycle, exec, hooks, seccomp-notify and security tests that
+# create, join, freeze or remove the container's cgroup; ~MIN1 min
+V2_SUITE="tests/test_cgroups_e2e.py tests/test_lifecycle.py tests/test_exec.py tests/test_hooks.py tests/test_seccomp_e2e.py tests/test_security.py"
+stage suite-v2 env V2_TIMEOUT=1200 V2_TESTS="$V2_SUITE" tools/cgroup-v2-vm/run-v2-tests.sh -m guest
+# the same tests (marked `guest_systemd`) with every runtime command under --systemd-cgroup
+# (PYRT_SYSTEMD_CGROUP=1: transient runc-<id>.scope units) in the guest booted with systemd;
+# ~MIN2 min
 stage suite-v2-systemd env V2_SYSTEMD=1 V2_PASSENV=PYRT_SYSTEMD_CGROUP PYRT_SYSTEMD_CGROUP=1 \
-    V2_TIMEOUT=1500 V2_TESTS="$V2_SUITE" tools/cgroup-v2-vm/run-v2-tests.sh -m guest_systemd
+    V2_TIMEOUT=1200 V2_TESTS="$V2_SUITE" tools/cgroup-v2-vm/run-v2-tests.sh -m guest_systemd
 # containerd (ctr + CRI), podman and dockerd from Debian's packages, each started under a
 # temp dir, running their containers on pyruntime; ~1 min (+~30 s first apt install)
 stage engines tests/engines/run.sh
