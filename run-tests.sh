@@ -67,7 +67,8 @@ stage suite-v2-systemd env V2_SYSTEMD=1 V2_PASSENV=PYRT_SYSTEMD_CGROUP PYRT_SYST
 stage engines tests/engines/run.sh
 # containerd (runc shim v2, --runc-systemd-cgroup), Docker (native.cgroupdriver=systemd) and
 # podman (cgroup_manager = "systemd") in the v2 guest booted with systemd: one container
-# each run, exec'd, paused, updated (Docker: memory + pids; podman 4.3: memory + CPU quota), stopped and removed on pyruntime; ~MIN3 min
+# each run, exec'd, paused, updated (Docker: memory + pids; podman 4.3: memory + CPU quota),
+# stopped and removed on pyruntime; ~MIN3 min
 stage engines-v2-systemd tools/engines/v2-systemd.sh
 # the OCI runtime-tools validation suite (built once from ../shared/conformance, cached);
 # fails on any failure outside its expected list (host limits, test bugs); ~1-2 min
