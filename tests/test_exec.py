@@ -309,3 +309,25 @@ def test_pidfd_socket(rt, make_bundle, cid, pyrt_tmp, pyrt_ctx):
         srv.close()
         if got.get("fd") is not None:
             os.close(got["fd"])
+
+
+@pytest.mark.guest
+@pytest.mark.guest_systemd
+def test_apparmor_profile_applied_like_create(rt, make_bundle, cid):
+    """exec's process.apparmorProfile is applied as create's is (Docker sends "unconfined"
+    with every exec on an AppArmor host): written to the process's /proc/self/attr; without
+    AppArmor that fails with runc's words."""
+    running(rt, make_bundle, cid)
+    try:
+        with open("/sys/module/apparmor/parameters/enabled") as f:
+            on = f.read().startswith("Y") and os.path.isdir("/sys/kernel/security/apparmor")
+    except OSError:
+        on = False
+    r = rt.run("exec", "--apparmor", "unconfined", cid, "cat", "/proc/self/attr/current")
+    if on:
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.strip().startswith("unconfined"), r.stdout
+    else:
+        assert r.returncode != 0
+        assert "apparmor failed to apply profile" in r.stderr, r.stderr
+        assert "Traceback" not in r.stderr
