@@ -54,12 +54,12 @@ stage systemd env V2_SYSTEMD=1 V2_TESTS=tests/systemd tools/cgroup-v2-vm/run-v2-
 # the host suite's tests marked `guest` in the v2 guest with the cgroupfs driver: all of
 # test_cgroups_e2e.py (every resource, update, pause, events, ps, kill --all, OOM via
 # memory.events) and the lifecycle, exec, hooks, seccomp-notify and security tests that
-# create, join, freeze or remove the container's cgroup; ~MIN1 min
+# create, join, freeze or remove the container's cgroup; ~8 min (~4 min of guest CPU)
 V2_SUITE="tests/test_cgroups_e2e.py tests/test_lifecycle.py tests/test_exec.py tests/test_hooks.py tests/test_seccomp_e2e.py tests/test_security.py"
 stage suite-v2 env V2_TIMEOUT=1200 V2_TESTS="$V2_SUITE" tools/cgroup-v2-vm/run-v2-tests.sh -m guest
 # the same tests (marked `guest_systemd`) with every runtime command under --systemd-cgroup
 # (PYRT_SYSTEMD_CGROUP=1: transient runc-<id>.scope units) in the guest booted with systemd;
-# ~MIN2 min
+# ~7.5 min (~5 min of guest CPU)
 stage suite-v2-systemd env V2_SYSTEMD=1 V2_PASSENV=PYRT_SYSTEMD_CGROUP PYRT_SYSTEMD_CGROUP=1 \
     V2_TIMEOUT=1200 V2_TESTS="$V2_SUITE" tools/cgroup-v2-vm/run-v2-tests.sh -m guest_systemd
 # containerd (ctr + CRI), podman and dockerd from Debian's packages, each started under a
@@ -68,7 +68,7 @@ stage engines tests/engines/run.sh
 # containerd (runc shim v2, --runc-systemd-cgroup), Docker (native.cgroupdriver=systemd) and
 # podman (cgroup_manager = "systemd") in the v2 guest booted with systemd: one container
 # each run, exec'd, paused, updated (Docker: memory + pids; podman 4.3: memory + CPU quota),
-# stopped and removed on pyruntime; ~MIN3 min
+# stopped and removed on pyruntime; ~5 min (~3 min of guest CPU)
 stage engines-v2-systemd tools/engines/v2-systemd.sh
 # the OCI runtime-tools validation suite (built once from ../shared/conformance, cached);
 # fails on any failure outside its expected list (host limits, test bugs); ~1-2 min
