@@ -320,7 +320,8 @@ def test_apparmor_profile_applied_like_create(rt, make_bundle, cid):
     running(rt, make_bundle, cid)
     try:
         with open("/sys/module/apparmor/parameters/enabled") as f:
-            on = f.read().startswith("Y") and os.path.isdir("/sys/kernel/security/apparmor")
+            # the LSM is active (securityfs need not be mounted: the plain guest boot)
+            on = f.read().startswith("Y")
     except OSError:
         on = False
     r = rt.run("exec", "--apparmor", "unconfined", cid, "cat", "/proc/self/attr/current")
