@@ -68,7 +68,7 @@ stage engines tests/engines/run.sh
 # containerd (runc shim v2, --runc-systemd-cgroup), Docker (native.cgroupdriver=systemd) and
 # podman (cgroup_manager = "systemd") in the v2 guest booted with systemd: one container
 # each run, exec'd, paused, updated (Docker: memory + pids; podman 4.3: memory + CPU quota),
-# stopped and removed on pyruntime; ~5 min (~3 min of guest CPU)
+# stopped and removed on pyruntime; ~6 min (~3 min of guest CPU)
 stage engines-v2-systemd tools/engines/v2-systemd.sh
 # the OCI runtime-tools validation suite (built once from ../shared/conformance, cached);
 # fails on any failure outside its expected list (host limits, test bugs); ~1-2 min
