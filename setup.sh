@@ -38,7 +38,8 @@ quiet() {
 [ "$(id -u)" = 0 ] || die "must run as root (containers need it)"
 
 # --- 1. system packages ---------------------------------------------------------------
-PKGS=(busybox-static runc libseccomp-dev pkg-config gcc uidmap iproute2 tmux)
+# criu (with python3-protobuf): checkpoint/restore drive it through its RPC messages (pycriu)
+PKGS=(busybox-static runc libseccomp-dev pkg-config gcc uidmap iproute2 tmux criu)
 missing=()
 for p in "${PKGS[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")

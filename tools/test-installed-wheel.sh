@@ -76,4 +76,4 @@ for m in (pyruntime, pyruntime._executor):
 say "pytest tests against $V/bin/pyruntime"
 cd "$SRC"
 PYRT_RUNTIME=$V/bin/pyruntime "$V/bin/python" -m pytest tests -q -p no:cacheprovider \
-    --ignore=tests/v2 --ignore=tests/systemd --ignore=tests/test_packaging.py "$@"
+    --ignore=tests/v2 --ignore=tests/systemd --ignore=tests/criu --ignore=tests/test_packaging.py "$@"

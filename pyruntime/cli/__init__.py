@@ -29,7 +29,7 @@ GLOBAL_FLAGS = [
     (("--log",), "log", "str", "set the log file to write pyruntime logs to (default is '/dev/stderr')"),
     (("--log-format",), "log_format", "str", "set the log format ('text' (default), or 'json')"),
     (("--root",), "root", "str", 'root directory for storage of container state (default: "/run/pyruntime")'),
-    (("--criu",), "criu", "str", "path to the criu binary (checkpoint/restore is not supported)"),
+    (("--criu",), "criu", "str", 'path to the criu binary used for checkpoint and restore (default: "criu")'),
     (("--systemd-cgroup",), "systemd_cgroup", "bool",
      'enable systemd cgroup support, expects cgroupsPath to be of form "slice:prefix:name"'),
     (("--rootless",), "rootless", "str", "ignore cgroup permission errors ('true', 'false', or 'auto') (default: \"auto\")"),
@@ -53,6 +53,7 @@ class Globals:
         self.log_format = opts.get("log_format") or "text"
         self.systemd_cgroup = opts.get("systemd_cgroup", False)
         self.rootless = opts.get("rootless") or "auto"
+        self.criu = opts.get("criu") or "criu"
         root = opts.get("root")
         if root is None:
             if os.geteuid() != 0 and os.environ.get("XDG_RUNTIME_DIR"):
