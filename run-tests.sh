@@ -52,6 +52,17 @@ stage isolation-v2 env V2_PASSENV="PYRT_KILL_ROUNDS PYRT_KILL_MAX_DELAY" PYRT_KI
 # tests/systemd (the --systemd-cgroup driver against runc's) in the same guest booted with
 # systemd as PID 1; ~1.5 min (boot ~25 s)
 stage systemd env V2_SYSTEMD=1 V2_TESTS=tests/systemd tools/cgroup-v2-vm/run-v2-tests.sh
+# the host suite's tests marked `guest` in the v2 guest with the cgroupfs driver: all of
+# test_cgroups_e2e.py (every resource, update, pause, events, ps, kill --all, OOM via
+# memory.events) and the lifecycle, exec, hooks, seccomp-notify and security tests that
+# create, join, freeze or remove the container's cgroup; ~8 min (~4 min of guest CPU)
+V2_SUITE="tests/test_cgroups_e2e.py tests/test_lifecycle.py tests/test_exec.py tests/test_hooks.py tests/test_seccomp_e2e.py tests/test_security.py"
+stage suite-v2 env V2_TIMEOUT=1200 V2_TESTS="$V2_SUITE" tools/cgroup-v2-vm/run-v2-tests.sh -m guest
+# the same tests (marked `guest_systemd`) with every runtime command under --systemd-cgroup
+# (PYRT_SYSTEMD_CGROUP=1: transient runc-<id>.scope units) in the guest booted with systemd;
+# ~7.5 min (~5 min of guest CPU)
+stage suite-v2-systemd env V2_SYSTEMD=1 V2_PASSENV=PYRT_SYSTEMD_CGROUP PYRT_SYSTEMD_CGROUP=1 \
+    V2_TIMEOUT=1200 V2_TESTS="$V2_SUITE" tools/cgroup-v2-vm/run-v2-tests.sh -m guest_systemd
 # tests/criu (checkpoint/restore through criu, which fails on this host's kernel) in the
 # same guest, with the kernel modules criu needs unpacked once on the host, and podman
 # (tools/engines/install.sh) for podman's checkpoint/restore; measured 8.9 min with two other guests running
@@ -60,6 +71,11 @@ stage criu bash -c 'tools/engines/install.sh >/dev/null && tools/cgroup-v2-vm/cr
 # containerd (ctr + CRI), podman and dockerd from Debian's packages, each started under a
 # temp dir, running their containers on pyruntime; ~1 min (+~30 s first apt install)
 stage engines tests/engines/run.sh
+# containerd (runc shim v2, --runc-systemd-cgroup), Docker (native.cgroupdriver=systemd) and
+# podman (cgroup_manager = "systemd") in the v2 guest booted with systemd: one container
+# each run, exec'd, paused, updated (Docker: memory + pids; podman 4.3: memory + CPU quota),
+# stopped and removed on pyruntime; ~6 min (~3 min of guest CPU)
+stage engines-v2-systemd tools/engines/v2-systemd.sh
 # the OCI runtime-tools validation suite (built once from ../shared/conformance, cached);
 # fails on any failure outside its expected list (host limits, test bugs); ~1-2 min
 stage conformance tests/conformance/run.sh

@@ -31,7 +31,9 @@ def check_state(c, ignore_paused):
 
 
 def _refuse_unsupported(process):
-    for key in ("apparmorProfile", "selinuxLabel"):
+    # apparmorProfile is the process tail's (process_steps), as at create: Docker sends
+    # "unconfined" with every exec on an AppArmor host
+    for key in ("selinuxLabel",):
         if process.get(key):
             raise RuntimeErr("process.%s is not supported by this build of pyruntime" % key)
 

@@ -26,6 +26,10 @@ The test fixture API (tests/conftest.py; other test modules rely on exactly this
   or any process whose cwd/root is under the test's temp dirs) is alive, the state root has
   no container dirs, and no cgroup directory whose name contains the test's container ids
   exists under /sys/fs/cgroup. A leak fails the test.
+- `PYRT_SYSTEMD_CGROUP=1` runs every runtime command with `--systemd-cgroup` (the systemd
+  driver: the qemu guest booted with systemd, run-tests.sh stage `suite-v2-systemd`); the
+  default config's empty cgroupsPath then means a `runc-<id>.scope` in system.slice, and
+  `rt.systemd` is True (tests that set cgroupsPath use `util.cgroups_path`).
 
 Details and extensions (beyond the API above)
 ---------------------------------------------
@@ -123,6 +127,8 @@ class _Session:
         self.base = tempfile.mkdtemp(prefix="pyrt-tests-", dir="/tmp")
         os.chmod(self.base, 0o755)  # containers running as non-root must reach their rootfs
         self.cmd, self.name = runtime_cmd()
+        if util.SYSTEMD_DRIVER:
+            self.cmd.append("--systemd-cgroup")  # a global flag: valid before any command
         self._template = None
         self.leaks = 0
         self.status = None
@@ -177,6 +183,7 @@ class Runtime:
         self.cmd = list(cmd)
         self.name = name
         self.root = ctx.mkdir("root")
+        self.systemd = "--systemd-cgroup" in self.cmd
 
     @property
     def is_pyruntime(self):

@@ -9,6 +9,10 @@ import pytest
 
 import util
 
+# tests marked guest and guest_systemd also run in the cgroup v2 guest, with the cgroupfs
+# driver (stage suite-v2) and under --systemd-cgroup (stage suite-v2-systemd): the ones that
+# create, join, freeze or remove the container's cgroup (the guest is ~30-45x slower)
+
 NS = ("mnt", "pid", "net", "ipc", "uts")
 
 
@@ -33,6 +37,8 @@ def test_stdin_flows(rt, make_bundle, cid):
     assert rt.ok("exec", cid, "cat", input="piped in\n").stdout == "piped in\n"
 
 
+@pytest.mark.guest
+@pytest.mark.guest_systemd
 def test_joins_every_namespace_and_cgroup(rt, make_bundle, cid):
     _, init = running(rt, make_bundle, cid)
     out = rt.ok("exec", cid, "sh", "-c",
@@ -159,6 +165,8 @@ def test_errors_like_runc(rt, make_bundle, cid):
         assert "exec failed: " in err and msg in err, (args, r.stderr)
 
 
+@pytest.mark.guest
+@pytest.mark.guest_systemd
 def test_exec_in_stopped_container(rt, make_bundle, cid):
     b = make_bundle(["true"])
     rt.ok("create", "--bundle", b.path, cid)
@@ -175,6 +183,8 @@ def test_exec_in_created_container(rt, make_bundle, cid):
     assert rt.ok("exec", cid, "echo", "hi").stdout == "hi\n"
 
 
+@pytest.mark.guest
+@pytest.mark.guest_systemd
 def test_paused_and_ignore_paused(rt, make_bundle, cid, pyrt_tmp):
     _, init = running(rt, make_bundle, cid)
     rt.ok("pause", cid)
@@ -216,10 +226,26 @@ def test_seccomp_applies_to_exec(rt, make_bundle, cid):
     assert "Operation not permitted" in r.stderr
 
 
+@pytest.mark.guest
+@pytest.mark.guest_systemd
 def test_cgroup_sub_cgroup(rt, make_bundle, cid):
     _, init = running(rt, make_bundle, cid)
     with open("/proc/%d/cgroup" % init) as f:
-        line = [l for l in f.read().splitlines() if l.split(":")[1] == "pids"]
+        lines = f.read().splitlines()
+    line = [l for l in lines if l.split(":")[1] == "pids"]
+    if not line and lines[0].startswith("0::") and len(lines) == 1:
+        # v2 (the guest): `--cgroup sub` (no controller) joins <container cgroup>/sub
+        sub = "/sys/fs/cgroup" + lines[0][3:] + "/sub"
+        os.mkdir(sub)
+        try:
+            out = rt.ok("exec", "--cgroup", "sub", cid, "cat", "/proc/self/cgroup").stdout
+            assert out.strip() == lines[0] + "/sub"
+            r = rt.run("exec", "--cgroup", "nosuch", cid, "true")
+            assert r.returncode != 0 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+        finally:
+            util.wait_for(lambda: not open(sub + "/cgroup.procs").read())
+            os.rmdir(sub)
+        return
     if not line:
         pytest.skip("no v1 pids hierarchy")
     sub = "/sys/fs/cgroup/pids" + line[0].split(":", 2)[2] + "/sub"
@@ -283,3 +309,26 @@ def test_pidfd_socket(rt, make_bundle, cid, pyrt_tmp, pyrt_ctx):
         srv.close()
         if got.get("fd") is not None:
             os.close(got["fd"])
+
+
+@pytest.mark.guest
+@pytest.mark.guest_systemd
+def test_apparmor_profile_applied_like_create(rt, make_bundle, cid):
+    """exec's process.apparmorProfile is applied as create's is (Docker sends "unconfined"
+    with every exec on an AppArmor host): written to the process's /proc/self/attr; without
+    AppArmor that fails with runc's words."""
+    running(rt, make_bundle, cid)
+    try:
+        with open("/sys/module/apparmor/parameters/enabled") as f:
+            # the LSM is active (securityfs need not be mounted: the plain guest boot)
+            on = f.read().startswith("Y")
+    except OSError:
+        on = False
+    r = rt.run("exec", "--apparmor", "unconfined", cid, "cat", "/proc/self/attr/current")
+    if on:
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.strip().startswith("unconfined"), r.stdout
+    else:
+        assert r.returncode != 0
+        assert "apparmor failed to apply profile" in r.stderr, r.stderr
+        assert "Traceback" not in r.stderr

@@ -9,6 +9,10 @@ import pytest
 
 import util
 
+# tests marked guest and guest_systemd also run in the cgroup v2 guest, with the cgroupfs
+# driver (stage suite-v2) and under --systemd-cgroup (stage suite-v2-systemd): the ones that
+# create, join, freeze or remove the container's cgroup (the guest is ~30-45x slower)
+
 RECORDER = """#!/bin/sh
 # $1 = kind; records the order, stdin (the state), argv0, env and namespaces
 d=$(dirname "$0")
@@ -64,6 +68,8 @@ def all_hooks(hookdir):
     return {k: [hook("/out/rec.sh" if k == "startContainer" else host, k)] for k in ALL}
 
 
+@pytest.mark.guest
+@pytest.mark.guest_systemd
 def test_every_hook_kind_order_and_state(rt, make_bundle, cid, hookdir):
     b = with_hooks(make_bundle, hookdir, **all_hooks(hookdir))
     rt.ok("create", "--bundle", b.path, cid)
@@ -128,6 +134,8 @@ def test_args_and_env_exact(rt, make_bundle, cid, pyrt_tmp):
         assert f.read() == "my-argv0 -c %s zero |bar baz||\n" % script
 
 
+@pytest.mark.guest
+@pytest.mark.guest_systemd
 @pytest.mark.parametrize("kind", ["prestart", "createRuntime", "createContainer"])
 def test_failing_create_hook_fails_create(rt, make_bundle, cid, hookdir, kind):
     b = with_hooks(make_bundle, hookdir, **{kind: [{"path": "/bin/sh", "args": ["sh", "-c", "echo boom >&2; exit 3"]}]})

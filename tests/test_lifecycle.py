@@ -8,6 +8,10 @@ import time
 import pytest
 from util import call, call_ok
 
+# tests marked guest and guest_systemd also run in the cgroup v2 guest, with the cgroupfs
+# driver (stage suite-v2) and under --systemd-cgroup (stage suite-v2-systemd): the ones that
+# create, join, freeze or remove the container's cgroup (the guest is ~30-45x slower)
+
 
 RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$")
 SLEEPER = ["sleep", "1000"]
@@ -44,6 +48,8 @@ def created(rt, make_bundle, cid, args=SLEEPER, **kw):
     return b
 
 
+@pytest.mark.guest
+@pytest.mark.guest_systemd
 def test_full_lifecycle(rt, make_bundle, cid, tmp_path):
     b = make_bundle(SLEEPER)
     pidfile = tmp_path / "ctr.pid"
@@ -114,6 +120,8 @@ def test_kill_stopped_container_fails(rt, make_bundle, cid):
     assert "Traceback" not in p.stderr
 
 
+@pytest.mark.guest
+@pytest.mark.guest_systemd
 def test_kill_all_stopped_container_succeeds(rt, make_bundle, cid):
     created(rt, make_bundle, cid)
     rt.ok("kill", cid, "KILL")
@@ -178,6 +186,8 @@ def test_delete_running_needs_force(rt, make_bundle, cid):
     assert rt.ok("list", "-q").stdout.split() == []
 
 
+@pytest.mark.guest
+@pytest.mark.guest_systemd
 def test_delete_force_created(rt, make_bundle, cid):
     created(rt, make_bundle, cid)
     pid = rt.state(cid)["pid"]
@@ -255,6 +265,8 @@ def test_run_success(rt, make_bundle, cid):
     assert p.stdout == "hello\n"
 
 
+@pytest.mark.guest
+@pytest.mark.guest_systemd
 @pytest.mark.parametrize("sig,num", [("KILL", 9), ("USR1", 10)])
 def test_run_killed_by_signal(rt, make_bundle, cid, sig, num):
     # outside a pid namespace the shell is not pid 1, so it can die of its own signal
@@ -277,6 +289,8 @@ def test_run_detached(rt, make_bundle, cid):
     rt.ok("delete", cid)
 
 
+@pytest.mark.guest
+@pytest.mark.guest_systemd
 def test_run_keep(rt, make_bundle, cid):
     b = make_bundle(["sh", "-c", "exit 5"])
     p = rt.run("run", "--keep", "--bundle", b.path, cid)

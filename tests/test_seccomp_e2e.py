@@ -18,6 +18,10 @@ import pytest
 
 import util
 
+# tests marked guest and guest_systemd also run in the cgroup v2 guest, with the cgroupfs
+# driver (stage suite-v2) and under --systemd-cgroup (stage suite-v2-systemd): the ones that
+# create, join, freeze or remove the container's cgroup (the guest is ~30-45x slower)
+
 DOCKER_PROFILE = os.path.join(util.REPO, "spec-fixtures", "seccomp", "docker-default-amd64.json")
 MKDIR = ["mkdir", "mkdirat"]
 
@@ -219,6 +223,8 @@ def _notify_cfg(path, metadata):
             "syscalls": [{"names": MKDIR, "action": "SCMP_ACT_NOTIFY"}]}
 
 
+@pytest.mark.guest
+@pytest.mark.guest_systemd
 @pytest.mark.parametrize("answer", ["error", "fake-success"])
 def test_notify_agent_answers(rt, make_bundle, cid, pyrt_tmp, answer):
     sock = os.path.join(pyrt_tmp, "agent.sock")
@@ -255,6 +261,8 @@ def test_notify_agent_answers(rt, make_bundle, cid, pyrt_tmp, answer):
     assert not os.path.exists(os.path.join(b.rootfs, "newdir"))
 
 
+@pytest.mark.guest
+@pytest.mark.guest_systemd
 def test_notify_without_agent_fails_create(rt, make_bundle, cid, pyrt_tmp):
     b = _bundle(make_bundle, "true", _notify_cfg(os.path.join(pyrt_tmp, "nobody.sock"), ""))
     r = rt.run("create", "-b", b.path, cid)

@@ -21,6 +21,12 @@ import util
 
 PYTHON = os.path.realpath(sys.executable)
 
+# Tests marked guest and guest_systemd also run in the cgroup v2 guest, with the cgroupfs
+# driver (stage suite-v2) and under --systemd-cgroup (stage suite-v2-systemd): the ones where
+# the cgroup version or driver is in play (fds, the cgroupfs mount, state files naming the
+# cgroup). The probers, races and /proc/self/fd/N sweeps stay on this host (minutes each in
+# the emulated guest); the isolation-v2 stage runs issue 12's guest subset.
+
 
 LIBPYTHON = util.libpython()
 RUNTIME_FILES = [f for f in (PYTHON, LIBPYTHON, shutil.which("runc")) if f]
@@ -205,6 +211,8 @@ def test_cve_2024_21626_exec_cwd_proc_self_fd(rt, make_bundle, cid):
             assert lines[0] == lines[-1], (n, r.stdout)
 
 
+@pytest.mark.guest
+@pytest.mark.guest_systemd
 def test_cve_2024_21626_no_host_fd_in_container(rt, make_bundle, cid):
     """Only stdio reaches the container process: no fd of the runtime (state dir, cgroup
     dirs, sockets, the exec fifo) survives into it."""
@@ -298,6 +306,8 @@ def test_cve_2023_28642_proc_symlink_refused(rt, make_bundle, cid, target):
     assert "proc" in r.stderr
 
 
+@pytest.mark.guest
+@pytest.mark.guest_systemd
 def test_cve_2019_19921_proc_must_be_procfs(rt, make_bundle, cid, pyrt_tmp):
     """A config that puts another filesystem over /proc after the proc mount (a volume
     the image controls) makes /proc not procfs: refused, since the runtime writes to
@@ -467,6 +477,8 @@ def test_cve_2026_41579_sysctl_write_stays_in_container_procfs(rt, make_bundle, 
 
 # --- CVE-2023-25809: cgroupfs read-only without a cgroup namespace ------------------------
 
+@pytest.mark.guest
+@pytest.mark.guest_systemd
 @pytest.mark.parametrize("userns", [False, True])
 def test_cve_2023_25809_sys_fs_cgroup_read_only(rt, make_bundle, cid, userns):
     b = _sh(make_bundle, "cat /proc/self/mountinfo; touch /sys/fs/cgroup/pyrt-x 2>&1; "
@@ -548,6 +560,8 @@ def test_container_id_with_nul_refused():
         Runtime("/nonexistent-pyrt-root").state("../etc")
 
 
+@pytest.mark.guest
+@pytest.mark.guest_systemd
 def test_state_root_symlink_refused(rt, make_bundle, cid, pyrt_tmp):
     real = os.path.join(pyrt_tmp, "real-root")
     os.mkdir(real, 0o711)
@@ -564,6 +578,8 @@ def test_state_root_symlink_refused(rt, make_bundle, cid, pyrt_tmp):
         subprocess.run(rt.cmd + ["--root", real, "delete", "-f", cid], capture_output=True)
 
 
+@pytest.mark.guest
+@pytest.mark.guest_systemd
 def test_state_file_tampered_by_other_user_refused(rt, make_bundle, cid):
     """A state.json that is not ours (written by another user who could write the dir)
     is not trusted: it names the pid that kill/delete would signal."""

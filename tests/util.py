@@ -71,6 +71,20 @@ class CommandTimeout(subprocess.TimeoutExpired):
 
 
 
+# the suite under the systemd cgroup driver (conftest: every runtime command gets
+# --systemd-cgroup); set in the qemu guest booted with systemd as PID 1
+SYSTEMD_DRIVER = os.environ.get("PYRT_SYSTEMD_CGROUP", "") == "1"
+
+
+def cgroups_path(cid, sub=None):
+    """A linux.cgroupsPath of the test's own for container `cid` in the driver the suite
+    runs: cgroupfs "/<cid>[/<sub>]", systemd "pyrt_test.slice:pyrt:<cid>[-<sub>]" (the unit
+    pyrt-<cid>[-<sub>].scope in pyrt_test.slice)."""
+    if SYSTEMD_DRIVER:
+        return "pyrt_test.slice:pyrt:" + cid + ("-" + sub if sub else "")
+    return "/" + cid + ("/" + sub if sub else "")
+
+
 _OCTAL = re.compile(r"\\([0-7]{3})")
 
 

@@ -1,0 +1,294 @@
+"""containerd, Docker and podman on cgroup v2 with the systemd cgroup driver, running their
+containers on pyruntime: the configuration most hosts run (Debian 12, Ubuntu 22.04+,
+Fedora). Runs in the qemu guest booted with systemd as PID 1 (the host's packages are
+there: the guest shares the host's root read-only); run-tests.sh stage `engines-v2-systemd`
+(tools/engines/v2-systemd.sh). One container per engine through its whole life: run, exec,
+pause/resume, update (where the engine's CLI has it), stop, removal; each step checked
+against pyruntime's own state and the container's transient unit and cgroup files.
+
+- containerd 1.6 (ctr, runc shim v2): `--runc-binary` (the shim's BinaryName) pyruntime,
+  `--runc-systemd-cgroup` (SystemdCgroup = true) and a "slice:prefix:name" cgroup. ctr 1.6
+  has no `task update`; the shim's update path is Docker's below (dockerd 20.10 runs its
+  containers through the same io.containerd.runc.v2 shim).
+- Docker 20.10: `--exec-opt native.cgroupdriver=systemd`, `--add-runtime` pyruntime.
+- podman 4.3: `cgroup_manager = "systemd"`, the runtime pyruntime.
+The guest is emulated (~30-45x slower): each engine command takes seconds, so one
+container per engine.
+"""
+import json
+import os
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import engutil  # noqa: E402  (tests/engines/engutil.py)
+
+CG = "/sys/fs/cgroup"
+T = 300  # per engine command in the emulated guest
+
+pytestmark = pytest.mark.skipif(
+    os.geteuid() != 0 or not os.path.isdir("/run/systemd/system")
+    or not engutil.util.cgroup2_unified(CG),
+    reason="needs root, systemd as PID 1 and cgroup v2 (the qemu guest's systemd mode)")
+
+
+def rd(path):
+    with open(path) as f:
+        return f.read().strip()
+
+
+def cg_of(pid):
+    with open("/proc/%d/cgroup" % pid) as f:
+        return CG + f.read().strip().split("::", 1)[1]
+
+
+def unit_state(unit):
+    r = engutil.run(["systemctl", "show", "-p", "ActiveState,LoadState", unit], timeout=T)
+    return dict(l.split("=", 1) for l in r.stdout.splitlines() if "=" in l)
+
+
+def unit_gone(unit):
+    return unit_state(unit).get("LoadState") == "not-found" or \
+        unit_state(unit).get("ActiveState") == "inactive"
+
+
+def scratch(sb, name):
+    """<sandbox>/name for an engine's image store: a tmpfs where the sandbox is on overlayfs
+    (the guest's root), which overlay snapshotters cannot stack on; cleanup unmounts it."""
+    p = sb.mkdir(name)
+    if engutil.run(["stat", "-f", "-c", "%T", p]).stdout.strip() == "overlayfs":
+        ok(engutil.run(["mount", "-t", "tmpfs", "-o", "mode=0711", "tmpfs", p]))
+    return p
+
+
+def pyrt_state(root, cid):
+    r = engutil.run([engutil.PYRUNTIME, "--root", root, "state", cid], timeout=T)
+    return json.loads(r.stdout) if r.returncode == 0 else None
+
+
+def ok(r):
+    assert r.returncode == 0, "%s -> %d\n%s%s" % (" ".join(r.args), r.returncode, r.stdout,
+                                                  r.stderr)
+    return r
+
+
+def check_running(root, cid, unit, slice_dir):
+    """pyruntime's state says running; the init is in <slice_dir>/<unit>, an active unit
+    made for the container (Delegate=yes: the runtime owns the files below)."""
+    st = pyrt_state(root, cid)
+    assert st and st["status"] == "running", st
+    d = cg_of(st["pid"])
+    assert d == os.path.join(CG, slice_dir, unit), (d, unit)
+    assert unit_state(unit).get("ActiveState") == "active"
+    return st, d
+
+
+def check_paused(root, cid, d):
+    assert pyrt_state(root, cid)["status"] == "paused"
+    assert rd(os.path.join(d, "cgroup.freeze")) == "1"
+
+
+# --- containerd ---------------------------------------------------------------------------
+
+CTD_CONFIG = """\
+version = 2
+root = "{d}/root"
+state = "{d}/state"
+disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.btrfs",
+  "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper",
+  "io.containerd.snapshotter.v1.aufs", "io.containerd.internal.v1.tracing",
+  "io.containerd.tracing.processor.v1.otlp"]
+[grpc]
+  address = "{d}/c.sock"
+[ttrpc]
+  address = "{d}/c.sock.ttrpc"
+[metrics]
+  address = ""
+[plugins."io.containerd.monitor.v1.cgroups"]
+  no_prometheus = true
+[plugins."io.containerd.runtime.v1.linux"]
+  shim_debug = false
+"""
+
+
+@pytest.mark.skipif(engutil.have("containerd", "ctr", "containerd-shim-runc-v2") is not None,
+                    reason="containerd is not installed")
+def test_containerd_systemd_cgroup_lifecycle():
+    sb = engutil.Sandbox("ctd2")
+    try:
+        sock = sb.path("c.sock")
+        rroot = sb.mkdir("runc-root")
+        scratch(sb, "root")
+        sb.write("config.toml", CTD_CONFIG.format(d=sb.dir))
+        sb.start("containerd", ["containerd", "--config", sb.path("config.toml")], sock=sock,
+                 timeout=T)
+        images = engutil.Images(sb)
+
+        def ctr(*a, **kw):
+            return engutil.run(["ctr", "-a", sock, "-n", "pyrt"] + list(a), timeout=T, **kw)
+
+        ok(ctr("images", "import", images.archive))
+        cid = "pyrt-ctd2-" + sb.tag[-6:]
+        unit = "pyrt-%s.scope" % cid
+        ok(ctr("run", "-d", "--runc-binary", engutil.PYRUNTIME, "--runc-root", rroot,
+               "--runc-systemd-cgroup", "--cgroup", "pyrt_engines.slice:pyrt:" + cid,
+               "--memory-limit", str(96 << 20), images.name, cid, "sleep", "1000"))
+        root = os.path.join(rroot, "pyrt")
+        st, d = check_running(root, cid, unit, "pyrt_engines.slice")
+        assert rd(os.path.join(d, "memory.max")) == str(96 << 20)
+        r = ok(ctr("tasks", "exec", "--exec-id", "e1", cid, "cat", "/proc/self/cgroup"))
+        assert r.stdout.strip() == "0::/pyrt_engines.slice/" + unit
+        ok(ctr("tasks", "pause", cid))
+        check_paused(root, cid, d)
+        ok(ctr("tasks", "resume", cid))
+        assert pyrt_state(root, cid)["status"] == "running"
+        # KILL: `sleep` is the pid namespace's init, which SIGTERM's default action spares
+        ok(ctr("tasks", "kill", "-s", "KILL", cid))
+        engutil.wait_for(lambda: "STOPPED" in ctr("tasks", "ls").stdout, 60, 0.5,
+                         what="the task stopped")
+        ok(ctr("tasks", "rm", cid))
+        ok(ctr("containers", "rm", cid))
+        assert pyrt_state(root, cid) is None
+        engutil.wait_for(lambda: unit_gone(unit) and not os.path.exists(d), 60, 0.5,
+                         what="the unit gone")
+    finally:
+        leaks = sb.cleanup()
+    assert not leaks, leaks
+
+
+# --- Docker ---------------------------------------------------------------------------------
+
+@pytest.mark.skipif(engutil.have("dockerd", "docker", "containerd") is not None,
+                    reason="docker.io is not installed")
+def test_docker_systemd_driver_lifecycle():
+    sb = engutil.Sandbox("dkr2")
+    try:
+        sock = sb.path("docker.sock")
+        exec_root = sb.mkdir("exec")
+        env = {"DOCKER_CONFIG": sb.mkdir("cli"), "DOCKER_HOST": "unix://" + sock}
+        conf = sb.write("daemon.json", "{}")
+        sb.start("dockerd", [
+            "dockerd", "-H", "unix://" + sock, "--data-root", scratch(sb, "data"),
+            "--exec-root", exec_root, "--pidfile", sb.path("docker.pid"),
+            "--config-file", conf, "--iptables=false", "--ip6tables=false", "--bridge=none",
+            "--ip-forward=false", "--ip-masq=false", "--userland-proxy=false",
+            "--exec-opt", "native.cgroupdriver=systemd", "--cgroup-parent", "pyrt_engines.slice",
+            "--storage-driver", "overlay2",
+            "--add-runtime", "pyruntime=" + engutil.PYRUNTIME, "--default-runtime", "pyruntime",
+        ], sock=sock, timeout=T)
+        images = engutil.Images(sb)
+
+        def docker(*a, **kw):
+            return engutil.run(["docker"] + list(a), env=env, timeout=T, **kw)
+
+        ok(docker("import", images.rootfs_tar, "pyrt-busybox:1"))
+        # the guest's kernel has AppArmor but the host root it shares has no apparmor_parser
+        # to load Docker's default profile: run unconfined (no profile in the config)
+        cid = ok(docker("run", "-d", "--network", "none", "--memory", "128m",
+                        "--security-opt", "apparmor=unconfined",
+                        "pyrt-busybox:1", "sleep", "1000")).stdout.strip()
+        unit = "docker-%s.scope" % cid
+        root = os.path.join(exec_root, "runtime-runc", "moby")
+        st, d = check_running(root, cid, unit, "pyrt_engines.slice")
+        assert rd(os.path.join(d, "memory.max")) == str(128 << 20)
+        r = ok(docker("exec", cid, "cat", "/proc/self/cgroup"))
+        assert r.stdout.strip() == "0::/"  # Docker's v2 default: a private cgroup namespace
+        ok(docker("pause", cid))
+        check_paused(root, cid, d)
+        ok(docker("unpause", cid))
+        assert pyrt_state(root, cid)["status"] == "running"
+        # through containerd's runc shim v2: the runtime's `update`, on the unit and files
+        ok(docker("update", "--memory", "64m", "--pids-limit", "33", cid))
+        assert rd(os.path.join(d, "memory.max")) == str(64 << 20)
+        assert rd(os.path.join(d, "pids.max")) == "33"
+        p = engutil.run(["systemctl", "show", "-p", "MemoryMax,TasksMax", unit], timeout=T)
+        assert "MemoryMax=%d" % (64 << 20) in p.stdout and "TasksMax=33" in p.stdout, p.stdout
+        ok(docker("stop", "-t", "1", cid))
+        assert json.loads(ok(docker("inspect", cid)).stdout)[0]["State"]["Status"] == "exited"
+        ok(docker("rm", cid))
+        assert pyrt_state(root, cid) is None
+        engutil.wait_for(lambda: unit_gone(unit) and not os.path.exists(d), 60, 0.5,
+                         what="the unit gone")
+    finally:
+        leaks = sb.cleanup()
+    assert not leaks, leaks
+
+
+# --- podman ---------------------------------------------------------------------------------
+
+PODMAN_CONF = """\
+[containers]
+default_ulimits = ["nofile=1024:1024", "nproc=4096:4096"]
+netns = "none"
+log_driver = "k8s-file"
+
+[engine]
+cgroup_manager = "systemd"
+events_logger = "file"
+events_logfile_path = "{d}/events.log"
+lock_type = "file"
+tmp_dir = "{d}/tmp"
+static_dir = "{d}/storage/libpod"
+volume_path = "{d}/storage/volumes"
+runtime = "pyruntime"
+
+[engine.runtimes]
+pyruntime = ["{wrapper}"]
+
+[network]
+network_config_dir = "{d}/net"
+"""
+
+
+@pytest.mark.skipif(engutil.have("podman", "conmon") is not None,
+                    reason="podman is not installed")
+def test_podman_systemd_cgroup_manager_lifecycle():
+    sb = engutil.Sandbox("pod2")
+    try:
+        sb.mkdir("net")
+        scratch(sb, "storage")
+        rroot = sb.mkdir("pyruntime-root")
+        wrapper = sb.write("pyruntime", '#!/bin/sh\nexec %s --root %s "$@"\n'
+                           % (engutil.PYRUNTIME, rroot))
+        os.chmod(wrapper, 0o755)
+        env = {
+            "CONTAINERS_CONF": sb.write("containers.conf",
+                                        PODMAN_CONF.format(d=sb.dir, wrapper=wrapper)),
+            "CONTAINERS_STORAGE_CONF": sb.write("storage.conf", (
+                '[storage]\ndriver = "overlay"\ngraphroot = "{d}/storage"\n'
+                'runroot = "{d}/run"\n').format(d=sb.dir)),
+            "CONTAINERS_REGISTRIES_CONF": sb.write("registries.conf",
+                                                   "unqualified-search-registries = []\n"),
+        }
+        images = engutil.Images(sb)
+
+        def podman(*a, **kw):
+            return engutil.run(["podman"] + list(a), env=env, timeout=T, **kw)
+
+        ok(podman("import", images.rootfs_tar, "localhost/pyrt-busybox:1"))
+        cid = ok(podman("run", "-d", "--pull", "never", "--cgroup-parent", "pyrt_engines.slice",
+                        "--memory", "128m", "localhost/pyrt-busybox:1",
+                        "sleep", "1000")).stdout.strip()
+        unit = "libpod-%s.scope" % cid
+        st, d = check_running(rroot, cid, unit, "pyrt_engines.slice")
+        assert rd(os.path.join(d, "memory.max")) == str(128 << 20)
+        r = ok(podman("exec", cid, "cat", "/proc/self/cgroup"))
+        assert r.stdout.strip() == "0::/"  # podman's v2 default: a private cgroup namespace
+        ok(podman("pause", cid))
+        check_paused(rroot, cid, d)
+        ok(podman("unpause", cid))
+        assert pyrt_state(rroot, cid)["status"] == "running"
+        # podman 4.3's update has no --pids-limit: memory and a CPU quota
+        ok(podman("update", "--memory", "64m", "--cpus", "0.5", cid))
+        assert rd(os.path.join(d, "memory.max")) == str(64 << 20)
+        assert rd(os.path.join(d, "cpu.max")).split() == ["50000", "100000"]
+        ok(podman("stop", "-t", "1", cid))
+        assert pyrt_state(rroot, cid) is None or pyrt_state(rroot, cid)["status"] == "stopped"
+        ok(podman("rm", cid))
+        assert pyrt_state(rroot, cid) is None
+        engutil.wait_for(lambda: unit_gone(unit) and not os.path.exists(d), 60, 0.5,
+                         what="the unit gone")
+    finally:
+        leaks = sb.cleanup()
+    assert not leaks, leaks
