@@ -2,7 +2,7 @@
 # Install what the tests need, then run every stage of the suite.
 #
 #   ./run-tests.sh                 all stages
-#   ./run-tests.sh -k lifecycle    extra arguments go to pytest (the pytest and wheel stages)
+#   ./run-tests.sh -k lifecycle    extra arguments go to pytest (the pytest, pytest-nofast and wheel stages)
 #
 # Exit status: non-zero if any stage failed (pytest's 5, "no tests collected", included).
 set -uo pipefail
@@ -32,6 +32,10 @@ stage() {
 
 # tests/v2 and tests/systemd run in the qemu guest below (on this host they would only skip)
 stage pytest "$VPY" -m pytest tests -q -p no:cacheprovider --ignore=tests/v2 --ignore=tests/systemd "$@"
+# the same suite with the launcher's fast path off (PYRT_FASTPATH=0): the Python path of
+# start/state/kill/delete, which every unusual case takes, stays covered end to end; ~5 min
+stage pytest-nofast env PYRT_FASTPATH=0 "$VPY" -m pytest tests -q -p no:cacheprovider \
+    --ignore=tests/v2 --ignore=tests/systemd "$@"
 # sdist + wheel built as pip builds them, checked against the package tree, the wheel in a
 # fresh venv under /tmp, and the same host suite against that install's `pyruntime`
 # without the checkout (tools/test-installed-wheel.sh); ~30 s plus the suite

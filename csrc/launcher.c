@@ -676,6 +676,7 @@ static void fast_path(int argc, char **argv)
     if (!c || (strcmp(c, "start") && strcmp(c, "state") && strcmp(c, "kill")
                && strcmp(c, "delete")))
         return;   /* not a command of this path */
+    fp_cmd = c;
     const char *root = NULL, *log = NULL;
     int i = 1, dirfd = -1, fifo = -1;
     struct fp_plan plan;
