@@ -482,7 +482,7 @@ def run_true(b, rt):
         rt.cleanup(cid)  # run deletes the container itself; this is for failures
 
 
-@benchmark("lifecycle (separate processes)", target=0.9)
+@benchmark("lifecycle (separate processes)")
 def lifecycle(b, rt):
     cid = rt.new_id()
     pidfile = os.path.join(b.tmp, cid + ".pid")
