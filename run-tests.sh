@@ -46,11 +46,12 @@ stage bench-smoke "$VPY" bench/bench.py --smoke
 # ~2 min (boot ~5 s, the rest is the emulated guest's Python start-ups)
 stage cgroup-v2 tools/cgroup-v2-vm/run-v2-tests.sh
 # the isolation suite's tests marked `guest` (issue 12's regression tests: runtime exe and
-# fds, paths, stdio, state and cgroup ownership, with and without a user namespace) in the
+# fds, an init created into a joined pid namespace, paths, stdio, state and cgroup
+# ownership, with and without a user namespace) in the
 # same cgroup v2-only guest; ~8 min
 stage isolation-v2 env V2_PASSENV="PYRT_KILL_ROUNDS PYRT_KILL_MAX_DELAY" PYRT_KILL_ROUNDS=8 \
     PYRT_KILL_MAX_DELAY=1.5 V2_TIMEOUT=1500 \
-    V2_TESTS="tests/test_isolation_exe.py tests/test_isolation_fds.py tests/test_isolation_paths.py tests/test_isolation_stdio.py tests/test_isolation_state.py tests/test_cgroup_ownership.py" \
+    V2_TESTS="tests/test_isolation_exe.py tests/test_join_pidns.py tests/test_isolation_fds.py tests/test_isolation_paths.py tests/test_isolation_stdio.py tests/test_isolation_state.py tests/test_cgroup_ownership.py" \
     tools/cgroup-v2-vm/run-v2-tests.sh -m guest
 # tests/systemd (the --systemd-cgroup driver against runc's) in the same guest booted with
 # systemd as PID 1; ~1.5 min (boot ~25 s)
@@ -61,6 +62,10 @@ stage engines tests/engines/run.sh
 # the OCI runtime-tools validation suite (built once from ../shared/conformance, cached);
 # fails on any failure outside its expected list (host limits, test bugs); ~1-2 min
 stage conformance tests/conformance/run.sh
+# Kubernetes pods through containerd's CRI plugin on the pyruntime handler with Debian's CNI
+# bridge + host-local + loopback (tests/engines/test_cri_cni.py) in the v2 guest booted with
+# systemd, SystemdCgroup = true (the host's run is in the engines stage); ~6 min
+stage cri-v2-systemd tools/engines/cri-v2-systemd.sh
 
 # One closing line for the whole run: the pytest counts of every stage added up.
 total() { cat "$LOGS"/*.log 2>/dev/null | grep -E '^(=+ )?[0-9]+ (passed|failed)' \

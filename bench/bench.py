@@ -42,6 +42,19 @@ Benchmarks (names for --only):
               helpers: own socket/root/state under a temp dir, cgroupfs, a locally built
               busybox image), `--runc-binary` pyruntime vs runc. Skipped, with a note in the
               table, when containerd is not installed (tools/engines/install.sh).
+  create_variants  `create` with and without the launcher's warm-up child (v1/hybrid:
+              PYRT_WARMUP=0; cgroup v2, where the launcher starts none for create:
+              PYRT_WARMUP=1) and, on v2, with the init moved into its cgroup instead of
+              born there (PYRT_CLONE_INTO_CGROUP=0): wall time and user+sys CPU of each, the CPU
+              measured apart through a child-subreaper helper so the warm-up child (an
+              orphan once the runtime exits) is counted. runc ignores the variables.
+  docker_run  `docker run --rm --network none` of the busybox image through a private
+              dockerd (tests/engines/test_docker.py's set-up), `--runtime` pyruntime vs
+              runc (both registered with --add-runtime). Full bench only.
+  podman_run  `podman --runtime X run --rm` of the busybox image, podman confined to a temp
+              dir as in tests/engines/test_podman.py. Full bench only.
+Both engine rows are skipped with the reason printed under --smoke or where the engine is
+not installed. After the table, the moonshot line: `run /bin/true` against 0.6 of runc.
 
 Exit status: 1 if any benchmark failed for either runtime or anything was left behind
 (containers, processes, cgroups, mounts, daemons); targets are reported, never enforced
@@ -92,12 +105,13 @@ UNITS = {"ms": 1000.0, "MiB": 1.0 / (1 << 20)}  # value (seconds or bytes) -> sh
 class Spec:
     def __init__(self, fn, label, floor=None, fixture=None, shared=None, unit="ms",
                  target=1.0, info=(), max_iterations=None, max_warmup=None, alternate=True,
-                 cpu=None):
+                 cpu=None, smoke=True):
         self.fn, self.name, self.label = fn, fn.__name__, label
         self.floor, self.fixture, self.shared = floor, fixture, shared
         self.unit, self.target, self.info = unit, target, tuple(info)
         self.max_iterations, self.max_warmup = max_iterations, max_warmup
         self.alternate = alternate
+        self.smoke = smoke    # False: skipped by --smoke (engines: minutes of set-up)
         # CPU row: the runtime processes must be our (reaped) children for it to count.
         self.cpu = unit == "ms" if cpu is None else cpu
         if self.cpu:
@@ -174,6 +188,16 @@ class Runtime:
         self.call(*args, prefix=b.maxrss_helper() + [out])
         with open(out) as f:
             return int(f.read()) * 1024
+
+    def cpu(self, b, *args, env=()):
+        """Run one runtime command through b.cpu_helper(); user+sys CPU seconds of it and
+        of every process it started that exited meanwhile, orphans included (the
+        launcher's warm-up child outlives the command by a few ms; RUSAGE_CHILDREN of this
+        process never sees it)."""
+        out = os.path.join(b.tmp, "cpu.%d" % threading.get_ident())
+        self.call(*args, prefix=b.cpu_helper() + [out] + (["env"] + list(env) if env else []))
+        with open(out) as f:
+            return int(f.read()) / 1e6
 
     def leftovers(self):
         try:
@@ -335,6 +359,23 @@ class Bench:
             self._maxrss = [exe]
         return self._maxrss
 
+    def cpu_helper(self):
+        """argv prefix `HELPER OUTFILE`: runs the rest as a child subreaper, writes the
+        user+sys CPU (us) of the command and of the orphans it left that exited within
+        300 ms."""
+        if getattr(self, "_cpu", None) is None:
+            self._cpu = [self._cc("cpu", CPU_C)]
+        return self._cpu
+
+    def _cc(self, name, source):
+        exe = os.path.join(self.tmp, name)
+        with open(exe + ".c", "w") as f:
+            f.write(source)
+        r = subprocess.run(["cc", "-O2", "-o", exe, exe + ".c"], capture_output=True, text=True)
+        if r.returncode:
+            raise BenchError("cannot build the %s helper: %s" % (name, r.stderr.strip()))
+        return exe
+
     def sleep_bundle(self):
         return self.variant("sleep", lambda c: c["process"].update(args=["sleep", "1000"]))
 
@@ -364,6 +405,51 @@ int main(int argc, char **argv) {
     if (wait4(pid, &st, 0, &ru) < 0) return 126;
     FILE *f = fopen(argv[1], "w");
     if (!f || fprintf(f, "%ld\n", ru.ru_maxrss) < 0 || fclose(f)) return 126;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+"""
+
+
+CPU_C = r"""
+#include <errno.h>
+#include <stdio.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+
+int main(int argc, char **argv) {
+    if (argc < 3) return 126;
+    if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0) return 126;
+    pid_t pid = fork();
+    if (pid < 0) return 126;
+    if (pid == 0) {
+        execvp(argv[2], argv + 2);
+        _exit(127);
+    }
+    int st;
+    if (waitpid(pid, &st, 0) < 0) return 126;
+    /* orphans come to us; a created container's init stays alive: poll, 300 ms at most */
+    struct timespec t0, t, nap = {0, 2000000};
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (;;) {
+        pid_t p = waitpid(-1, NULL, WNOHANG);
+        if (p < 0)
+            break;
+        if (p > 0)
+            continue;
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        if ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000 > 300)
+            break;
+        nanosleep(&nap, NULL);
+    }
+    struct rusage ru;
+    getrusage(RUSAGE_CHILDREN, &ru);
+    long us = (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000L
+              + ru.ru_utime.tv_usec + ru.ru_stime.tv_usec;
+    FILE *f = fopen(argv[1], "w");
+    if (!f || fprintf(f, "%ld\n", us) < 0 || fclose(f)) return 126;
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 """
@@ -554,6 +640,51 @@ def create_fresh(b, rt):
         shutil.rmtree(d, ignore_errors=True)
 
 
+def _v2_unified():
+    with open("/proc/self/mountinfo") as f:
+        return any(l.split()[4] == "/sys/fs/cgroup" and " - cgroup2 " in l for l in f)
+
+
+@benchmark("create: warm-up child, cgroup placement", cpu=False,
+           info=("CPU user+sys", "no warm-up child (PYRT_WARMUP=0)", "CPU, no warm-up child",
+                 "warm-up child anyway (PYRT_WARMUP=1)", "CPU, warm-up child",
+                 "moved, not born in cgroup (PYRT_CLONE_INTO_CGROUP=0)", "CPU, moved",
+                 "moved, no warm-up child", "CPU, moved, no warm-up child"))
+def create_variants(b, rt):
+    """create with and without the launcher's warm-up child (PYRT_WARMUP=0), and on cgroup
+    v2 with the init moved into its cgroup instead of born there: wall time, and user+sys
+    CPU of the runtime, its children and the warm-up child (measured apart, through the
+    subreaper helper, so its 300 ms of reaping stays out of the wall times). runc ignores
+    the variables: its rows are runc again."""
+    variants = [("", "CPU user+sys", ())]
+    if _v2_unified():
+        # the launcher's default there: born in its cgroup, no warm-up child
+        variants += [("warm-up child anyway (PYRT_WARMUP=1)", "CPU, warm-up child",
+                      ("PYRT_WARMUP=1",)),
+                     ("moved, not born in cgroup (PYRT_CLONE_INTO_CGROUP=0)", "CPU, moved",
+                      ("PYRT_CLONE_INTO_CGROUP=0",)),
+                     ("moved, no warm-up child", "CPU, moved, no warm-up child",
+                      ("PYRT_CLONE_INTO_CGROUP=0", "PYRT_WARMUP=0"))]
+    else:
+        variants += [("no warm-up child (PYRT_WARMUP=0)", "CPU, no warm-up child",
+                      ("PYRT_WARMUP=0",))]
+    t = {}
+    for phase, cpu_phase, env in variants:
+        for what in ("time", "cpu"):
+            cid = rt.new_id()
+            try:
+                if what == "time":
+                    t[phase] = rt.call("create", "--bundle", b.bundle, cid,
+                                       prefix=["env"] + list(env))
+                else:
+                    t[cpu_phase] = rt.cpu(b, "create", "--bundle", b.bundle, cid, env=env)
+                rt.call("delete", "--force", cid)
+            finally:
+                rt.cleanup(cid)
+            time.sleep(COOLDOWN)  # as between iterations: a cold cgroup lock for each
+    return t
+
+
 def floor_throughput(b, ctxs):
     t0 = time.perf_counter()
     parallel(lambda _: subprocess.run(UNSHARE + [b.rootfs, "/bin/true"], check=True),
@@ -712,6 +843,178 @@ def ctr_run(b, rt, ctd):
     return {"": dt}
 
 
+def _engutil():
+    sys.path.insert(0, os.path.join(REPO, "tests", "engines"))
+    import engutil
+    return engutil
+
+
+def _single_binary(sb, rt):
+    """One executable path for the runtime (engines take a path, not a command line)."""
+    if len(rt.cmd) == 1:
+        return rt.cmd[0]
+    import shlex
+    path = sb.path("%s-wrapper" % rt.name)
+    if not os.path.exists(path):
+        sb.write(os.path.basename(path), "#!/bin/sh\nexec %s \"$@\"\n" % shlex.join(rt.cmd))
+        os.chmod(path, 0o755)
+    return path
+
+
+def _timed_engine(rt, argv, env=None, cleanup=()):
+    """Wall time of one engine command (its output to a file); BenchError on failure."""
+    e = dict(os.environ, **env) if env else None
+    with tempfile.TemporaryFile() as out:
+        t0 = time.perf_counter()
+        p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out, env=e)
+        try:
+            _wait_child(p, TIMEOUT)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+            raise BenchError("%s: `%s` timed out after %ds" % (rt.name, " ".join(argv), TIMEOUT))
+        dt = time.perf_counter() - t0
+        if p.returncode:
+            out.seek(0)
+            for c in cleanup:
+                subprocess.run(c, capture_output=True, env=e)
+            raise BenchError("%s: `%s` exited %d: %s" % (
+                rt.name, " ".join(argv), p.returncode,
+                out.read().decode(errors="replace").strip()))
+    return dt
+
+
+@contextlib.contextmanager
+def dockerd(b):
+    """Shared: a private dockerd (tests/engines/test_docker.py's set-up: own socket,
+    data-root, exec-root and pidfile under a tests/engines Sandbox, no iptables/bridge,
+    cgroupfs under the sandbox's name), both runtimes registered with --add-runtime, the
+    busybox rootfs imported as an image. A dockerd already running elsewhere is not
+    touched."""
+    engutil = _engutil()
+    missing = engutil.have("dockerd", "docker", "containerd")
+    if missing:
+        raise Skip("%s not installed (tools/engines/install.sh)" % missing)
+    sb = engutil.Sandbox("bdkr")
+    try:
+        sock = sb.path("docker.sock")
+        env = {"DOCKER_CONFIG": sb.mkdir("cli"), "DOCKER_HOST": "unix://" + sock}
+        rts = {rt.name: _single_binary(sb, rt) for rt in b.runtimes}
+        argv = ["dockerd", "-H", "unix://" + sock, "--data-root", sb.path("data"),
+                "--exec-root", sb.mkdir("exec"), "--pidfile", sb.path("docker.pid"),
+                "--config-file", sb.write("daemon.json", "{}"), "--iptables=false",
+                "--ip6tables=false", "--bridge=none", "--ip-forward=false",
+                "--ip-masq=false", "--userland-proxy=false",
+                "--exec-opt", "native.cgroupdriver=cgroupfs", "--cgroup-parent", "/" + sb.tag,
+                "--storage-driver", "overlay2"]
+        for name, path in rts.items():
+            argv += ["--add-runtime", "bench-%s=%s" % (name, path)]
+        try:
+            sb.start("dockerd", argv, sock=sock, timeout=90)
+            images = engutil.Images(sb)
+            r = engutil.run(["docker", "import", images.rootfs_tar, "pyrt-busybox:1"],
+                            env=env, timeout=120)
+        except (RuntimeError, TimeoutError, OSError) as e:
+            raise BenchError("dockerd: %s\n%s" % (e, sb.log("dockerd")[-2000:]))
+        if r.returncode:
+            raise BenchError("docker import: %s" % r.stderr.strip())
+        yield {"sb": sb, "env": env, "image": "pyrt-busybox:1"}
+        left = engutil.run(["docker", "ps", "-a", "-q"], env=env).stdout.split()
+        if left:
+            engutil.run(["docker", "rm", "-f"] + left, env=env)
+    finally:
+        leaks = sb.cleanup()
+    if leaks:
+        raise BenchError("dockerd sandbox left behind (cleaned up): " + "; ".join(leaks))
+
+
+@benchmark("docker run --rm /bin/true (dockerd)", shared=dockerd, cpu=False, smoke=False)
+def docker_run(b, rt, d):
+    name = rt.new_id()
+    argv = ["docker", "run", "--rm", "--network", "none", "--name", name,
+            "--runtime", "bench-" + rt.name, d["image"], "/bin/true"]
+    return {"": _timed_engine(rt, argv, d["env"],
+                              cleanup=[["docker", "rm", "-f", name]])}
+
+
+PODMAN_CONF = """\
+[containers]
+default_ulimits = ["nofile=1024:1024", "nproc=4096:4096"]
+netns = "none"
+log_driver = "k8s-file"
+
+[engine]
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+events_logfile_path = "{d}/events.log"
+lock_type = "file"
+tmp_dir = "{d}/tmp"
+static_dir = "{d}/storage/libpod"
+volume_path = "{d}/storage/volumes"
+
+[engine.runtimes]
+{runtimes}
+[network]
+network_config_dir = "{d}/net"
+"""
+
+
+@contextlib.contextmanager
+def podman(b):
+    """Shared: podman confined to a tests/engines Sandbox (tests/engines/test_podman.py's
+    containers.conf/storage.conf through CONTAINERS_*), each runtime a wrapper with its
+    own --root there, the busybox rootfs imported as an image."""
+    engutil = _engutil()
+    missing = engutil.have("podman", "conmon")
+    if missing:
+        raise Skip("%s not installed (tools/engines/install.sh)" % missing)
+    sb = engutil.Sandbox("bpod")
+    try:
+        import shlex
+        sb.mkdir("net")
+        lines = ""
+        for rt in b.runtimes:
+            w = sb.write("rt-" + rt.name, "#!/bin/sh\nexec %s --root %s \"$@\"\n"
+                         % (shlex.join(rt.cmd), sb.mkdir("root-" + rt.name)))
+            os.chmod(w, 0o755)
+            lines += 'bench-%s = ["%s"]\n' % (rt.name, w)
+        env = {
+            "CONTAINERS_CONF": sb.write("containers.conf", PODMAN_CONF.format(
+                d=sb.dir, runtimes=lines)),
+            "CONTAINERS_STORAGE_CONF": sb.write("storage.conf", STORAGE_CONF.format(d=sb.dir)),
+            "CONTAINERS_REGISTRIES_CONF": sb.write("registries.conf",
+                                                   "unqualified-search-registries = []\n"),
+        }
+        images = engutil.Images(sb)
+        r = engutil.run(["podman", "import", images.rootfs_tar, "pyrt-busybox:1"], env=env,
+                        timeout=120)
+        if r.returncode:
+            raise BenchError("podman import: %s" % (r.stdout + r.stderr).strip())
+        yield {"sb": sb, "env": env, "image": "localhost/pyrt-busybox:1"}
+        engutil.run(["podman", "rm", "-a", "-f"], env=env)
+    finally:
+        leaks = sb.cleanup()
+    if leaks:
+        raise BenchError("podman sandbox left behind (cleaned up): " + "; ".join(leaks))
+
+
+STORAGE_CONF = """\
+[storage]
+driver = "overlay"
+graphroot = "{d}/storage"
+runroot = "{d}/run"
+"""
+
+
+@benchmark("podman run --rm /bin/true", shared=podman, cpu=False, smoke=False)
+def podman_run(b, rt, p):
+    name = rt.new_id()
+    argv = ["podman", "--runtime", "bench-" + rt.name, "run", "--rm", "--pull", "never",
+            "--cgroup-parent", "/" + p["sb"].tag, "--name", name, p["image"], "/bin/true"]
+    return {"": _timed_engine(rt, argv, p["env"],
+                              cleanup=[["podman", "rm", "-f", name]])}
+
+
 # --- driver ---------------------------------------------------------------------------
 
 def resolve(cmd, what):
@@ -776,6 +1079,7 @@ def main(argv=None):
                             os.path.join(tmp, "root-pyruntime")),
                     Runtime("runc", resolve(a.runc, "runc"), os.path.join(tmp, "root-runc"))]
         b = Bench(tmp, smoke=a.smoke)
+        b.runtimes = runtimes
         st = os.stat(b.rootfs)
         rootfs_key = (st.st_dev, st.st_ino)
         results = []
@@ -822,6 +1126,8 @@ def measure(b, runtimes, spec, warmup, iterations):
     if spec.max_warmup is not None:
         warmup = min(warmup, spec.max_warmup)
     label = spec.label.format(batch=b.batch, many=b.many)
+    if b.smoke and not spec.smoke:
+        return [dict(row(spec, label, ""), skipped="full bench only (not with --smoke)")]
     samples = {rt.name: {} for rt in runtimes}
     floors = []
     try:
@@ -934,6 +1240,19 @@ def cells(r):
             fmt % r["floor"] if r["floor"] is not None else "-"]
 
 
+MOONSHOT = 0.6  # issue 13: `run /bin/true` where crun stands
+
+
+def moonshot(results):
+    """The line issue 13 asks for on every run: `run /bin/true` against its moonshot."""
+    r = next((r for r in results if r["benchmark"] == "run_true" and r["phase"] in WHOLE
+              and r.get("ratio") is not None), None)
+    if r is None:
+        return "moonshot: run /bin/true not measured"
+    return "moonshot: run /bin/true %.2f of runc (moonshot <= %.2f: %s)" % (
+        r["ratio"], MOONSHOT, "met" if round(r["ratio"], 2) <= MOONSHOT else "not met")
+
+
 def print_table(results, info):
     head = "%-36s %-4s %10s %9s %6s %8s %4s %8s"
     print(head % ("benchmark (medians)", "unit", "pyruntime", "runc", "ratio", "target",
@@ -945,6 +1264,7 @@ def print_table(results, info):
             print("%-36s %s" % (name, c[0]))
         else:
             print((head % ((name, r["unit"] if r else "") + tuple(c))).rstrip())
+    print(moonshot(results))
     print("iterations: %d (%d warm-up; throughput <= 5, memory <= 10)%s" % (
         info["iterations"], info["warmup"], ", smoke" if info["smoke"] else ""))
     print("machine: %s (start); %s (end)" % (info["machine_before"],
@@ -958,6 +1278,8 @@ def print_markdown(results, info):
         c = cells(r)
         name = "&nbsp;&nbsp;" * indent + label
         print("| %s | %s | %s |" % (name, r["unit"] if r else "", " | ".join(c)))
+    print()
+    print(moonshot(results) + ".")
     print()
     print("Medians of %d iterations (throughput: up to 5, memory: up to 10) after %d warm-up, "
           "runtimes alternating (state/list: one after the other); %s; %s; load average at the end %s." % (

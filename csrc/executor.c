@@ -382,6 +382,42 @@ static void check_mounted_fs(struct pyrt_step *s)
     close(fd);
 }
 
+/* A new filesystem made with fsopen/fsmount and attached at `at` by fd: no path through
+ * /proc/self/fd, which an init that mounts its procfs after the pivot does not have yet.
+ * v1: the options ("key=value" or "flag"), m[4]: 1 + the MOUNT_ATTR_* bits. */
+static void do_fsmount(struct pyrt_step *s, int at)
+{
+    int fs, mnt, i;
+    fs = (int)syscall(SYS_fsopen, s->s3, 1 /* FSOPEN_CLOEXEC */);
+    if (fs < 0)
+        fail(errno, NULL);
+    if (s->s1 && *s->s1 &&
+        syscall(SYS_fsconfig, fs, 1 /* FSCONFIG_SET_STRING */, "source", s->s1, 0) < 0)
+        fail(errno, "source %s", s->s1);
+    for (i = 0; s->v1 && s->v1[i]; i++) {
+        char key[256];
+        const char *eq = strchr(s->v1[i], '=');
+        size_t n = eq ? (size_t)(eq - s->v1[i]) : strlen(s->v1[i]);
+        if (n >= sizeof key)
+            fail(EINVAL, "option %s", s->v1[i]);
+        memcpy(key, s->v1[i], n);
+        key[n] = 0;
+        if (syscall(SYS_fsconfig, fs, eq ? 1 /* FSCONFIG_SET_STRING */ : 0 /* SET_FLAG */,
+                    key, eq ? eq + 1 : NULL, 0) < 0)
+            fail(errno, "option %s", s->v1[i]);
+    }
+    if (syscall(SYS_fsconfig, fs, 6 /* FSCONFIG_CMD_CREATE */, NULL, NULL, 0) < 0)
+        fail(errno, NULL);
+    mnt = (int)syscall(SYS_fsmount, fs, 1 /* FSMOUNT_CLOEXEC */, (unsigned)(s->m[4] - 1));
+    if (mnt < 0)
+        fail(errno, NULL);
+    close(fs);
+    if (syscall(SYS_move_mount, mnt, "", at, "",
+                0x00000004 /* MOVE_MOUNT_F_EMPTY_PATH */ | 0x00000040 /* T_EMPTY_PATH */) < 0)
+        fail(errno, "move_mount");
+    close(mnt);
+}
+
 static void do_mount(struct pyrt_step *s)
 {
     char target[64];
@@ -398,6 +434,12 @@ static void do_mount(struct pyrt_step *s)
     fd = resolve_in_root(s->s2, s->n1 == 1 ? 'd' : s->n1 == 2 ? 'f' : 0);
     if (fd < 0)
         fail(errno, NULL);
+    if (s->m[4]) {
+        do_fsmount(s, fd);
+        close(fd);
+        check_mounted_fs(s);
+        return;
+    }
     if (s->m[3]) {
         /* a mount the runtime prepared (idmapped): attach it */
         if (syscall(SYS_move_mount, (int)(s->m[3] - 1), "", fd, "",
@@ -598,7 +640,10 @@ static void do_mkdir(struct pyrt_step *s)
     close(fd);
 }
 
-static void do_pivot_root(void)
+/* keep_old: the old root stays stacked on the new one (unreachable by any lookup from the
+ * new root) until detach_old_root: a procfs made in a user namespace's mount namespace needs
+ * a visible one in it (mount_too_revealing), and the init mounting it comes later. */
+static void do_pivot_root(int keep_old)
 {
     int oldroot = open("/", O_DIRECTORY | O_RDONLY | O_CLOEXEC);
     /* no path: the root was cloned from the cwd (see OP_BIND_ROOTFS) */
@@ -616,7 +661,7 @@ static void do_pivot_root(void)
         fail(errno, NULL);
     if (mount(NULL, ".", NULL, MS_SLAVE | MS_REC, NULL) < 0)
         fail(errno, NULL);
-    if (umount2(".", MNT_DETACH) < 0)
+    if (!keep_old && umount2(".", MNT_DETACH) < 0)
         fail(errno, NULL);
     if (chdir("/") < 0)
         fail(errno, NULL);
@@ -1247,6 +1292,35 @@ static void do_affinity(struct pyrt_step *s)
         fail(errno, NULL);
 }
 
+static int step_fds(const struct pyrt_spawn *sp, int from, int *out, int n, int max);
+static long raw_clone(unsigned long flags);
+
+/* The process that built the root (outside the joined pid namespace, whose pid_for_children
+ * it set) forks the init there and leaves: nothing but the fds the remaining steps name
+ * and the new root pass, so the init shows nothing of the host from its first moment.
+ * The runtime learns the init's pid from us and answers the init with GO. */
+static void do_fork_init(struct pyrt_spawn *sp)
+{
+    int keep[4096 + 64 + 3], n = 0;
+    long child;
+
+    keep[n++] = g_sock;
+    keep[n++] = sp->fifo_fd;
+    keep[n++] = g_rootfd;
+    n = step_fds(sp, g_step + 1, keep, n, (int)(sizeof keep / sizeof keep[0]));
+    close_all_but(keep, n);
+    child = raw_clone(CLONE_PARENT | SIGCHLD);
+    if (child < 0)
+        fail(errno, NULL);
+    if (child == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+        wait_go();
+        return;
+    }
+    send_msg(MSG_PID, g_step, 0, (int)child, NULL);
+    _exit(0);
+}
+
 static void run_step(struct pyrt_spawn *sp, struct pyrt_step *s)
 {
     switch (s->op) {
@@ -1295,7 +1369,12 @@ static void run_step(struct pyrt_spawn *sp, struct pyrt_step *s)
     case OP_BIND_DEVICE: do_bind_device(s); break;
     case OP_SYMLINK: do_symlink(s); break;
     case OP_MKDIR: do_mkdir(s); break;
-    case OP_PIVOT_ROOT: do_pivot_root(); break;
+    case OP_PIVOT_ROOT: do_pivot_root((int)s->n1); break;
+    case OP_DETACH_OLD_ROOT:
+        /* "/" as a mount point is the topmost mount there: the stacked old root */
+        if (umount2("/", MNT_DETACH) < 0)
+            fail(errno, NULL);
+        break;
     case OP_CHROOT: do_chroot((int)s->n1); break;
     case OP_MASK: do_mask(s); break;
     case OP_READONLY: do_readonly(s); break;
@@ -1398,6 +1477,7 @@ static void run_step(struct pyrt_spawn *sp, struct pyrt_step *s)
         if (setns((int)s->n1, (int)s->n2) < 0)
             fail(errno, NULL);
         break;
+    case OP_FORK_INIT: do_fork_init(sp); break;
     default:
         fail(EINVAL, "unknown step op %d", s->op);
     }
@@ -1438,6 +1518,37 @@ static __attribute__((noreturn)) void init_main(struct pyrt_spawn *sp)
 static long raw_clone(unsigned long flags)
 {
     return syscall(SYS_clone, flags, NULL, NULL, NULL, NULL);
+}
+
+#ifndef SYS_clone3
+#define SYS_clone3 435
+#endif
+#ifndef CLONE_INTO_CGROUP
+#define CLONE_INTO_CGROUP 0x200000000ULL
+#endif
+
+/* struct clone_args up to .cgroup (CLONE_ARGS_SIZE_VER2, Linux 5.7) */
+struct pyrt_clone_args {
+    uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls,
+        set_tid, set_tid_size, cgroup;
+};
+
+/* A fork-like clone3 (the child runs on a copy of this stack) that starts the child in
+ * the cgroup v2 dir cgroup_fd: the kernel places it under a read lock, so the write lock
+ * of a migration (and its RCU grace period) never happens. -errno when the kernel, a
+ * seccomp filter (ENOSYS) or the cgroup refuses: the caller then clones the old way. */
+static long clone_into_cgroup(unsigned long flags, int cgroup_fd)
+{
+    struct pyrt_clone_args a;
+    long r;
+    memset(&a, 0, sizeof a);
+    a.flags = (uint64_t)(flags & ~0xffUL) | CLONE_INTO_CGROUP;
+    /* clone3 refuses one with CLONE_PARENT (EINVAL): the child takes the exit signal of
+     * the caller, which the runtime cloned with SIGCHLD */
+    a.exit_signal = (flags & CLONE_PARENT) ? 0 : (flags & 0xff);
+    a.cgroup = (uint64_t)cgroup_fd;
+    r = syscall(SYS_clone3, &a, sizeof a);
+    return r < 0 ? -errno : r;
 }
 
 /* ---- the init stub --------------------------------------------------------------------
@@ -1725,16 +1836,12 @@ static int start_stub(const struct pyrt_spawn *sp, int mode, const int *fds, int
     return pid;
 }
 
-/* The fds a spawn hands to the stub: the plan's own and the caller's preserved ones. */
-static int spawn_fds(const struct pyrt_spawn *sp, int *out, int max)
+/* The fds that steps `from`.. of the plan name, appended to out[n..max). */
+static int step_fds(const struct pyrt_spawn *sp, int from, int *out, int n, int max)
 {
-    int n = 0, i;
+    int i;
 #define ADD(fd) do { if ((fd) >= 0 && n < max) out[n++] = (fd); } while (0)
-    ADD(sp->sock);
-    ADD(sp->fifo_fd);
-    for (i = 0; i < sp->njoin; i++)
-        ADD(sp->join_fds[i]);
-    for (i = 0; i < sp->nsteps; i++) {
+    for (i = from; i < sp->nsteps; i++) {
         const struct pyrt_step *s = &sp->steps[i];
         if (s->op == OP_MOUNT && s->m[3])
             ADD((int)(s->m[3] - 1));
@@ -1756,6 +1863,19 @@ static int spawn_fds(const struct pyrt_spawn *sp, int *out, int max)
     }
 #undef ADD
     return n;
+}
+
+/* The fds a spawn hands to the stub: the plan's own and the caller's preserved ones. */
+static int spawn_fds(const struct pyrt_spawn *sp, int *out, int max)
+{
+    int n = 0, i;
+    if (sp->sock >= 0 && n < max) out[n++] = sp->sock;
+    if (sp->fifo_fd >= 0 && n < max) out[n++] = sp->fifo_fd;
+    if (sp->cgroup_fd >= 0 && n < max) out[n++] = sp->cgroup_fd;
+    for (i = 0; i < sp->njoin; i++)
+        if (sp->join_fds[i] >= 0 && n < max)
+            out[n++] = sp->join_fds[i];
+    return step_fds(sp, 0, out, n, max);
 }
 
 int pyrt_spawn(struct pyrt_spawn *sp)
@@ -1783,6 +1903,7 @@ int pyrt_spawn(struct pyrt_spawn *sp)
     }
     if (m.kind != MSG_PID)
         return -EPROTO;
+    sp->cgroup_errno = sp->cgroup_fd >= 0 ? m.err : ENOENT;
     return m.value;
 }
 
@@ -1849,12 +1970,30 @@ static __attribute__((noreturn)) void stub_spawn(struct pyrt_spawn *sp)
     /* the init inherits this: dumpable until the unprivileged runtime wrote its maps */
     if (sp->keep_dumpable)
         prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
-    child = raw_clone(sp->clone_flags | CLONE_PARENT | SIGCHLD);
-    if (child < 0)
-        fail(errno, NULL);
-    if (child == 0)
-        init_main(sp);
-    send_msg(MSG_PID, -1, 0, child, NULL);
+    {
+        int cg_err = 0;
+        child = -1;
+        if (sp->cgroup_fd >= 0) {
+            long r = clone_into_cgroup(sp->clone_flags | CLONE_PARENT | SIGCHLD, sp->cgroup_fd);
+            if (r >= 0)
+                child = (pid_t)r;
+            else
+                cg_err = (int)-r;
+        }
+        if (child < 0)
+            child = raw_clone(sp->clone_flags | CLONE_PARENT | SIGCHLD);
+        if (child < 0)
+            fail(errno, NULL);
+        if (child == 0) {
+            if (sp->cgroup_fd >= 0)
+                close(sp->cgroup_fd); /* a host directory: nothing in the container keeps it */
+            init_main(sp);
+        }
+        if (sp->cgroup_fd >= 0)
+            close(sp->cgroup_fd);
+        /* err: how the init was placed (0: born in cgroup_fd; else clone3's errno) */
+        send_msg(MSG_PID, -1, cg_err, child, NULL);
+    }
     _exit(0);
 }
 
@@ -2118,7 +2257,7 @@ int pyrt_setns_run(int npaths, const int *fds, const int *types, const char *pat
         sp.njoin = npaths;
         sp.join_fds = fds;
         sp.join_types = types;
-        sp.sock = sp.parent_sock = sp.fifo_fd = -1;
+        sp.sock = sp.parent_sock = sp.fifo_fd = sp.cgroup_fd = -1;
         sp.stub_fd = stub_fd;
         for (i = 0; i < npaths; i++)
             keep[n++] = fds[i];

@@ -14,7 +14,9 @@ enum {
     OP_NO_NEW_PRIVS, OP_SECCOMP, OP_LOOKUP, OP_READY, OP_WAIT_START, OP_EXEC, OP_BECOME_ROOT,
     OP_CONSOLE, OP_DUP_STDIO, OP_SETNS, OP_MKDIR, OP_UNSHARE, OP_LOOPBACK_UP, OP_HOOK,
     /* OCI 1.3 process/linux fields */
-    OP_SCHED, OP_IOPRIO, OP_MEMPOLICY, OP_PERSONALITY, OP_AFFINITY
+    OP_SCHED, OP_IOPRIO, OP_MEMPOLICY, OP_PERSONALITY, OP_AFFINITY,
+    /* the init of a joined pid namespace: forked there once its root is built */
+    OP_FORK_INIT, OP_DETACH_OLD_ROOT
 };
 
 /* Message kinds on the sync socket. */
@@ -52,6 +54,10 @@ struct pyrt_spawn {
                            still write the uid/gid maps); non-dumpable from the start otherwise */
     int stub_fd;        /* the sealed memfd copy of the init stub, exec'd before anything
                            enters a container namespace */
+    int cgroup_fd;      /* the init's cgroup v2 dir (O_PATH): born there by clone3
+                           CLONE_INTO_CGROUP, no migration; -1: a plain clone */
+    int cgroup_errno;   /* out: 0 born in cgroup_fd; else clone3's errno (a plain clone
+                           followed, the runtime moves the init) */
 };
 
 struct pyrt_msg {

@@ -48,6 +48,36 @@ static int places_a_process(const char *cmd)
     return !strcmp(cmd, "create") || !strcmp(cmd, "run") || !strcmp(cmd, "exec");
 }
 
+/*
+ * Whether the warm-up child pays off for this command. On a cgroup v2-only host the
+ * cgroupfs driver clones the init straight into its cgroup (clone3 CLONE_INTO_CGROUP):
+ * create and run then move nothing, and the child's own moves would only take the
+ * write lock that clone3 (a reader, like every fork) may then wait behind. Kept for
+ * exec (the process is still moved), v1/hybrid hosts (create 41.3 ms with it, 46.9
+ * without, CPU 20.3 vs 20.7 ms; on a machine at load 10-15 it cost instead: README
+ * "Performance" has the figures), the systemd driver
+ * (systemd moves the init) and PYRT_CLONE_INTO_CGROUP=0. Where clone3 is refused the
+ * runtime falls back to a move that pays the grace period in line: correct, slower.
+ * PYRT_WARMUP=0 turns it off everywhere, PYRT_WARMUP=1 on (to measure both).
+ */
+static int wants_warmup(const char *cmd, int argc, char **argv)
+{
+    const char *warm = getenv("PYRT_WARMUP");
+    if (warm && (!strcmp(warm, "0") || !strcmp(warm, "1")))
+        return warm[0] == '1';
+    if (!strcmp(cmd, "exec"))
+        return 1;
+    const char *cic = getenv("PYRT_CLONE_INTO_CGROUP");
+    if (cic && !strcmp(cic, "0"))
+        return 1;
+    if (access("/sys/fs/cgroup/cgroup.controllers", F_OK) != 0)
+        return 1;   /* v1 or hybrid: the init is moved */
+    for (int i = 1; i < argc && strcmp(argv[i], cmd); i++)
+        if (!strcmp(argv[i], "--systemd-cgroup") || !strncmp(argv[i], "--systemd-cgroup=", 17))
+            return 1;
+    return 0;
+}
+
 /* The command word: the first argument after the global flags. */
 static const char *command_of(int argc, char **argv)
 {
@@ -847,7 +877,7 @@ int main(int argc, char **argv)
 {
     fast_path(argc, argv);   /* returns only when the Python path must run */
     const char *cmd = command_of(argc, argv);
-    if (cmd && places_a_process(cmd))
+    if (cmd && places_a_process(cmd) && wants_warmup(cmd, argc, argv))
         warm_cgroup_migration();
     /* our own file with symlinks resolved: /usr/local/bin/pyruntime may link to a venv's */
     static char entry[PATH_MAX + 8], python[PATH_MAX];

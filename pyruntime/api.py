@@ -69,6 +69,10 @@ class Runtime:
         if self.log:
             self.log("warning", msg)
 
+    def _debug(self, msg):
+        if self.log:
+            self.log("debug", msg)
+
     # ---- queries -----------------------------------------------------------------------
 
     def load(self, cid, lock=False):
@@ -269,6 +273,9 @@ class Runtime:
         launch = Launch(plan, fifo_fd)
         launch.stdio = parent_stdio
         try:
+            if plan.get("clone_into_cgroup"):
+                # the init is cloned straight into its cgroup, which must exist first
+                self._make_cgroups(c, mgr)
             try:
                 pid = launch.spawn()
             finally:
@@ -281,8 +288,7 @@ class Runtime:
             # with a pid namespace of its own, killing the init takes every process of
             # the container: delete then never signals what else is in its cgroup
             c.data["pidns"] = "pid" in plan["namespaces"]["clone"]
-            intent = mgr.intent() if mgr is not None else []
-            _record_cgroups(c, mgr, intent)
+            _record_cgroups(c, mgr, mgr.intent() if mgr is not None else [])
             faults.at("create:spawned")
             self._write_id_maps(pid, plan)
             if linux.get("netDevices"):
@@ -300,27 +306,24 @@ class Runtime:
                 c.save()
             if plan.get("oom_score_adj") is not None:
                 _write_oom_score_adj(pid, plan["oom_score_adj"])
-            if mgr is not None:
-                try:
-                    mgr.create()
-                finally:
-                    # what create made must be on record even if it failed halfway
-                    if mgr.created != intent:
-                        _record_cgroups(c, mgr)
-                if not mgr.exclusive():
-                    n = len(mgr.pids())   # another container's: delete will spare them
-                    if n:
-                        self._warn("container's cgroup is not empty: %d process(es) found" % n)
-                        self._warn("DEPRECATED: running container in a non-empty cgroup won't "
-                                   "be supported in runc 1.2; "
-                                   "https://github.com/opencontainers/runc/issues/3132")
+            if mgr is not None and not plan.get("clone_into_cgroup"):
+                self._make_cgroups(c, mgr)
             faults.at("create:cgroup")
             launch.send()
             faults.at("create:go")
             if mgr is not None:
                 # concurrently with the init's own setup; it waits at its "cgroup" sync
                 mgr.apply()
-                mgr.add_pid(pid)
+                if launch.born_in_cgroup:
+                    self._debug("init %d: born in its cgroup %s (clone3 CLONE_INTO_CGROUP)"
+                                % (pid, plan["clone_into_cgroup"]))
+                else:
+                    if launch.cgroup_errno is not None:
+                        from .executor import strerror
+                        self._debug("init %d: clone3 CLONE_INTO_CGROUP %s: %s; moving it there"
+                                    % (pid, plan["clone_into_cgroup"],
+                                       strerror(launch.cgroup_errno)))
+                    mgr.add_pid(pid)
             console = None
             if process.get("terminal"):
                 console = _ConsoleSender(console_socket) if console_socket else _ConsoleKeeper(launch)
@@ -331,11 +334,11 @@ class Runtime:
                 if tag == "hooks":
                     from . import hooks as hooks_mod
                     s = c.oci_state("creating")
-                    s["pid"] = pid
+                    s["pid"] = launch.pid
                     try:
                         hooks_mod.run_hooks(hooks, "prestart", s)
                         hooks_mod.run_hooks(hooks, "createRuntime", s)
-                        hooks_mod.run_hooks(hooks, "createContainer", s, ns_pid=pid)
+                        hooks_mod.run_hooks(hooks, "createContainer", s, ns_pid=launch.pid)
                     except RuntimeErr as e:
                         # runc's wording: the hooks run during the init's setup
                         raise RuntimeErr("unable to start container process: error during "
@@ -348,12 +351,20 @@ class Runtime:
                     elif step["op"] == "seccomp":
                         from . import seccomp
                         s = c.oci_state("creating")
-                        s["pid"] = pid
+                        s["pid"] = launch.pid
                         seccomp.send_listener(linux["seccomp"], fd, s)
                 finally:
                     os.close(fd)
 
-            launch.run(on_sync=on_sync, on_fd=on_fd)
+            def on_pid(new):
+                # the init forked into a joined pid namespace by the process that built
+                # its root (which is gone now): it is the one on record from here
+                c.data["pid"] = new
+                c.data["start_time"], _ = st.proc_start_time(new)
+                c.save()
+                st.save_owned(c)
+
+            launch.run(on_sync=on_sync, on_fd=on_fd, on_pid=on_pid)
         except BaseException:
             _abort(launch, mgr)
             stdio.close(parent_stdio)
@@ -363,6 +374,23 @@ class Runtime:
             for fd in idmap_fds:
                 os.close(fd)
         return launch, mgr
+
+    def _make_cgroups(self, c, mgr):
+        intent = mgr.intent()
+        _record_cgroups(c, mgr, intent)
+        try:
+            mgr.create()
+        finally:
+            # what create made must be on record even if it failed halfway
+            if mgr.created != intent:
+                _record_cgroups(c, mgr)
+        if not mgr.exclusive():
+            n = len(mgr.pids())   # another container's: delete will spare them
+            if n:
+                self._warn("container's cgroup is not empty: %d process(es) found" % n)
+                self._warn("DEPRECATED: running container in a non-empty cgroup won't "
+                           "be supported in runc 1.2; "
+                           "https://github.com/opencontainers/runc/issues/3132")
 
     def _is_rootless(self):
         if self.rootless == "true":
@@ -617,11 +645,21 @@ def _home_of(rootfs, uid):
         raise RuntimeErr(what + strerror(e.errno)) from None
     finally:
         os.close(fd)
+    # Chunks, not one read of the bound: that would allocate (and on some paths touch)
+    # 4 MiB for a file of a few hundred bytes, create's largest allocation.
+    chunks, n = [], 0
     try:
-        with os.fdopen(rfd, "rb") as f:
-            data = f.read(_PASSWD_MAX + 1)
+        while n <= _PASSWD_MAX:
+            b = os.read(rfd, 65536)
+            if not b:
+                break
+            chunks.append(b)
+            n += len(b)
     except OSError as e:
         raise RuntimeErr(what + strerror(e.errno)) from None
+    finally:
+        os.close(rfd)
+    data = b"".join(chunks)
     if len(data) > _PASSWD_MAX:
         raise RuntimeErr(what + "larger than %d MiB" % (_PASSWD_MAX >> 20))
     want = str(uid)

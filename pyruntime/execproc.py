@@ -169,12 +169,15 @@ def load_process_file(path):
     return p
 
 
-def namespaces_to_join(pid):
-    """Every namespace of `pid` that differs from ours, in join order (user first)."""
+def namespaces_to_join(pid, for_children=False):
+    """Every namespace of `pid` that differs from ours, in join order (user first).
+    for_children: the pid namespace its children get (an init's builder is outside it)."""
     from .plan import JOIN_ORDER, NS_PROC_NAMES
     out = []
     for t in JOIN_ORDER:
         name = NS_PROC_NAMES[t]
+        if for_children and t == "pid":
+            name = "pid_for_children"
         path = "/proc/%d/ns/%s" % (pid, name)
         try:
             theirs = os.stat(path)

@@ -15,6 +15,7 @@ OPS = {
     "exec": 32, "become_root": 33, "console": 34, "dup_stdio": 35, "setns": 36, "mkdir": 37,
     "unshare": 38, "loopback_up": 39, "hook": 40,
     "sched": 41, "ioprio": 42, "mempolicy": 43, "personality": 44, "affinity": 45,
+    "fork_init": 46, "detach_old_root": 47,
 }
 MSG_PID, MSG_SYNC, MSG_READY, MSG_ERROR, MSG_FD = 1, 2, 3, 4, 5
 MSG_GO, MSG_ABORT = 10, 11
@@ -84,6 +85,8 @@ def _to_c(steps, keep, where):
             c.s1 = _cstr(keep, st["path"])
             c.s2 = _cstr(keep, g("parent"))
             c.n1 = 1 if g("from_cwd") else 0
+        elif op == "pivot_root":
+            c.n1 = 1 if g("keep_old_root") else 0
         elif op == "chroot":
             c.n1 = 1 if g("plain") else 0   # no mount namespace: chroot, never MS_MOVE
         elif op == "mount":
@@ -99,6 +102,9 @@ def _to_c(steps, keep, where):
             c.m[2] = g("fallback_attrs", 0)     # MOUNT_ATTR_* for the sysfs bind fallback (recursive)
             if g("mount_fd") is not None:       # a detached mount to move in (idmapped mounts)
                 c.m[3] = g("mount_fd") + 1
+            if g("fsmount"):                    # made by fsopen/fsmount, attached by fd
+                c.m[4] = st["fsmount"]["attrs"] + 1
+                c.v1 = _cvec(keep, st["fsmount"]["options"])
             if g("fallback_n"):
                 mask = 0
                 for e in g("fallback_errnos") or ():
@@ -298,6 +304,14 @@ class Launch:
         self.pid = 0
         self.sock = -1
         self._join_fds = []
+        self._cgroup_fd = -1
+        # 0: the init was born in plan["clone_into_cgroup"]; an errno: it was not (the
+        # runtime moves it); None: not asked
+        self.cgroup_errno = None
+
+    @property
+    def born_in_cgroup(self):
+        return self.cgroup_errno == 0
 
     def spawn(self):
         from .plan import NS_FLAGS
@@ -321,7 +335,18 @@ class Launch:
                                      % (j["type"], j["path"], strerror(e.errno)))
                 jfds.append(fd)
                 jtypes.append(NS_FLAGS[j["type"]])
-            self._join_fds = jfds
+            self._join_fds = list(jfds)
+            for i, st in enumerate(self.steps):
+                if st["op"] == "setns" and "fd" not in st:
+                    # a namespace the init's builder joins itself (a pid namespace
+                    # entered only once the root is built)
+                    try:
+                        fd = os.open(st["path"], os.O_RDONLY | os.O_CLOEXEC)
+                    except OSError as e:
+                        raise RuntimeErr("unable to join %s namespace %s: %s"
+                                         % (st["type"], st["path"], strerror(e.errno)))
+                    self._join_fds.append(fd)
+                    self.steps[i] = dict(st, fd=fd, nstype=NS_FLAGS[st["type"]])
             sp = ffi.new("struct pyrt_spawn *")
             sp.clone_flags = _ns_flags(clone)
             sp.nsteps = len(self.steps)
@@ -343,6 +368,14 @@ class Launch:
             sp.fifo_fd = self.fifo_fd
             sp.force_stage1 = 1 if self.force_stage1 else 0
             sp.stub_fd = stub_fd()
+            sp.cgroup_fd = -1
+            if self.plan.get("clone_into_cgroup"):
+                try:
+                    self._cgroup_fd = os.open(self.plan["clone_into_cgroup"],
+                                              os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+                    sp.cgroup_fd = self._cgroup_fd
+                except OSError as e:
+                    self.cgroup_errno = e.errno   # the runtime moves it, as without
             # An unprivileged runtime writes the maps of a new user namespace itself: the
             # init's /proc files must stay its own until then (the init stays dumpable
             # only until the first GO, before it does anything).
@@ -366,8 +399,13 @@ class Launch:
                 if back is not None:
                     os.fchdir(back)
                     os.close(back)
+            if sp.cgroup_fd >= 0:
+                self.cgroup_errno = sp.cgroup_errno
         finally:
             os.close(child_sock)
+            if self._cgroup_fd >= 0:
+                os.close(self._cgroup_fd)
+                self._cgroup_fd = -1
             for fd in self._join_fds:
                 os.close(fd)
             self._join_fds = []
@@ -402,7 +440,7 @@ class Launch:
             return None, r
         return (m.kind, m.step, m.err, m.value, ffi.string(m.text).decode(errors="replace"), fdp[0]), 0
 
-    def run(self, on_sync=None, on_fd=None, until=MSG_READY):
+    def run(self, on_sync=None, on_fd=None, until=MSG_READY, on_pid=None):
         """Process init messages until READY. Raises RuntimeErr on a failed step."""
         while True:
             msg, r = self.recv()
@@ -415,6 +453,15 @@ class Launch:
                 return
             if kind == MSG_ERROR:
                 raise RuntimeErr(self.error_text(step, err, text))
+            if kind == MSG_PID:
+                # fork_init: the builder forked the init into the joined pid namespace
+                # and exits; the init waits for our GO, so its pid is on record first
+                self._reap(self.pid)
+                self.pid = value
+                if on_pid is not None:
+                    on_pid(value)
+                self.send(MSG_GO)
+                continue
             if kind == MSG_SYNC:
                 st = self.steps[step]
                 try:
@@ -448,6 +495,13 @@ class Launch:
             os.close(self.sock)
             self.sock = -1
 
+    @staticmethod
+    def _reap(pid):
+        try:
+            os.waitpid(pid, 0)
+        except ChildProcessError:
+            pass
+
     def kill(self):
         """Kill the init and reap it (it is our child through CLONE_PARENT)."""
         if self.pid > 0:
@@ -455,10 +509,7 @@ class Launch:
                 os.kill(self.pid, 9)
             except ProcessLookupError:
                 pass
-            try:
-                os.waitpid(self.pid, 0)
-            except ChildProcessError:
-                pass
+            self._reap(self.pid)
             self.pid = 0
         self.close()
 

@@ -108,7 +108,7 @@ def _spawn_in_ns(ns_pid, path, args, env, stdin, out_w, err_w):
     namespace, before pivot_root). The runtime's user namespace is kept: host root can
     enter every namespace the container's user namespace owns."""
     from .execproc import namespaces_to_join
-    joins = [j for j in namespaces_to_join(ns_pid) if j["type"] != "user"]
+    joins = [j for j in namespaces_to_join(ns_pid, for_children=True) if j["type"] != "user"]
     return _exec_hook(joins, path, args, env, stdin, out_w, err_w, None)
 
 

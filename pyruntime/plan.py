@@ -314,6 +314,30 @@ def _fs_type(path):
     return ctypes.c_long.from_buffer(buf).value
 
 
+def _after_pivot(steps):
+    """A /proc mount entry's steps, for an init that mounts them after the pivot: the
+    procfs is made with fsopen and attached by fd (no /proc/self/fd to name it by yet),
+    and a host source (lxcfs) is cloned by the runtime, the host being out of reach."""
+    out = []
+    for st in steps:
+        st = dict(st)
+        if st["op"] == "mount" and st.get("fstype") == "proc":
+            flags = st["flags"]
+            attrs = _ms_to_attr(flags)
+            for ms, a in ((MS_NOATIME, MOUNT_ATTR_NOATIME), (MS_STRICTATIME, MOUNT_ATTR_STRICTATIME),
+                          (MS_NODIRATIME, MOUNT_ATTR_NODIRATIME),
+                          (MS_NOSYMFOLLOW, MOUNT_ATTR_NOSYMFOLLOW)):
+                if flags & ms:
+                    attrs |= a
+            st["fsmount"] = {"attrs": attrs,
+                             "options": [o for o in (st.get("data") or "").split(",") if o]}
+        elif st["op"] == "mount" and st.get("flags", 0) & MS_BIND and not (
+                st.get("idmap") or st.get("host_clone")):
+            st["host_clone"] = {"recursive": bool(st["flags"] & MS_REC)}
+        out.append(st)
+    return out
+
+
 def _ms_to_attr(flags):
     attr = 0
     for ms, a in ((MS_RDONLY, MOUNT_ATTR_RDONLY), (MS_NOSUID, MOUNT_ATTR_NOSUID),
@@ -377,6 +401,19 @@ def build(config, bundle, cid, opts=None, cgroup_mgr=None):
     userns = has("user")
     new_userns = "user" in clone
     netns_new = "network" in clone
+    # An init that joins an existing pid namespace is visible there from its clone: a
+    # neighbour with CAP_SYS_PTRACE could follow its rootfs fd, its cwd while it pivots or
+    # its root up to the host. So the process that builds the root stays outside: it only
+    # sets its pid_for_children (first step) and, once pivoted, forks the init there
+    # (fork_init); the procfs, which belongs to the mounter's pid namespace, is mounted by
+    # the init. A new user namespace has no right to enter a pid namespace owned by
+    # another: that init still joins before its clone (its proc mount needs the same
+    # right, so only a config without procfs gets that far).
+    late_pid = next((j for j in join if j["type"] == "pid"), None) if not new_userns else None
+    if late_pid is not None:
+        join.remove(late_pid)
+    late_steps = []
+    keep_old_root = False
     plan = {
         "id": cid,
         "rootfs": rootfs,
@@ -388,6 +425,9 @@ def build(config, bundle, cid, opts=None, cgroup_mgr=None):
     }
     steps = plan["steps"]
     add = steps.append
+    if late_pid is not None:
+        add(_step("setns", "join the pid namespace %s (for the init, forked later)"
+                  % late_pid["path"], type="pid", path=late_pid["path"]))
     if userns:
         # a joined one too: the host's root is nobody there, and files it made (a /dev
         # tmpfs's nodes, mount points) would have no owner in it (EOVERFLOW)
@@ -395,7 +435,8 @@ def build(config, bundle, cid, opts=None, cgroup_mgr=None):
     if unshare_cgroup:
         # after the runtime put us in our cgroup, so that it becomes the namespace's root
         add(_step("unshare", "create the cgroup namespace", flags=NS_FLAGS["cgroup"]))
-    add(_step("setsid", "create a new session"))
+    if late_pid is None:
+        add(_step("setsid", "create a new session"))
     if netns_new:
         add(_step("loopback_up", "bring up the loopback interface"))
     if not mntns:
@@ -435,7 +476,11 @@ def build(config, bundle, cid, opts=None, cgroup_mgr=None):
                 raise ConfigError("mounts: %s: cgroup mount needs the cgroup manager" % dest)
             steps.extend(cgroup_mgr.mount_steps(m, cgroupns))
             continue
-        steps.extend(mount_steps(m, bundle, userns, netns_new, linux=linux, rootfs=rootfs))
+        ms = mount_steps(m, bundle, userns, netns_new, linux=linux, rootfs=rootfs)
+        if late_pid is not None and (dest == "/proc" or dest.startswith("/proc/")):
+            late_steps.extend(_after_pivot(ms))
+        else:
+            steps.extend(ms)
 
     dev_mounted = any(_clean_dest("/" + m.get("destination", "").lstrip("/")) == "/dev" for m in mounts)
     # runc makes the default devices only when /dev is its own (not the host's)
@@ -485,7 +530,17 @@ def build(config, bundle, cid, opts=None, cgroup_mgr=None):
         if opts.get("no_pivot"):
             add(_step("chroot", "move the rootfs to / and chroot (--no-pivot)"))
         else:
-            add(_step("pivot_root", "pivot_root into %s" % rootfs))
+            # a procfs made in a mount namespace of a user namespace needs a visible one
+            # in it: the forked init detaches the old root only after its proc mount
+            keep_old_root = late_pid is not None and userns
+            add(_step("pivot_root", "pivot_root into %s" % rootfs,
+                      **({"keep_old_root": True} if keep_old_root else {})))
+    if late_pid is not None:
+        add(_step("fork_init", "fork the init into the pid namespace %s" % late_pid["path"]))
+        add(_step("setsid", "create a new session"))
+        steps.extend(late_steps)
+        if keep_old_root:
+            add(_step("detach_old_root", "detach the old root"))
 
     if mntns and linux.get("rootfsPropagation") in ("shared", "rshared", "unbindable",
                                                     "runbindable"):
@@ -550,8 +605,16 @@ def build(config, bundle, cid, opts=None, cgroup_mgr=None):
         first_attr = next((i for i, st in enumerate(steps) if st["op"] in ATTRIBUTE_OPS), None)
         if first_attr is not None and first_attr < at:
             at = first_attr
+        # the forked init inherits its builder's cgroup: placed before the fork
+        if late_pid is not None:
+            at = min(at, next(i for i, st in enumerate(steps) if st["op"] == "fork_init"))
         steps.insert(at, _step("sync", "wait for the runtime to place the init in its cgroup",
                                tag="cgroup"))
+        # born there (clone3 CLONE_INTO_CGROUP) where one cgroup v2 dir is all it needs;
+        # the executor falls back to a plain clone and the runtime's move if refused
+        birth = cgroup_mgr.birth_dir() if os.environ.get("PYRT_CLONE_INTO_CGROUP") != "0" else None
+        if birth:
+            plan["clone_into_cgroup"] = birth
     return plan
 
 

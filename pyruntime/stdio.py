@@ -14,7 +14,6 @@ cannot stall the copying of its output.
 """
 import errno
 import os
-import select
 
 _CHUNK = 1 << 16
 _SPLICE_NONBLOCK = 2  # SPLICE_F_NONBLOCK
@@ -107,6 +106,7 @@ class _Out:
             except BlockingIOError:
                 if _readable(self.src):
                     # our side is a non-blocking pipe that is full: wait for room
+                    import select
                     select.select([], [self.dst], [])
                     continue
                 return True
@@ -137,6 +137,7 @@ def _queued(fd):
 
 
 def _readable(fd):
+    import select
     p = select.poll()
     p.register(fd, select.POLLIN)
     return any(ev & (select.POLLIN | select.POLLHUP) for _, ev in p.poll(0))
@@ -151,6 +152,7 @@ def write_all(fd, data):
         except InterruptedError:
             continue
         except BlockingIOError:
+            import select
             select.select([], [fd], [])
             continue
         view = view[n:]
@@ -212,6 +214,8 @@ def relay(pid, parent, forwarder=None, stdin_fd=0, stdout_fd=1, stderr_fd=2):
     if err_r is not None:
         outs[err_r] = _Out(err_r, stderr_fd)
     pidfd = watch(pid, forwarder)
+    # here, not at the top: create (which relays nothing) never loads it
+    import select
     IN, OUT = select.POLLIN, select.POLLOUT
     p = select.poll()
     for fd in outs:

@@ -54,11 +54,13 @@ def _entry(launcher):
     return os.path.realpath(launcher) + "-entry"
 
 
-def _launch(launcher, *args):
+def _launch(launcher, *args, env=None):
     # the fast path off: what is checked here is what reaches the interpreter, and
     # `delete --force` of an id not there would not reach it at all
+    e = {k: v for k, v in os.environ.items() if not k.startswith("PYRT_")}
+    e["PYRT_FASTPATH"] = "0"
     p = subprocess.run([launcher] + list(args), capture_output=True, text=True, timeout=30,
-                       cwd="/tmp", env=dict(os.environ, PYRT_FASTPATH="0"))
+                       cwd="/tmp", env=dict(e, **(env or {})))
     assert p.returncode == 0, p.stderr
     out = {}
     for line in p.stdout.splitlines():
@@ -67,12 +69,19 @@ def _launch(launcher, *args):
     return out
 
 
+# cgroup v2-only: the init is born in its cgroup (clone3), create/run move nothing
+MOVES_INIT = not os.path.exists("/sys/fs/cgroup/cgroup.controllers")
+
+
 @pytest.mark.parametrize("args,warms", [
-    (["create", "--bundle", "b", "c1"], True),
-    (["--root", "/r", "--log", "/l", "--log-format", "json", "run", "c1"], True),
+    (["create", "--bundle", "b", "c1"], MOVES_INIT),
+    (["--root", "/r", "--log", "/l", "--log-format", "json", "run", "c1"], MOVES_INIT),
     (["--root=/r", "exec", "c1", "true"], True),
-    (["-root", "/r", "--debug", "create", "c1"], True),
-    (["--", "run", "c1"], True),
+    (["-root", "/r", "--debug", "create", "c1"], MOVES_INIT),
+    (["--", "run", "c1"], MOVES_INIT),
+    (["--systemd-cgroup", "create", "c1"], True),     # systemd moves the init
+    (["--root", "/r", "--systemd-cgroup=true", "run", "c1"], True),
+    (["create", "--systemd-cgroup", "c1"], MOVES_INIT),  # not a global flag there
     (["state", "exec"], False),
     (["--log", "exec", "state", "c1"], False),     # "exec" is --log's value
     (["--rootless", "run", "list"], False),
@@ -87,8 +96,22 @@ def test_warm_up_only_for_commands_that_place_a_process(launcher, args, warms):
     assert len(kids) == (1 if warms else 0), out
 
 
+@pytest.mark.parametrize("env,warms", [
+    ({"PYRT_WARMUP": "0"}, False),
+    ({"PYRT_WARMUP": "1"}, True),
+    ({"PYRT_CLONE_INTO_CGROUP": "0"}, True),   # the init is moved: worth warming
+    ({}, MOVES_INIT),
+])
+def test_warm_up_switches(launcher, env, warms):
+    out = _launch(launcher, "create", "c1", env=env)
+    assert len(out["KIDS"][0].split()) == (1 if warms else 0), out
+    # exec always moves its process; only PYRT_WARMUP=0 stops that warm-up
+    out = _launch(launcher, "exec", "c1", "true", env=env)
+    assert len(out["KIDS"][0].split()) == (0 if env.get("PYRT_WARMUP") == "0" else 1), out
+
+
 def test_warm_up_child_holds_nothing_of_the_caller(launcher):
-    out = _launch(launcher, "create", "c1")
+    out = _launch(launcher, "exec", "c1", "true")
     assert out["COMM"] == ["pyrt-cg-warmup"], out  # not a second `pyruntime create` in ps
     # It may have finished already (a zombie has neither); while alive: cwd /, and at
     # most the cgroup.procs file it writes, never the caller's stdio pipes.
@@ -211,3 +234,15 @@ def test_engine_commands_import_nothing_heavy(rt, make_bundle, cid, pyrt_tmp):
         allowed = {"pyruntime._seccomp"} if args[0] == "features" else set()
         heavy = sorted(m for m in mods if m in HEAVY and m not in allowed)
         assert not heavy, (args, heavy)
+
+
+def test_plain_create_leaves_out_what_only_run_needs(rt, make_bundle, cid, pyrt_tmp):
+    """create of a plain detached config (no terminal, no hooks) never relays stdio: the
+    relay's `select` stays out (create's peak RSS is compared with runc's: issue 13)."""
+    if not rt.is_pyruntime or not os.path.exists(rt.cmd[0] + "-entry"):
+        pytest.skip("checks pyruntime's own launcher")
+    b = make_bundle(["sleep", "1000"])
+    mods, rc = _imports_of(rt, ["create", "--bundle", b.path, cid], pyrt_tmp)
+    assert rc == 0
+    assert "pyruntime.stdio" in mods, sorted(mods)   # the probe reaches the stdio set-up
+    assert "select" not in mods, sorted(mods)

@@ -70,6 +70,29 @@ def test_env_home_kept(rt, make_bundle, cid):
     assert sorted(run_out(rt, b, cid).splitlines()) == ["HOME=/custom", "PATH=/bin"]
 
 
+def test_env_home_from_a_long_passwd(rt, make_bundle, cid, tmp_path):
+    """HOME is looked up past the first read's worth of the image's /etc/passwd (the runtime
+    reads it in chunks) and an over-large one is refused in one line, nothing left."""
+    if not rt.is_pyruntime:
+        pytest.skip("the size bound is pyruntime's")
+    b = make_bundle(["env"])
+    b.config["process"]["env"] = ["PATH=/bin"]
+    b.config["process"]["user"] = {"uid": 4242, "gid": 0}
+    b.save()
+    pw = os.path.join(b.rootfs, "etc", "passwd")
+    filler = "".join("u%d:x:%d:0::/nonexistent:/bin/false\n" % (i, 10000 + i) for i in range(4000))
+    with open(pw, "a") as f:
+        f.write(filler + "far:x:4242:0::/far/home:/bin/sh\n")
+    assert os.path.getsize(pw) > 65536
+    assert "HOME=/far/home" in run_out(rt, b, cid).splitlines()
+    rt.ok("delete", "--force", cid)
+    with open(pw, "a") as f:
+        f.write("#" * (4 << 20) + "\n")
+    r = rt.run("create", "--bundle", b.path, cid)
+    assert r.returncode != 0
+    assert "larger than 4 MiB" in r.stderr and r.stderr.strip().count("\n") == 0, r.stderr
+
+
 def test_host_env_not_leaked(rt, make_bundle, cid):
     b = make_bundle(["env"])
     out = run_out(rt, b, cid, env={"PYRT_SECRET_LEAK": "1"})

@@ -91,6 +91,11 @@ class BaseManager:
     def _create_one(self, key, d):
         return common.mkdirs(self.mounts[key], d)
 
+    def birth_dir(self):
+        """The cgroup v2 dir the init is cloned into (clone3 CLONE_INTO_CGROUP), or None
+        when placing it takes a migration anyway (v1 hierarchies, a systemd unit)."""
+        return None
+
     def add_pid(self, pid):
         for key, d in self.dirs():
             try:

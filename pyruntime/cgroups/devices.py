@@ -216,12 +216,13 @@ def compile_program(rules):
 class _Bpf:
     def __init__(self):
         import ctypes
-        import platform
         self.ct = ctypes
         self.libc = ctypes.CDLL(None, use_errno=True)
         self.libc.syscall.restype = ctypes.c_long
+        # os.uname(), not platform.machine(): platform imports re, enum and collections
+        # (create on cgroup v2 paid them on every container)
         self.nr = {"x86_64": 321, "aarch64": 280, "ppc64le": 361, "s390x": 351,
-                   "riscv64": 280, "i686": 357}.get(platform.machine(), 321)
+                   "riscv64": 280, "i686": 357}.get(os.uname().machine, 321)
 
     def call(self, cmd, attr):
         ct = self.ct

@@ -453,6 +453,9 @@ class SystemdManager(V2Manager):
         if self.paths.get(KEY) != os.path.normpath(want):
             raise CgroupError("cgroup state: unit %s does not match path %r" % (self.unit, self.paths.get(KEY)))
 
+    def birth_dir(self):
+        return None   # systemd moves the init into the unit it starts for it
+
     def create(self):
         # systemd makes the directory when the unit starts (add_pid: the init's pid is
         # needed); on record now so that whatever happens next, destroy() removes it

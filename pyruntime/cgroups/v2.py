@@ -43,6 +43,11 @@ class V2Manager(BaseManager):
     def _pids_dir(self):
         return self.leaf
 
+    def birth_dir(self):
+        """The dir the init can be cloned straight into (clone3 CLONE_INTO_CGROUP): one
+        hierarchy, so no other cgroup needs a migration."""
+        return None if KEY in self.skipped else self.leaf
+
     def _create_one(self, key, d):
         made = common.mkdirs(self.mountpoint, d)
         # enable every available controller on the way down (not in the leaf)

@@ -4,7 +4,7 @@
 def runtime(g):
     from ..api import Runtime
     return Runtime(g.root, systemd_cgroup=g.systemd_cgroup, rootless=g.rootless,
-                   log=lambda level, msg: g._emit(level, msg))
+                   log=lambda level, msg: g._emit(level, msg) if level != "debug" else g.debugf(msg))
 
 
 CREATE_FLAGS = [

@@ -69,16 +69,18 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
 
 
 class Cri:
-    def __init__(self, sb, images):
+    wrapper = engutil.WRAPPER
+
+    def __init__(self, sb, images, config=CONFIG):
         self.sb = sb
         self.sock = sb.path("c.sock")
         self.calls_log = sb.path("calls.log")
-        wrapper = sb.write("pyruntime-wrapper", engutil.WRAPPER.format(
+        wrapper = sb.write("pyruntime-wrapper", self.wrapper.format(
             pyruntime=engutil.PYRUNTIME, log=self.calls_log))
         os.chmod(wrapper, 0o755)
         sb.mkdir("cni", "bin")
         sb.mkdir("cni", "conf")
-        sb.write("config.toml", CONFIG.format(d=sb.dir, pause=PAUSE, wrapper=wrapper))
+        sb.write("config.toml", config.format(d=sb.dir, pause=PAUSE, wrapper=wrapper))
         sb.start("containerd", ["containerd", "--config", sb.path("config.toml")],
                  sock=self.sock)
         base = engutil._tar_dir(images.rootfs)

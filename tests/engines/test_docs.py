@@ -16,6 +16,12 @@ def blocks(lang):
     return re.findall(r"```%s\n(.*?)```" % lang, open(DOC).read(), re.S)
 
 
+def block(lang, marker):
+    """The one `lang` block that contains marker (the doc has several of each kind)."""
+    (b,) = [b for b in blocks(lang) if marker in b]
+    return b
+
+
 def test_containerd_snippet():
     (toml,) = blocks("toml")[:1]
     rt = tomllib.loads(toml)["plugins"]["io.containerd.grpc.v1.cri"]["containerd"][
@@ -32,13 +38,38 @@ def test_containerd_snippet():
 
 
 def test_runtimeclass_handler_is_the_containerd_runtime():
-    (yaml,) = blocks("yaml")
+    yaml = block("yaml", "kind: RuntimeClass")
     assert re.search(r"^handler: pyruntime$", yaml, re.M)
     assert re.search(r"^kind: RuntimeClass$", yaml, re.M)
 
 
+def test_kubernetes_node_snippets():
+    """The v2 + systemd node: the handler with SystemdCgroup = true and Debian's CNI
+    plugins, a kubelet on the same driver, and the network the CNI test builds (the same
+    plugin chain; the test adds no gateway, masquerading or port mapping)."""
+    conf = tomllib.loads(block("toml", "SystemdCgroup = true"))
+    crip = conf["plugins"]["io.containerd.grpc.v1.cri"]
+    rt = crip["containerd"]["runtimes"]["pyruntime"]
+    assert rt["runtime_type"] == "io.containerd.runc.v2"
+    assert rt["options"] == {"BinaryName": "/usr/local/bin/pyruntime", "SystemdCgroup": True}
+    assert crip["cni"]["bin_dir"] == "/usr/lib/cni"
+    kubelet = block("yaml", "kind: KubeletConfiguration")
+    assert re.search(r"^cgroupDriver: systemd$", kubelet, re.M)
+    net = json.loads(block("json", '"plugins"'))
+    import test_cri_cni
+    assert test_cri_cni.CNI_BIN == crip["cni"]["bin_dir"]
+    tested = test_cri_cni.conflist("10.1.2.0/24", "/x")
+    assert [p["type"] for p in net["plugins"]][:1] == [p["type"] for p in tested["plugins"]]
+    assert net["plugins"][0]["ipam"]["type"] == tested["plugins"][0]["ipam"]["type"]
+    assert net["cniVersion"] == tested["cniVersion"]
+    # Every plugin the doc names is one Debian's package ships (the test's skip condition
+    # already requires the package).
+    assert {p["type"] for p in net["plugins"]} | {"loopback"} <= set(
+        os.listdir(test_cri_cni.CNI_BIN))
+
+
 def test_podman_snippet():
-    conf = tomllib.loads(blocks("toml")[1])
+    conf = tomllib.loads(block("toml", "[engine]"))
     assert conf["engine"]["runtime"] == "pyruntime"
     assert conf["engine"]["runtimes"]["pyruntime"] == ["/usr/local/bin/pyruntime"]
 
@@ -46,7 +77,7 @@ def test_podman_snippet():
 @pytest.mark.skipif(engutil.have("dockerd", "docker") is not None,
                     reason="docker.io is not installed (tools/engines/install.sh)")
 def test_daemon_json_runs_containers_on_pyruntime(images):
-    (text,) = blocks("json")
+    text = block("json", '"runtimes"')
     conf = json.loads(text)
     assert conf["runtimes"]["pyruntime"]["path"] == "/usr/local/bin/pyruntime"
     sb = engutil.Sandbox("doc")

@@ -5,7 +5,7 @@
 set -euo pipefail
 REPO=$(cd "$(dirname "$(readlink -f "$0")")/../.." && pwd)
 
-PKGS=(containerd docker.io podman conmon docker-registry)
+PKGS=(containerd docker.io podman conmon docker-registry containernetworking-plugins)
 missing=()
 for p in "${PKGS[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
