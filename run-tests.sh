@@ -2,7 +2,7 @@
 # Install what the tests need, then run every stage of the suite.
 #
 #   ./run-tests.sh                 all stages
-#   ./run-tests.sh -k lifecycle    extra arguments go to pytest (the pytest and wheel stages)
+#   ./run-tests.sh -k lifecycle    extra arguments go to pytest (the pytest, pytest-nofast and wheel stages)
 #
 # Exit status: non-zero if any stage failed (pytest's 5, "no tests collected", included).
 set -uo pipefail
@@ -34,13 +34,17 @@ stage() {
 stage pytest "$VPY" -m pytest tests -q -p no:cacheprovider --ignore=tests/v2 --ignore=tests/systemd --ignore=tests/criu "$@"
 # sdist + wheel built as pip builds them, checked against the package tree, the wheel in a
 # fresh venv under /tmp, and the same host suite against that install's `pyruntime`
-# without the checkout (tools/test-installed-wheel.sh); ~30 s plus the suite
-stage wheel tools/test-installed-wheel.sh "$@"
+# without the checkout (tools/test-installed-wheel.sh); ~30 s plus the suite. It runs with
+# the launcher's fast path off (PYRT_FASTPATH=0), so the Python path of start/state/kill/
+# delete, which every unusual case takes, passes the whole suite too; tests/test_fastpath.py
+# sets the switch per command and so still checks the installed fast launcher
+stage wheel env PYRT_FASTPATH=0 tools/test-installed-wheel.sh "$@"
 stage bench-smoke "$VPY" bench/bench.py --smoke
 
-# tests/v2 (library + real containers through the CLI) in the qemu cgroup v2-only guest;
-# ~2 min (boot ~5 s, the rest is the emulated guest's Python start-ups)
-stage cgroup-v2 tools/cgroup-v2-vm/run-v2-tests.sh
+# tests/v2 (library + real containers through the CLI) in the qemu cgroup v2-only guest,
+# with the launcher's fast path off (the guest stages below keep it on, so both paths run
+# on v2); ~2 min (boot ~5 s, the rest is the emulated guest's Python start-ups)
+stage cgroup-v2 env V2_PASSENV=PYRT_FASTPATH PYRT_FASTPATH=0 tools/cgroup-v2-vm/run-v2-tests.sh
 # the isolation suite's tests marked `guest` (issue 12's regression tests: runtime exe and
 # fds, an init created into a joined pid namespace, paths, stdio, state and cgroup
 # ownership, with and without a user namespace) in the

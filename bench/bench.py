@@ -20,6 +20,7 @@ Benchmarks (names for --only):
   run_true    `run` of /bin/true, wall time. Floor: unshare(1) of the same namespaces +
               chroot + /bin/true.
   lifecycle   create, start, wait for exit, delete: separate processes, as containerd does.
+  kill        `kill <id> CONT` of a running `sleep` container (created once per runtime).
   exec_true   `exec` of /bin/true (foreground, no tty) into a running `sleep` container
               created once per runtime. Floor: nsenter(1) into that container's namespaces.
   seccomp     `create` with the Docker default profile (spec-fixtures/seccomp/) as
@@ -585,6 +586,13 @@ def lifecycle(b, rt):
         rt.cleanup(cid)
         if os.path.exists(pidfile):
             os.unlink(pidfile)
+
+
+@benchmark("kill (SIGCONT to a running init)", fixture=sleeper)
+def kill(b, rt, ctx):
+    # SIGCONT: the signal reaches the init and changes nothing, so one container serves
+    # every iteration
+    return {"": rt.call("kill", ctx["cid"], "CONT")}
 
 
 def floor_nsenter(b, ctxs):

@@ -157,6 +157,9 @@ class Runtime:
                                             no_new_keyring, preserve_fds, pass_fds)
             c.data["status"] = "created"
             c.save()
+            # start/state/kill/delete of the ordinary case, for the launcher (fastplan.py)
+            from . import fastplan
+            fastplan.write(c)
             faults.at("create:before-pidfile")
             if pid_file:
                 write_pid_file(pid_file, launch.pid)

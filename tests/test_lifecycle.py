@@ -6,6 +6,7 @@ import subprocess
 import time
 
 import pytest
+import util
 from util import call, call_ok
 
 # tests marked guest and guest_systemd also run in the cgroup v2 guest, with the cgroupfs
@@ -144,6 +145,15 @@ def test_kill_default_signal_is_term(rt, make_bundle, cid):
     b = make_bundle(["sh", "-c", "trap 'exit 0' TERM; while :; do sleep 0.05; done"])
     call_ok(rt, "create", "--bundle", b.path, cid)
     rt.ok("start", cid)
+    # start returns at the init's go, before its exec (as runc's): kill once the trap is
+    # set, or the TERM may reach pid 1 while it still has no handler
+    pid = rt.state(cid)["pid"]
+
+    def trapped():
+        with open("/proc/%d/status" % pid) as f:
+            cgt = [l for l in f if l.startswith("SigCgt:")][0].split()[1]
+        return int(cgt, 16) & (1 << (15 - 1))
+    assert util.wait_for(trapped, 10)
     rt.ok("kill", cid)
     wait_status(rt, cid, "stopped")
 

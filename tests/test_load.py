@@ -176,8 +176,13 @@ def test_parallel_distinct_lifecycles(rt, make_bundle, pyrt_ctx, pyrt_counts):
         ok(rt, "start", cid)
         s = json.loads(ok(rt, "state", cid).stdout)
         assert s["id"] == cid and s["status"] == "running"
-        with open("/proc/%d/cmdline" % s["pid"], "rb") as f:
-            got = f.read().split(b"\0")[1].decode()
+        # start returns once the init has its go (as runc's): the exec of the process
+        # follows, and with the launcher's fast path state can come before it
+        def argv():
+            with open("/proc/%d/cmdline" % s["pid"], "rb") as f:
+                a = f.read().split(b"\0")
+            return a if a[0] == b"/bin/sleep" else None
+        got = util.wait_for(argv, 10)[1].decode()
         ok(rt, "delete", "--force", cid)
         return got
 
