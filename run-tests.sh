@@ -2,7 +2,7 @@
 # Install what the tests need, then run every stage of the suite.
 #
 #   ./run-tests.sh                 all stages
-#   ./run-tests.sh -k lifecycle    extra arguments go to pytest (the pytest, pytest-nofast and wheel stages)
+#   ./run-tests.sh -k lifecycle    extra arguments go to pytest (the pytest and wheel stages)
 #
 # Exit status: non-zero if any stage failed (pytest's 5, "no tests collected", included).
 set -uo pipefail

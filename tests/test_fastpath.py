@@ -5,7 +5,7 @@ status, state dir, cgroups) is the same with the fast path on and off (PYRT_FAST
 
 PYRT_FASTPATH_TRACE=FILE makes the launcher append "fast CMD" or "fallback CMD: why" to
 FILE: that is how these tests see which path ran. The suite as a whole also runs with
-PYRT_FASTPATH=0 (run-tests.sh's `pytest-nofast` stage).
+PYRT_FASTPATH=0 (run-tests.sh's `wheel` and `cgroup-v2` stages).
 """
 import json
 import os
