@@ -3,9 +3,12 @@ imports, even lazily inside a function, one that imports it back: a cycle is how
 private helpers leak between layers. This walks every import of every module (ast, at any
 depth) and fails on a cycle, naming it."""
 import ast
+import importlib.util
 from pathlib import Path
 
-PKG = Path(__file__).resolve().parent.parent / "pyruntime"
+# the package under test wherever it is installed (the wheel stage has no source tree
+# beside the tests): found, not imported
+PKG = Path(importlib.util.find_spec("pyruntime").origin).resolve().parent
 
 
 def _module_name(path):
