@@ -17,9 +17,20 @@ def blocks(lang):
 
 
 def block(lang, marker):
-    """The one `lang` block that contains marker (the doc has several of each kind)."""
-    (b,) = [b for b in blocks(lang) if marker in b]
-    return b
+    """The first `lang` block that contains marker: the doc has several of each kind, and
+    the v2 + systemd section repeats an engine's snippet with its cgroup driver changed
+    (those are checked by test_every_snippet_parses_and_names_pyruntime)."""
+    found = [b for b in blocks(lang) if marker in b]
+    assert found, "no %s block in docs/engines.md contains %r" % (lang, marker)
+    return found[0]
+
+
+def test_every_snippet_parses_and_names_pyruntime():
+    for b in blocks("toml"):
+        assert "pyruntime" in str(tomllib.loads(b))
+    for b in blocks("json"):
+        assert json.loads(b)
+    assert len(blocks("toml")) >= 4 and len(blocks("json")) >= 3
 
 
 def test_containerd_snippet():
