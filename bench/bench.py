@@ -808,7 +808,7 @@ def containerd(b):
         raise BenchError("containerd sandbox left behind (cleaned up): " + "; ".join(leaks))
 
 
-@benchmark("ctr run --rm /bin/true (containerd)", shared=containerd, target=1.05, cpu=False)
+@benchmark("ctr run --rm /bin/true (containerd)", shared=containerd, target=0.95, cpu=False)
 def ctr_run(b, rt, ctd):
     sb = ctd["sb"]
     binary = rt.cmd[0]
