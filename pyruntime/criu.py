@@ -181,6 +181,18 @@ def _fail(what, resp, logdir, logfile):
                                               os.path.join(logdir, logfile)))
 
 
+def _work_dir(o, work_path, keep):
+    """--work-path: criu's logs and work files go there instead of beside the images
+    (the fd is kept open until criu has answered). Returns it, or None."""
+    if not work_path:
+        return None
+    os.makedirs(work_path, 0o700, exist_ok=True)
+    wdir = os.open(work_path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    keep.append(wdir)
+    o.work_dir_fd = wdir
+    return work_path
+
+
 def _config_file(opts, annotations):
     # runc: annotation org.criu.config names another criu config file ("" = none)
     if "org.criu.config" in (annotations or {}):
@@ -329,13 +341,7 @@ def _dump(c, config, criu, images, work_path, parent, cg_mode, ens, pre_dump, fl
         o.empty_ns = ens
         for k, v in flags.items():
             setattr(o, k, bool(v))
-        logdir = images
-        if work_path:
-            os.makedirs(work_path, 0o700, exist_ok=True)
-            wdir = os.open(work_path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-            keep.append(wdir)
-            o.work_dir_fd = wdir
-            logdir = work_path
+        logdir = _work_dir(o, work_path, keep) or images
         _config_file(o, config.get("annotations"))
         for kind, key in (("network", "extRootNetNS"), ("pid", "extRootPidNS")):
             path = _ext_ns_path(config, kind)
@@ -590,13 +596,7 @@ def restore(rt, cid, bundle, criu="criu", image_path=None, work_path=None, detac
             o.lsm_profile = lsm_profile
         if lsm_mount_context:
             o.lsm_mount_context = lsm_mount_context
-        logdir = images
-        if work_path:
-            os.makedirs(work_path, 0o700, exist_ok=True)
-            wdir = os.open(work_path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-            keep.append(wdir)
-            o.work_dir_fd = wdir
-            logdir = work_path
+        logdir = _work_dir(o, work_path, keep) or images
         _config_file(o, config.get("annotations"))
         for n in linux.get("namespaces") or ():
             npath = n.get("path")
