@@ -100,18 +100,25 @@ static const char *command_of(int argc, char **argv)
     return NULL;
 }
 
+/* A small file's text, NUL-terminated: its length, or -1. */
+static ssize_t read_text(const char *path, char *buf, size_t size)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t n = read(fd, buf, size - 1);
+    close(fd);
+    if (n >= 0)
+        buf[n] = '\0';
+    return n;
+}
+
 /* "N:controllers:/path" of /proc/self/cgroup -> a cgroup.procs we are in */
 static int procs_file(char *out, size_t len)
 {
     char buf[8192];
-    int fd = open("/proc/self/cgroup", O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
+    if (read_text("/proc/self/cgroup", buf, sizeof(buf)) <= 0)
         return -1;
-    ssize_t n = read(fd, buf, sizeof(buf) - 1);
-    close(fd);
-    if (n <= 0)
-        return -1;
-    buf[n] = '\0';
     int found = -1;
     for (char *line = buf, *next; line && *line; line = next) {
         next = strchr(line, '\n');
@@ -191,14 +198,9 @@ static void warm_cgroup_migration(void)
 static int interpreter_of(const char *entry, char *out, size_t len)
 {
     char buf[2 * PATH_MAX + 64];
-    int fd = open(entry, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    ssize_t n = read(fd, buf, sizeof(buf) - 1);
-    close(fd);
+    ssize_t n = read_text(entry, buf, sizeof(buf));
     if (n < 0)
         return -1;
-    buf[n] = '\0';
     if (n < 3 || buf[0] != '#' || buf[1] != '!') {
         errno = ENOEXEC;
         return -1;
@@ -509,14 +511,8 @@ static int fp_proc_start(long pid, unsigned long long *start, char *letter)
 {
     char path[64], buf[1024];
     snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
+    if (read_text(path, buf, sizeof(buf)) <= 0)
         return -1;
-    ssize_t n = read(fd, buf, sizeof(buf) - 1);
-    close(fd);
-    if (n <= 0)
-        return -1;
-    buf[n] = '\0';
     char *r = strrchr(buf, ')');
     if (!r || r[1] != ' ')
         return -1;
@@ -548,11 +544,7 @@ static int fp_frozen(const struct fp_plan *p)
     if (p->freeze == 0)
         return 0;
     char buf[64];
-    int fd = open(p->freeze_path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    ssize_t n = read(fd, buf, sizeof(buf) - 1);
-    close(fd);
+    ssize_t n = read_text(p->freeze_path, buf, sizeof(buf));
     if (n <= 0)
         return -1;
     while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == ' '))
