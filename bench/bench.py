@@ -238,6 +238,28 @@ def _session_snapshot(sid):
     return "; ".join(out) or "(no process left)"
 
 
+def sweep_dead_runs():
+    """Empty cgroups an earlier bench left when it was killed before its own sweep: named
+    pyrt-bench-<tag>-<pid>-<n> after a bench process that no longer exists. Only empty
+    ones are removed (rmdir, never a signal); returns how many."""
+    import re
+    name = re.compile(r"pyrt-bench-.+-(\d+)-\d+$")
+    found = []
+    for top, dirs, _ in os.walk("/sys/fs/cgroup"):
+        for d in dirs:
+            m = name.match(d)
+            if m and top != "/sys/fs/cgroup" and not os.path.exists("/proc/" + m.group(1)):
+                found.append(os.path.join(top, d))
+    n = 0
+    for cg in sorted(found, key=lambda p: -p.count("/")):
+        try:
+            os.rmdir(cg)   # EBUSY while a process is in it: left alone
+            n += 1
+        except OSError:
+            pass
+    return n
+
+
 def sweep(tmp, rootfs_key):
     """Kill and remove what a failed runtime left behind; returns a list of findings.
 
@@ -1067,6 +1089,10 @@ def main(argv=None):
               file=sys.stderr)
         return 2
 
+    stale = sweep_dead_runs()
+    if stale:
+        print("bench: removed %d empty cgroups of earlier, killed bench runs" % stale,
+              file=sys.stderr)
     tmp = tempfile.mkdtemp(prefix="pyrt-bench-")
     os.chmod(tmp, 0o755)
     runtimes = []
