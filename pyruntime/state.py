@@ -14,6 +14,7 @@ import os
 import stat as _stat
 
 from . import OCI_VERSION, fastjson
+from .cgroups import record
 from .errors import NotExist, RuntimeErr
 from .ids import _ID_RE, validate
 
@@ -270,38 +271,8 @@ def _sanitize(d):
     if not isinstance(d.get("status", ""), str):
         raise ValueError("invalid status")
     cg = d.get("cgroup")
-    if cg is not None and not _cgroup_record_ok(cg):
+    if cg is not None and record.problem(cg):
         raise ValueError("invalid cgroup record")
-
-
-def _cgroup_record_ok(cg):
-    # Every dir must be a normalised path strictly below a cgroup hierarchy mount, not a
-    # hierarchy root itself, ending with the container's own cgroup path: never "..", a
-    # hierarchy root or the runtime's own cgroup. Pure string checks: every `state` and
-    # `list` runs this, and os.path.ismount() (a realpath per call) made `list` of 500
-    # containers several times slower. The file itself must be ours (see load()).
-    if not isinstance(cg, dict):
-        return False
-    mounts, paths, created = cg.get("mounts") or {}, cg.get("paths") or {}, cg.get("created") or []
-    if not (isinstance(mounts, dict) and isinstance(paths, dict) and isinstance(created, list)):
-        return False
-    tail = cg.get("cgroups_path") or cg.get("id") or ""
-    if not isinstance(tail, str):
-        return False
-    parts = [x for x in tail.split("/") if x]
-    if not parts or any(x in (".", "..") for x in parts):
-        return False
-    tail = "/" + "/".join(parts)
-    roots = [m for m in mounts.values() if isinstance(m, str)]
-    for p in paths.values():
-        if (not isinstance(p, str) or not p.startswith("/") or os.path.normpath(p) != p
-                or not any(p.startswith(r.rstrip("/") + "/") for r in roots)
-                or not p.endswith(tail) or p in roots):
-            return False
-    # made by create: a leaf or one of the dirs of the container's path above it
-    made = {p[:len(p) - len(tail)] + "/" + "/".join(parts[:k])
-            for p in paths.values() for k in range(1, len(parts) + 1)}
-    return all(isinstance(p, str) and p in made for p in created)
 
 
 def save_owned(c):

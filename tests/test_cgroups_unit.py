@@ -335,6 +335,29 @@ def test_state_round_trip(make, procs):
     assert m2.created == m.created
 
 
+def _record(**kw):
+    rec = {"driver": "v1", "id": "c1", "cgroups_path": "/x/c1",
+           "paths": {"pids": "/sys/fs/cgroup/pids/x/c1"}, "mounts": {"pids": "/sys/fs/cgroup/pids"},
+           "created": ["/sys/fs/cgroup/pids/x", "/sys/fs/cgroup/pids/x/c1"], "skipped": []}
+    rec.update(kw)
+    return rec
+
+
+# records the state loader refused and the managers took (one check now: cgroups/record.py);
+# each would point delete at a cgroup that is not the container's
+@pytest.mark.parametrize("bad", [
+    pytest.param({"cgroups_path": None, "id": None}, id="no-container-path"),
+    pytest.param({"cgroups_path": "/x/../c1"}, id="dotdot-container-path"),
+    pytest.param({"paths": {"pids": "/sys/fs/cgroup/pids/other"}}, id="leaf-not-the-containers"),
+    pytest.param({"created": ["/sys/fs/cgroup/pids/y"]}, id="created-off-the-path"),
+    pytest.param({"paths": [["pids", "/sys/fs/cgroup/pids/x/c1"]]}, id="paths-not-an-object"),
+])
+def test_from_state_refuses_a_record_not_naming_the_container(bad):
+    assert cgroups.from_state(_record()).dirs() == [("pids", "/sys/fs/cgroup/pids/x/c1")]
+    with pytest.raises(CgroupError, match="^cgroup state: "):
+        cgroups.from_state(_record(**bad))
+
+
 @needs_v1
 def test_stats_shape_like_runc(make, procs):
     m = make({"memory": {"limit": 64 << 20}, "pids": {"limit": 20}})
@@ -454,7 +477,7 @@ def test_v1_to_v2_conversions_match_runc():
 def test_v1_mount_steps_comounted_and_ro():
     from pyruntime.cgroups.v1 import V1Manager
     m = V1Manager.from_state({
-        "driver": "v1", "paths": {"cpu,cpuacct": "/sys/fs/cgroup/cpu,cpuacct/x/c1",
+        "driver": "v1", "id": "c1", "cgroups_path": "/x/c1", "paths": {"cpu,cpuacct": "/sys/fs/cgroup/cpu,cpuacct/x/c1",
                                   "memory": "/sys/fs/cgroup/memory/x/c1",
                                   "name=systemd": "/sys/fs/cgroup/systemd/x/c1"},
         "mounts": {"cpu,cpuacct": "/sys/fs/cgroup/cpu,cpuacct", "memory": "/sys/fs/cgroup/memory",

@@ -258,6 +258,53 @@ def test_hostile_owned_record_cannot_point_at_a_foreign_cgroup(rt, make_bundle, 
         assert not os.path.exists(d)
 
 
+def _forged_records(rec, cid):
+    """Records of a container with cgroupsPath /<cid> that the state loader once took and
+    only the cgroup managers refused (or neither did): each must make `state` say the file
+    is corrupt, before any command acts on it."""
+    key = next(k for k in rec["paths"] if k in ("", "pids"))
+    mp, leaf = rec["mounts"][key], rec["paths"][key]
+    one = dict(rec, paths={key: leaf}, mounts={key: mp}, skipped=[])
+    return {
+        # the container's path spelt so that the hierarchy root is one of its dirs
+        "created-names-the-root": dict(one, cgroups_path="/%s/%s" % (os.path.basename(mp), cid),
+                                       created=[mp, leaf]),
+        "mount-not-a-string": dict(one, mounts={key: mp, "x": 7}, created=[leaf]),
+        "mount-outside-the-cgroup-root": dict(
+            one, mounts={key: "/tmp"}, paths={key: "/tmp/" + cid}, created=["/tmp/" + cid]),
+        "mount-beside-the-cgroup-root": dict(
+            one, mounts={key: CG + "x"}, paths={key: CG + "x/" + cid}, created=[CG + "x/" + cid]),
+    }
+
+
+@pytest.mark.parametrize("forgery", ["created-names-the-root", "mount-not-a-string",
+                                     "mount-outside-the-cgroup-root",
+                                     "mount-beside-the-cgroup-root"])
+def test_forged_cgroup_record_is_refused_on_load(rt, make_bundle, cid, forgery):
+    """One check for the record (cgroups/record.py): what the managers refused, loading the
+    state refuses too, and delete --force still finds the container through owned.json."""
+    if not rt.is_pyruntime:
+        pytest.skip("pyruntime's state file")
+    b = bundle(make_bundle, cgpath="/" + cid)
+    util.call_ok(rt, "run", "--detach", "--bundle", b.path, cid, timeout=T)
+    init = rt.state(cid)["pid"]
+    dirs = cgroup_dirs(cid)
+    path = os.path.join(rt.root, cid, "state.json")
+    with open(path) as f:
+        st = json.load(f)
+    st["cgroup"] = _forged_records(st["cgroup"], cid)[forgery]
+    with open(path, "w") as f:
+        json.dump(st, f)
+    p = rt.run("state", cid, timeout=T)
+    assert p.returncode == 1 and "corrupt state" in p.stderr, (p.returncode, p.stdout, p.stderr)
+    assert len(p.stderr.strip().splitlines()) == 1, p.stderr
+    p = rt.run("delete", "--force", cid, timeout=T)
+    assert p.returncode == 0 and "Traceback" not in p.stderr, p.stderr
+    assert util.wait_for(lambda: not util.pid_alive(init), 5)
+    assert [d for d in dirs if os.path.exists(d)] == []
+    assert not os.path.exists(os.path.join(rt.root, cid))
+
+
 # ---- item 8: create killed at any moment, then delete --force, leaves nothing -------------
 
 @pytest.mark.guest

@@ -5,8 +5,7 @@ import errno
 import os
 
 from pyruntime.errors import CgroupError, strerror
-
-CGROUP_ROOT = "/sys/fs/cgroup"
+from pyruntime.cgroups.record import CGROUP_ROOT  # noqa: F401 (its home: record.py)
 
 # Flags used when building mount steps (values from <sys/mount.h>).
 MS_RDONLY = 0x1

@@ -428,7 +428,7 @@ class SystemdManager(V2Manager):
         self.extra_props = annotation_props(annotations)
         mp = common.CGROUP_ROOT
         # the unit's cgroup as an absolute fs path: what V2Manager computes its leaf from
-        # and what the state file's sanity check (state._cgroup_record_ok) expects
+        # and what the state record check (cgroups/record.problem) expects
         super().__init__(container_id, os.path.join(sliced, self.unit), resources,
                          linux_devices=linux_devices, mountinfo=mountinfo)
         self.paths[KEY] = common.leaf_dir(mp, mp, [p for p in sliced.split("/") if p] + [self.unit])
