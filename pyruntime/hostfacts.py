@@ -18,6 +18,9 @@ plan.build. Facts:
     setgroups_denied      the runtime will deny setgroups (unprivileged own-id gid map)
     cgroup_replace  rootless v1: {leaf the container would have had: the runtime's cgroup}
     seccomp         the compiled filter {program, flags, notify} or None
+    clone_into_cgroup     False when PYRT_CLONE_INTO_CGROUP=0: the init is cloned the old
+                     way and moved into its cgroup (tests and bench/ compare the two; the
+                     launcher reads the same switch to keep its warm-up child)
 """
 import os
 import stat
@@ -206,6 +209,7 @@ def gather(config, bundle, *, listen_fds=0, pass_fds=None, stdio_mask=0, seccomp
         "setgroups_denied": bool(setgroups_denied),
         "cgroup_replace": dict(cgroup_replace or {}),
         "seccomp": seccomp,
+        "clone_into_cgroup": os.environ.get("PYRT_CLONE_INTO_CGROUP") != "0",
     }
     ns = {n.get("type") for n in linux.get("namespaces") or ()}
     if "mount" in ns and linux.get("rootfsPropagation") in ("shared", "rshared"):

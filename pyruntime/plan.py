@@ -556,7 +556,7 @@ def build(config, bundle, cid, opts, facts, cgroup_mgr=None):
                                tag="cgroup"))
         # born there (clone3 CLONE_INTO_CGROUP) where one cgroup v2 dir is all it needs;
         # the executor falls back to a plain clone and the runtime's move if refused
-        birth = cgroup_mgr.birth_dir() if os.environ.get("PYRT_CLONE_INTO_CGROUP") != "0" else None
+        birth = cgroup_mgr.birth_dir() if facts.get("clone_into_cgroup", True) else None
         if birth:
             plan["clone_into_cgroup"] = birth
         plan["cgroup"] = {k: v for k, v in cgroup_mgr.to_state().items() if k != "created"}

@@ -65,7 +65,7 @@ def _fixed_facts(config):
         "last_cap": 40, "apparmor_exec": "/proc/self/attr/apparmor/exec", "sources": sources,
         "rootfs_modes": {}, "rootfs_parent_mount": "/", "home": "/", "listen_fds": 0,
         "pass_fds": [], "stdio_mask": 0, "setgroups_denied": False, "cgroup_replace": {},
-        "seccomp": seccomp,
+        "seccomp": seccomp, "clone_into_cgroup": True,
     }
 
 
@@ -106,6 +106,22 @@ def test_plan_matches_the_golden_plan(tmp_path, name):
     assert got.splitlines() == want.splitlines(), (
         "the plan for %s changed: if intended, regenerate (see this file's docstring) and "
         "review the diff" % name)
+
+
+@pytest.mark.parametrize("switch", [True, False])
+def test_clone_into_cgroup_is_a_host_fact(tmp_path, monkeypatch, switch):
+    """Born in its cgroup v2 dir or moved there: the facts say which (hostfacts reads
+    PYRT_CLONE_INTO_CGROUP), so the planner's answer does not hang on its environment."""
+    monkeypatch.setenv("PYRT_CLONE_INTO_CGROUP", "1" if not switch else "0")
+    config = _config(tmp_path, specgen.default_spec())
+    leaf = "/sys/fs/cgroup/golden"
+    mgr = cgroups.from_state({"driver": "v2", "mode": "unified", "id": "golden",
+                              "cgroups_path": None, "paths": {"": leaf},
+                              "mounts": {"": "/sys/fs/cgroup"}, "created": [], "skipped": []})
+    opts = {"no_pivot": False, "no_new_keyring": False, "preserve_fds": 0, "foreground": False}
+    plan = plan_mod.build(config, BUNDLE, "golden", opts,
+                          dict(_fixed_facts(config), clone_into_cgroup=switch), cgroup_mgr=mgr)
+    assert plan.get("clone_into_cgroup") == (leaf if switch else None)
 
 
 def test_golden_plans_have_no_stale_files():
