@@ -782,42 +782,20 @@ def memory(b, rt, ctx):
     return t
 
 
-CONTAINERD_CONFIG = """\
-version = 2
-root = "{d}/root"
-state = "{d}/state"
-disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.btrfs",
-  "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper",
-  "io.containerd.snapshotter.v1.aufs", "io.containerd.internal.v1.tracing",
-  "io.containerd.tracing.processor.v1.otlp"]
-[grpc]
-  address = "{d}/c.sock"
-[ttrpc]
-  address = "{d}/c.sock.ttrpc"
-[metrics]
-  address = ""
-[plugins."io.containerd.monitor.v1.cgroups"]
-  no_prometheus = true
-"""
-
-
 @contextlib.contextmanager
 def containerd(b):
-    """Shared: a private containerd under a tests/engines Sandbox with the busybox image."""
-    sys.path.insert(0, os.path.join(REPO, "tests", "engines"))
-    import engutil
+    """Shared: a private containerd under a tests/engines Sandbox with the busybox image
+    (tests/engines/daemons.py's set-up, as test_containerd.py's without its debug log)."""
+    engutil, daemons = _engines()
     missing = engutil.have("containerd", "ctr", "containerd-shim-runc-v2")
     if missing:
         raise Skip("%s not installed (tools/engines/install.sh)" % missing)
     sb = engutil.Sandbox("bench")
     try:
-        sb.write("config.toml", CONTAINERD_CONFIG.format(d=sb.dir))
-        sock = sb.path("c.sock")
         try:
-            sb.start("containerd", ["containerd", "--config", sb.path("config.toml")],
-                     sock=sock)
+            sock = daemons.start_containerd(sb, daemons.containerd_config())
             images = engutil.Images(sb)
-            ctr = ["ctr", "-a", sock, "-n", "pyrt-bench"]
+            ctr = daemons.ctr_argv(sock, "pyrt-bench")
             r = engutil.run(ctr + ["images", "import", images.archive])
         except (RuntimeError, TimeoutError, OSError) as e:
             raise BenchError("containerd: %s\n%s" % (e, sb.log("containerd")[-2000:]))
@@ -833,53 +811,32 @@ def containerd(b):
 @benchmark("ctr run --rm /bin/true (containerd)", shared=containerd, target=0.95, cpu=False)
 def ctr_run(b, rt, ctd):
     sb = ctd["sb"]
-    binary = rt.cmd[0]
-    if len(rt.cmd) > 1:  # --runc-binary takes one path: wrap a command with arguments
-        binary = sb.path("%s-wrapper" % rt.name)
-        if not os.path.exists(binary):
-            import shlex
-            sb.write(os.path.basename(binary), "#!/bin/sh\nexec %s \"$@\"\n" % shlex.join(rt.cmd))
-            os.chmod(binary, 0o755)
     cid = rt.new_id()
-    argv = ctd["ctr"] + ["run", "--rm", "--runc-binary", binary,
+    argv = ctd["ctr"] + ["run", "--rm", "--runc-binary", _single_binary(sb, rt),
                          "--runc-root", sb.mkdir("runc-root-" + rt.name),
                          "--fifo-dir", sb.mkdir("fifo"), "--cgroup", "/%s/%s" % (sb.tag, cid),
                          ctd["image"], cid, "/bin/true"]
-    with tempfile.TemporaryFile() as out:
-        t0 = time.perf_counter()
-        p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out)
-        try:
-            _wait_child(p, TIMEOUT)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
-            raise BenchError("%s: `%s` timed out after %ds" % (rt.name, " ".join(argv), TIMEOUT))
-        dt = time.perf_counter() - t0
-        if p.returncode:
-            out.seek(0)
-            subprocess.run(ctd["ctr"] + ["tasks", "rm", "-f", cid], capture_output=True)
-            subprocess.run(ctd["ctr"] + ["containers", "rm", cid], capture_output=True)
-            raise BenchError("%s: `%s` exited %d: %s" % (
-                rt.name, " ".join(argv), p.returncode,
-                out.read().decode(errors="replace").strip()))
-    return {"": dt}
+    return {"": _timed_engine(rt, argv, cleanup=[ctd["ctr"] + ["tasks", "rm", "-f", cid],
+                                                 ctd["ctr"] + ["containers", "rm", cid]])}
 
 
-def _engutil():
-    sys.path.insert(0, os.path.join(REPO, "tests", "engines"))
+def _engines():
+    """tests/engines' engutil (sandboxes, images) and daemons (the engines' set-up)."""
+    d = os.path.join(REPO, "tests", "engines")
+    if d not in sys.path:
+        sys.path.insert(0, d)
+    import daemons
     import engutil
-    return engutil
+    return engutil, daemons
 
 
 def _single_binary(sb, rt):
     """One executable path for the runtime (engines take a path, not a command line)."""
     if len(rt.cmd) == 1:
         return rt.cmd[0]
-    import shlex
     path = sb.path("%s-wrapper" % rt.name)
     if not os.path.exists(path):
-        sb.write(os.path.basename(path), "#!/bin/sh\nexec %s \"$@\"\n" % shlex.join(rt.cmd))
-        os.chmod(path, 0o755)
+        _engines()[1].wrapper(sb, os.path.basename(path), rt.cmd)
     return path
 
 
@@ -913,26 +870,15 @@ def dockerd(b):
     cgroupfs under the sandbox's name), both runtimes registered with --add-runtime, the
     busybox rootfs imported as an image. A dockerd already running elsewhere is not
     touched."""
-    engutil = _engutil()
+    engutil, daemons = _engines()
     missing = engutil.have("dockerd", "docker", "containerd")
     if missing:
         raise Skip("%s not installed (tools/engines/install.sh)" % missing)
     sb = engutil.Sandbox("bdkr")
     try:
-        sock = sb.path("docker.sock")
-        env = {"DOCKER_CONFIG": sb.mkdir("cli"), "DOCKER_HOST": "unix://" + sock}
-        rts = {rt.name: _single_binary(sb, rt) for rt in b.runtimes}
-        argv = ["dockerd", "-H", "unix://" + sock, "--data-root", sb.path("data"),
-                "--exec-root", sb.mkdir("exec"), "--pidfile", sb.path("docker.pid"),
-                "--config-file", sb.write("daemon.json", "{}"), "--iptables=false",
-                "--ip6tables=false", "--bridge=none", "--ip-forward=false",
-                "--ip-masq=false", "--userland-proxy=false",
-                "--exec-opt", "native.cgroupdriver=cgroupfs", "--cgroup-parent", "/" + sb.tag,
-                "--storage-driver", "overlay2"]
-        for name, path in rts.items():
-            argv += ["--add-runtime", "bench-%s=%s" % (name, path)]
+        rts = {"bench-" + rt.name: _single_binary(sb, rt) for rt in b.runtimes}
         try:
-            sb.start("dockerd", argv, sock=sock, timeout=90)
+            env = daemons.start_dockerd(sb, runtimes=rts).env
             images = engutil.Images(sb)
             r = engutil.run(["docker", "import", images.rootfs_tar, "pyrt-busybox:1"],
                             env=env, timeout=120)
@@ -959,54 +905,21 @@ def docker_run(b, rt, d):
                               cleanup=[["docker", "rm", "-f", name]])}
 
 
-PODMAN_CONF = """\
-[containers]
-default_ulimits = ["nofile=1024:1024", "nproc=4096:4096"]
-netns = "none"
-log_driver = "k8s-file"
-
-[engine]
-cgroup_manager = "cgroupfs"
-events_logger = "file"
-events_logfile_path = "{d}/events.log"
-lock_type = "file"
-tmp_dir = "{d}/tmp"
-static_dir = "{d}/storage/libpod"
-volume_path = "{d}/storage/volumes"
-
-[engine.runtimes]
-{runtimes}
-[network]
-network_config_dir = "{d}/net"
-"""
-
-
 @contextlib.contextmanager
 def podman(b):
     """Shared: podman confined to a tests/engines Sandbox (tests/engines/test_podman.py's
     containers.conf/storage.conf through CONTAINERS_*), each runtime a wrapper with its
     own --root there, the busybox rootfs imported as an image."""
-    engutil = _engutil()
+    engutil, daemons = _engines()
     missing = engutil.have("podman", "conmon")
     if missing:
         raise Skip("%s not installed (tools/engines/install.sh)" % missing)
     sb = engutil.Sandbox("bpod")
     try:
-        import shlex
-        sb.mkdir("net")
-        lines = ""
-        for rt in b.runtimes:
-            w = sb.write("rt-" + rt.name, "#!/bin/sh\nexec %s --root %s \"$@\"\n"
-                         % (shlex.join(rt.cmd), sb.mkdir("root-" + rt.name)))
-            os.chmod(w, 0o755)
-            lines += 'bench-%s = ["%s"]\n' % (rt.name, w)
-        env = {
-            "CONTAINERS_CONF": sb.write("containers.conf", PODMAN_CONF.format(
-                d=sb.dir, runtimes=lines)),
-            "CONTAINERS_STORAGE_CONF": sb.write("storage.conf", STORAGE_CONF.format(d=sb.dir)),
-            "CONTAINERS_REGISTRIES_CONF": sb.write("registries.conf",
-                                                   "unqualified-search-registries = []\n"),
-        }
+        env = daemons.podman_env(sb, {
+            "bench-" + rt.name: daemons.wrapper(sb, "rt-" + rt.name, rt.cmd,
+                                                root=sb.mkdir("root-" + rt.name))
+            for rt in b.runtimes})
         images = engutil.Images(sb)
         r = engutil.run(["podman", "import", images.rootfs_tar, "pyrt-busybox:1"], env=env,
                         timeout=120)
@@ -1018,14 +931,6 @@ def podman(b):
         leaks = sb.cleanup()
     if leaks:
         raise BenchError("podman sandbox left behind (cleaned up): " + "; ".join(leaks))
-
-
-STORAGE_CONF = """\
-[storage]
-driver = "overlay"
-graphroot = "{d}/storage"
-runroot = "{d}/run"
-"""
 
 
 @benchmark("podman run --rm /bin/true", shared=podman, cpu=False, smoke=False)

@@ -13,6 +13,7 @@ import time
 
 import pytest
 
+import daemons
 import engutil
 
 pytestmark = pytest.mark.skipif(engutil.have("containerd", "ctr", "containerd-shim-runc-v2")
@@ -22,49 +23,27 @@ pytestmark = pytest.mark.skipif(engutil.have("containerd", "ctr", "containerd-sh
 NS = "pyrt"
 sandbox = engutil.make_sandbox_fixture("ctd")
 
-CONFIG = """\
-version = 2
-root = "{d}/root"
-state = "{d}/state"
-# Only what ctr needs: no CRI (test_cri.py), no snapshotters that probe the host.
-disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.btrfs",
-  "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper",
-  "io.containerd.snapshotter.v1.aufs", "io.containerd.internal.v1.tracing",
-  "io.containerd.tracing.processor.v1.otlp"]
-[grpc]
-  address = "{d}/c.sock"
-[ttrpc]
-  address = "{d}/c.sock.ttrpc"
-[debug]
-  level = "debug"
-[metrics]
-  address = ""
-[plugins."io.containerd.monitor.v1.cgroups"]
-  no_prometheus = true
-"""
+# only what ctr needs: no CRI (test_cri.py)
+CONFIG = daemons.containerd_config(debug=True)
+
 
 class Ctd:
     def __init__(self, sb, images):
         self.sb = sb
-        self.sock = sb.path("c.sock")
         self.rroot = sb.mkdir("runc-root")     # pyruntime's --root (per namespace below)
         self.fifo = sb.mkdir("fifo")
         self.calls_log = sb.path("calls.log")
-        self.wrapper = sb.write("pyruntime-wrapper", engutil.WRAPPER.format(
-            pyruntime=engutil.PYRUNTIME, log=self.calls_log))
-        os.chmod(self.wrapper, 0o755)
-        sb.write("config.toml", CONFIG.format(d=sb.dir))
-        self.daemon = sb.start("containerd", ["containerd", "--config", sb.path("config.toml")],
-                               sock=self.sock)
+        self.wrapper = daemons.calls_wrapper(sb, self.calls_log)
+        self.sock = daemons.start_containerd(sb, CONFIG)
         self.ctr_ok("images", "import", images.archive)
         self.image = images.name
         self.n = 0
 
     def ctr(self, *args, **kw):
-        return engutil.run(["ctr", "-a", self.sock, "-n", NS] + list(args), **kw)
+        return daemons.ctr(self.sock, NS, *args, **kw)
 
     def ctr_ok(self, *args, **kw):
-        return engutil.run(["ctr", "-a", self.sock, "-n", NS] + list(args), check=True, **kw)
+        return daemons.ctr(self.sock, NS, *args, check=True, **kw)
 
     def new_id(self, what):
         self.n += 1
@@ -131,7 +110,7 @@ def test_run_output_and_exit_code(ctd):
 
 def test_run_with_tty(ctd):
     cid = ctd.new_id("tty")
-    rc, out = engutil.run_pty(["ctr", "-a", ctd.sock, "-n", NS] + ctd.run_args(
+    rc, out = engutil.run_pty(daemons.ctr_argv(ctd.sock, NS) + ctd.run_args(
         cid, "--rm", "-t") + ["sh", "-c", "tty; test -t 0 && echo stdin-is-tty"])
     assert rc == 0, out
     assert "/dev/pts/0" in out or "/dev/console" in out
@@ -271,9 +250,9 @@ def test_exec(ctd):
                     "sh", "-c", "echo in-exec; exit 5")
         assert r.returncode == 5, r.stderr
         assert r.stdout == "in-exec\n"
-        rc, out = engutil.run_pty(["ctr", "-a", ctd.sock, "-n", NS, "tasks", "exec",
-                                   "--fifo-dir", ctd.fifo, "--exec-id", "e2", "-t", cid,
-                                   "sh", "-c", "tty"])
+        rc, out = engutil.run_pty(daemons.ctr_argv(ctd.sock, NS) + [
+            "tasks", "exec", "--fifo-dir", ctd.fifo, "--exec-id", "e2", "-t", cid,
+            "sh", "-c", "tty"])
         assert rc == 0, out
         assert out.strip().startswith("/dev/pts/"), out
     finally:

@@ -14,6 +14,7 @@ import uuid
 
 import pytest
 
+import daemons
 import engutil
 
 grpc = pytest.importorskip("grpc", reason="grpcio is not installed (tools/engines/install.sh)")
@@ -30,21 +31,9 @@ sandbox = engutil.make_sandbox_fixture("cri")
 
 PAUSE = "pyrt/pause:1"
 
-CONFIG = """\
-version = 2
-root = "{d}/root"
-state = "{d}/state"
-disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs",
-  "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.aufs",
-  "io.containerd.internal.v1.tracing", "io.containerd.tracing.processor.v1.otlp"]
-[grpc]
-  address = "{d}/c.sock"
-[ttrpc]
-  address = "{d}/c.sock.ttrpc"
-[metrics]
-  address = ""
-[plugins."io.containerd.monitor.v1.cgroups"]
-  no_prometheus = true
+# the handler "pyruntime" (docs/engines.md's table, test_docs.py compares them), its
+# BinaryName the calls-logging wrapper and its Root in the sandbox
+CONFIG = daemons.containerd_config(cri="""\
 [plugins."io.containerd.grpc.v1.cri"]
   sandbox_image = "docker.io/{pause}"
   restrict_oom_score_adj = true
@@ -65,7 +54,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "{d}/cni/bin"
     conf_dir = "{d}/cni/conf"
-"""
+""")
 
 
 class Cri:
@@ -73,26 +62,19 @@ class Cri:
 
     def __init__(self, sb, images, config=CONFIG):
         self.sb = sb
-        self.sock = sb.path("c.sock")
         self.calls_log = sb.path("calls.log")
-        wrapper = sb.write("pyruntime-wrapper", self.wrapper.format(
-            pyruntime=engutil.PYRUNTIME, log=self.calls_log))
-        os.chmod(wrapper, 0o755)
+        wrapper = daemons.calls_wrapper(sb, self.calls_log, self.wrapper)
         sb.mkdir("cni", "bin")
         sb.mkdir("cni", "conf")
-        sb.write("config.toml", config.format(d=sb.dir, pause=PAUSE, wrapper=wrapper))
-        sb.start("containerd", ["containerd", "--config", sb.path("config.toml")],
-                 sock=self.sock)
+        self.sock = daemons.start_containerd(sb, config, pause=PAUSE, wrapper=wrapper)
         base = engutil._tar_dir(images.rootfs)
         pause = sb.path("pause.tar")
         engutil.image_archive(pause, "docker.io/" + PAUSE, [base], cmd=None, entrypoint=[
             "sh", "-c", "trap 'exit 0' TERM INT; sleep 2147483647 & wait"])
         for archive in (pause, images.archive):
-            engutil.run(["ctr", "-a", self.sock, "-n", "k8s.io", "images", "import", archive],
-                        check=True)
+            daemons.ctr(self.sock, "k8s.io", "images", "import", archive, check=True)
         self.image = "docker.io/" + images.name
-        engutil.run(["ctr", "-a", self.sock, "-n", "k8s.io", "images", "tag", images.name,
-                     self.image], check=True)
+        daemons.ctr(self.sock, "k8s.io", "images", "tag", images.name, self.image, check=True)
         self.channel = grpc.insecure_channel("unix://" + self.sock)
         self.rt = api_pb2_grpc.RuntimeServiceStub(self.channel)
         self.img = api_pb2_grpc.ImageServiceStub(self.channel)

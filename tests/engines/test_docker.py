@@ -13,6 +13,7 @@ import os
 
 import pytest
 
+import daemons
 import engutil
 
 pytestmark = pytest.mark.skipif(engutil.have("dockerd", "docker", "containerd") is not None,
@@ -27,19 +28,9 @@ class Docker:
 
     def __init__(self, sb, images):
         self.sb = sb
-        self.sock = sb.path("docker.sock")
-        self.exec_root = sb.mkdir("exec")
-        self.env = {"DOCKER_CONFIG": sb.mkdir("cli"), "DOCKER_HOST": "unix://" + self.sock}
-        conf = sb.write("daemon.json", json.dumps({}))
-        self.daemon = sb.start("dockerd", [
-            "dockerd", "-H", "unix://" + self.sock, "--data-root", sb.path("data"),
-            "--exec-root", self.exec_root, "--pidfile", sb.path("docker.pid"),
-            "--config-file", conf, "--iptables=false", "--ip6tables=false", "--bridge=none",
-            "--ip-forward=false", "--ip-masq=false", "--userland-proxy=false",
-            "--exec-opt", "native.cgroupdriver=cgroupfs", "--cgroup-parent", "/" + sb.tag,
-            "--storage-driver", "overlay2",
-            "--add-runtime", "pyruntime=" + engutil.PYRUNTIME, "--default-runtime", "pyruntime",
-        ], sock=self.sock, timeout=90)
+        d = daemons.start_dockerd(sb, runtimes={"pyruntime": engutil.PYRUNTIME},
+                                  default="pyruntime")
+        self.exec_root, self.env = d.exec_root, d.env
         self.ok("import", images.rootfs_tar, self.image)
         self.ok("load", "-i", images.archive)
 

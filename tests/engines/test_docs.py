@@ -7,6 +7,7 @@ import tomllib
 
 import pytest
 
+import daemons
 import engutil
 
 DOC = os.path.join(engutil.REPO, "docs", "engines.md")
@@ -93,16 +94,8 @@ def test_daemon_json_runs_containers_on_pyruntime(images):
     assert conf["runtimes"]["pyruntime"]["path"] == "/usr/local/bin/pyruntime"
     sb = engutil.Sandbox("doc")
     try:
-        cfg = sb.write("daemon.json", text)
-        sock = sb.path("docker.sock")
-        sb.start("dockerd", [
-            "dockerd", "--config-file", cfg, "-H", "unix://" + sock,
-            "--data-root", sb.path("data"), "--exec-root", sb.path("exec"),
-            "--pidfile", sb.path("docker.pid"), "--iptables=false", "--ip6tables=false",
-            "--bridge=none", "--ip-forward=false", "--ip-masq=false",
-            "--exec-opt", "native.cgroupdriver=cgroupfs", "--cgroup-parent", "/" + sb.tag,
-        ], sock=sock, timeout=90)
-        env = {"DOCKER_CONFIG": sb.mkdir("cli"), "DOCKER_HOST": "unix://" + sock}
+        # the doc's daemon.json alone names the runtime
+        env = daemons.start_dockerd(sb, config=text, extra_flags=False).env
         engutil.run(["docker", "import", images.rootfs_tar, "pyrt-doc:1"], env=env,
                     check=True)
         r = engutil.run(["docker", "run", "--rm", "--network", "none", "pyrt-doc:1", "sh",

@@ -12,44 +12,13 @@ import os
 
 import pytest
 
+import daemons
 import engutil
 
 pytestmark = pytest.mark.skipif(engutil.have("podman", "conmon") is not None,
                                 reason="podman is not installed (tools/engines/install.sh)")
 
 sandbox = engutil.make_sandbox_fixture("pod")
-
-# nofile/nproc: podman's defaults (1048576, or the host maximum) need CAP_SYS_RESOURCE on
-# this host, under runc too.
-CONTAINERS_CONF = """\
-[containers]
-default_ulimits = ["nofile=1024:1024", "nproc=4096:4096"]
-netns = "none"
-log_driver = "k8s-file"
-
-[engine]
-cgroup_manager = "cgroupfs"
-events_logger = "file"
-events_logfile_path = "{d}/events.log"
-lock_type = "file"
-tmp_dir = "{d}/tmp"
-static_dir = "{d}/storage/libpod"
-volume_path = "{d}/storage/volumes"
-runtime = "pyruntime"
-
-[engine.runtimes]
-pyruntime = ["{wrapper}"]
-
-[network]
-network_config_dir = "{d}/net"
-"""
-
-STORAGE_CONF = """\
-[storage]
-driver = "overlay"
-graphroot = "{d}/storage"
-runroot = "{d}/run"
-"""
 
 
 class Podman:
@@ -58,21 +27,12 @@ class Podman:
 
     def __init__(self, sb, images):
         self.sb = sb
-        sb.mkdir("net")
         # podman runs the runtime with its default --root (/run/pyruntime for pyruntime);
         # the wrapper keeps the state under the sandbox. docs/engines.md installs the bare
         # binary.
         self.rt_root = sb.mkdir("pyruntime-root")
-        wrapper = sb.write("pyruntime", '#!/bin/sh\nexec %s --root %s "$@"\n'
-                           % (engutil.PYRUNTIME, self.rt_root))
-        os.chmod(wrapper, 0o755)
-        self.env = {
-            "CONTAINERS_CONF": sb.write("containers.conf", CONTAINERS_CONF.format(
-                d=sb.dir, wrapper=wrapper)),
-            "CONTAINERS_STORAGE_CONF": sb.write("storage.conf", STORAGE_CONF.format(d=sb.dir)),
-            "CONTAINERS_REGISTRIES_CONF": sb.write("registries.conf",
-                                                   "unqualified-search-registries = []\n"),
-        }
+        wrapper = daemons.wrapper(sb, "pyruntime", [engutil.PYRUNTIME], root=self.rt_root)
+        self.env = daemons.podman_env(sb, {"pyruntime": wrapper}, default="pyruntime")
         self.cgroup_parent = "/" + sb.tag
         self.ok("import", images.rootfs_tar, self.image)
         r = self.ok("load", "-i", images.archive)

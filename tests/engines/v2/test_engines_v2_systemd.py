@@ -22,6 +22,7 @@ import sys
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import daemons  # noqa: E402  (tests/engines/daemons.py)
 import engutil  # noqa: E402  (tests/engines/engutil.py)
 
 CG = "/sys/fs/cgroup"
@@ -91,25 +92,8 @@ def check_paused(root, cid, d):
 
 # --- containerd ---------------------------------------------------------------------------
 
-CTD_CONFIG = """\
-version = 2
-root = "{d}/root"
-state = "{d}/state"
-disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.btrfs",
-  "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper",
-  "io.containerd.snapshotter.v1.aufs", "io.containerd.internal.v1.tracing",
-  "io.containerd.tracing.processor.v1.otlp"]
-[grpc]
-  address = "{d}/c.sock"
-[ttrpc]
-  address = "{d}/c.sock.ttrpc"
-[metrics]
-  address = ""
-[plugins."io.containerd.monitor.v1.cgroups"]
-  no_prometheus = true
-[plugins."io.containerd.runtime.v1.linux"]
-  shim_debug = false
-"""
+CTD_CONFIG = daemons.containerd_config(
+    extra='[plugins."io.containerd.runtime.v1.linux"]\n  shim_debug = false\n')
 
 
 @pytest.mark.skipif(engutil.have("containerd", "ctr", "containerd-shim-runc-v2") is not None,
@@ -117,16 +101,13 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.b
 def test_containerd_systemd_cgroup_lifecycle():
     sb = engutil.Sandbox("ctd2")
     try:
-        sock = sb.path("c.sock")
         rroot = sb.mkdir("runc-root")
         scratch(sb, "root")
-        sb.write("config.toml", CTD_CONFIG.format(d=sb.dir))
-        sb.start("containerd", ["containerd", "--config", sb.path("config.toml")], sock=sock,
-                 timeout=T)
+        sock = daemons.start_containerd(sb, CTD_CONFIG, timeout=T)
         images = engutil.Images(sb)
 
         def ctr(*a, **kw):
-            return engutil.run(["ctr", "-a", sock, "-n", "pyrt"] + list(a), timeout=T, **kw)
+            return daemons.ctr(sock, "pyrt", *a, timeout=T, **kw)
 
         ok(ctr("images", "import", images.archive))
         cid = "pyrt-ctd2-" + sb.tag[-6:]
@@ -164,19 +145,11 @@ def test_containerd_systemd_cgroup_lifecycle():
 def test_docker_systemd_driver_lifecycle():
     sb = engutil.Sandbox("dkr2")
     try:
-        sock = sb.path("docker.sock")
-        exec_root = sb.mkdir("exec")
-        env = {"DOCKER_CONFIG": sb.mkdir("cli"), "DOCKER_HOST": "unix://" + sock}
-        conf = sb.write("daemon.json", "{}")
-        sb.start("dockerd", [
-            "dockerd", "-H", "unix://" + sock, "--data-root", scratch(sb, "data"),
-            "--exec-root", exec_root, "--pidfile", sb.path("docker.pid"),
-            "--config-file", conf, "--iptables=false", "--ip6tables=false", "--bridge=none",
-            "--ip-forward=false", "--ip-masq=false", "--userland-proxy=false",
-            "--exec-opt", "native.cgroupdriver=systemd", "--cgroup-parent", "pyrt_engines.slice",
-            "--storage-driver", "overlay2",
-            "--add-runtime", "pyruntime=" + engutil.PYRUNTIME, "--default-runtime", "pyruntime",
-        ], sock=sock, timeout=T)
+        d = daemons.start_dockerd(sb, runtimes={"pyruntime": engutil.PYRUNTIME},
+                                  default="pyruntime", driver="systemd",
+                                  parent="pyrt_engines.slice", data_root=scratch(sb, "data"),
+                                  timeout=T)
+        exec_root, env = d.exec_root, d.env
         images = engutil.Images(sb)
 
         def docker(*a, **kw):
@@ -217,50 +190,16 @@ def test_docker_systemd_driver_lifecycle():
 
 # --- podman ---------------------------------------------------------------------------------
 
-PODMAN_CONF = """\
-[containers]
-default_ulimits = ["nofile=1024:1024", "nproc=4096:4096"]
-netns = "none"
-log_driver = "k8s-file"
-
-[engine]
-cgroup_manager = "systemd"
-events_logger = "file"
-events_logfile_path = "{d}/events.log"
-lock_type = "file"
-tmp_dir = "{d}/tmp"
-static_dir = "{d}/storage/libpod"
-volume_path = "{d}/storage/volumes"
-runtime = "pyruntime"
-
-[engine.runtimes]
-pyruntime = ["{wrapper}"]
-
-[network]
-network_config_dir = "{d}/net"
-"""
-
-
 @pytest.mark.skipif(engutil.have("podman", "conmon") is not None,
                     reason="podman is not installed")
 def test_podman_systemd_cgroup_manager_lifecycle():
     sb = engutil.Sandbox("pod2")
     try:
-        sb.mkdir("net")
         scratch(sb, "storage")
         rroot = sb.mkdir("pyruntime-root")
-        wrapper = sb.write("pyruntime", '#!/bin/sh\nexec %s --root %s "$@"\n'
-                           % (engutil.PYRUNTIME, rroot))
-        os.chmod(wrapper, 0o755)
-        env = {
-            "CONTAINERS_CONF": sb.write("containers.conf",
-                                        PODMAN_CONF.format(d=sb.dir, wrapper=wrapper)),
-            "CONTAINERS_STORAGE_CONF": sb.write("storage.conf", (
-                '[storage]\ndriver = "overlay"\ngraphroot = "{d}/storage"\n'
-                'runroot = "{d}/run"\n').format(d=sb.dir)),
-            "CONTAINERS_REGISTRIES_CONF": sb.write("registries.conf",
-                                                   "unqualified-search-registries = []\n"),
-        }
+        wrapper = daemons.wrapper(sb, "pyruntime", [engutil.PYRUNTIME], root=rroot)
+        env = daemons.podman_env(sb, {"pyruntime": wrapper}, default="pyruntime",
+                                 manager="systemd")
         images = engutil.Images(sb)
 
         def podman(*a, **kw):
