@@ -783,15 +783,29 @@ def memory(b, rt, ctx):
 
 
 @contextlib.contextmanager
+def _engine_sandbox(what, prefix, *binaries):
+    """(engutil, daemons, a tests/engines Sandbox) for an engine's benchmark: Skip when
+    one of `binaries` is missing; the sandbox cleaned up at the end, BenchError if it
+    found anything left behind."""
+    engutil, daemons = _engines()
+    missing = engutil.have(*binaries)
+    if missing:
+        raise Skip("%s not installed (tools/engines/install.sh)" % missing)
+    sb = engutil.Sandbox(prefix)
+    try:
+        yield engutil, daemons, sb
+    finally:
+        leaks = sb.cleanup()
+    if leaks:
+        raise BenchError("%s sandbox left behind (cleaned up): %s" % (what, "; ".join(leaks)))
+
+
+@contextlib.contextmanager
 def containerd(b):
     """Shared: a private containerd under a tests/engines Sandbox with the busybox image
     (tests/engines/daemons.py's set-up, as test_containerd.py's without its debug log)."""
-    engutil, daemons = _engines()
-    missing = engutil.have("containerd", "ctr", "containerd-shim-runc-v2")
-    if missing:
-        raise Skip("%s not installed (tools/engines/install.sh)" % missing)
-    sb = engutil.Sandbox("bench")
-    try:
+    with _engine_sandbox("containerd", "bench", "containerd", "ctr",
+                         "containerd-shim-runc-v2") as (engutil, daemons, sb):
         try:
             sock = daemons.start_containerd(sb, daemons.containerd_config())
             images = engutil.Images(sb)
@@ -802,10 +816,6 @@ def containerd(b):
         if r.returncode:
             raise BenchError("ctr images import: %s" % r.stderr.strip())
         yield {"sb": sb, "ctr": ctr, "image": images.name}
-    finally:
-        leaks = sb.cleanup()
-    if leaks:
-        raise BenchError("containerd sandbox left behind (cleaned up): " + "; ".join(leaks))
 
 
 @benchmark("ctr run --rm /bin/true (containerd)", shared=containerd, target=0.95, cpu=False)
@@ -870,12 +880,8 @@ def dockerd(b):
     cgroupfs under the sandbox's name), both runtimes registered with --add-runtime, the
     busybox rootfs imported as an image. A dockerd already running elsewhere is not
     touched."""
-    engutil, daemons = _engines()
-    missing = engutil.have("dockerd", "docker", "containerd")
-    if missing:
-        raise Skip("%s not installed (tools/engines/install.sh)" % missing)
-    sb = engutil.Sandbox("bdkr")
-    try:
+    with _engine_sandbox("dockerd", "bdkr", "dockerd", "docker",
+                         "containerd") as (engutil, daemons, sb):
         rts = {"bench-" + rt.name: _single_binary(sb, rt) for rt in b.runtimes}
         try:
             env = daemons.start_dockerd(sb, runtimes=rts).env
@@ -890,10 +896,6 @@ def dockerd(b):
         left = engutil.run(["docker", "ps", "-a", "-q"], env=env).stdout.split()
         if left:
             engutil.run(["docker", "rm", "-f"] + left, env=env)
-    finally:
-        leaks = sb.cleanup()
-    if leaks:
-        raise BenchError("dockerd sandbox left behind (cleaned up): " + "; ".join(leaks))
 
 
 @benchmark("docker run --rm /bin/true (dockerd)", shared=dockerd, cpu=False, smoke=False)
@@ -910,12 +912,7 @@ def podman(b):
     """Shared: podman confined to a tests/engines Sandbox (tests/engines/test_podman.py's
     containers.conf/storage.conf through CONTAINERS_*), each runtime a wrapper with its
     own --root there, the busybox rootfs imported as an image."""
-    engutil, daemons = _engines()
-    missing = engutil.have("podman", "conmon")
-    if missing:
-        raise Skip("%s not installed (tools/engines/install.sh)" % missing)
-    sb = engutil.Sandbox("bpod")
-    try:
+    with _engine_sandbox("podman", "bpod", "podman", "conmon") as (engutil, daemons, sb):
         env = daemons.podman_env(sb, {
             "bench-" + rt.name: daemons.wrapper(sb, "rt-" + rt.name, rt.cmd,
                                                 root=sb.mkdir("root-" + rt.name))
@@ -927,10 +924,6 @@ def podman(b):
             raise BenchError("podman import: %s" % (r.stdout + r.stderr).strip())
         yield {"sb": sb, "env": env, "image": "localhost/pyrt-busybox:1"}
         engutil.run(["podman", "rm", "-a", "-f"], env=env)
-    finally:
-        leaks = sb.cleanup()
-    if leaks:
-        raise BenchError("podman sandbox left behind (cleaned up): " + "; ".join(leaks))
 
 
 @benchmark("podman run --rm /bin/true", shared=podman, cpu=False, smoke=False)

@@ -8,6 +8,7 @@ the host's /etc, /var/lib or /run used, no iptables rule or bridge made.
 bench/bench.py imports this from the checkout (it puts tests/engines on sys.path), so it
 imports nothing the bench does not have: engutil and the standard library only.
 """
+import json
 import os
 import shlex
 
@@ -149,6 +150,33 @@ def podman_env(sb, runtimes, default=None, manager="cgroupfs"):
         "CONTAINERS_REGISTRIES_CONF": sb.write("registries.conf",
                                                "unqualified-search-registries = []\n"),
     }
+
+
+# --- an engine's command line --------------------------------------------------------------
+
+class Cli:
+    """`docker` or `podman` as a test calls it: every call with `env` (the sandboxed
+    daemon's or config's) and `timeout` unless given, output captured (engutil.run);
+    `ok` also asserts that it succeeded. Subclasses add their own defaults in `argv`."""
+
+    def __init__(self, argv0, env, timeout=60):
+        self.argv0, self.env, self.timeout = argv0, env, timeout
+
+    def argv(self, args):
+        return args
+
+    def __call__(self, *args, **kw):
+        kw.setdefault("timeout", self.timeout)
+        return engutil.run([self.argv0] + self.argv(list(args)), env=self.env, **kw)
+
+    def ok(self, *args, **kw):
+        r = self(*args, **kw)
+        assert r.returncode == 0, "%s %s -> %d\n%s%s" % (
+            self.argv0, " ".join(args), r.returncode, r.stdout, r.stderr)
+        return r
+
+    def inspect(self, name):
+        return json.loads(self.ok("inspect", name).stdout)[0]
 
 
 # --- the runtime as an engine runs it ------------------------------------------------------

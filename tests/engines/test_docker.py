@@ -22,7 +22,7 @@ pytestmark = pytest.mark.skipif(engutil.have("dockerd", "docker", "containerd") 
 sandbox = engutil.make_sandbox_fixture("dkr")
 
 
-class Docker:
+class Docker(daemons.Cli):
     image = "pyrt-busybox:1"
     layered = "pyrt/busybox:1"
 
@@ -30,24 +30,15 @@ class Docker:
         self.sb = sb
         d = daemons.start_dockerd(sb, runtimes={"pyruntime": engutil.PYRUNTIME},
                                   default="pyruntime")
-        self.exec_root, self.env = d.exec_root, d.env
+        super().__init__("docker", d.env)
+        self.exec_root = d.exec_root
         self.ok("import", images.rootfs_tar, self.image)
         self.ok("load", "-i", images.archive)
 
-    def __call__(self, *args, **kw):
-        args = list(args)
+    def argv(self, args):
         if args and args[0] in ("run", "create"):
             args[1:1] = ["--network", "none"] if "--network" not in args else []
-        return engutil.run(["docker"] + args, env=self.env, **kw)
-
-    def ok(self, *args, **kw):
-        r = self(*args, **kw)
-        assert r.returncode == 0, "docker %s -> %d\n%s%s" % (
-            " ".join(args), r.returncode, r.stdout, r.stderr)
-        return r
-
-    def inspect(self, name):
-        return json.loads(self.ok("inspect", name).stdout)[0]
+        return args
 
     def pyrt_state(self, cid):
         # dockerd 20.10 gives the runc shim (any BinaryName) <exec-root>/runtime-runc/<namespace>.

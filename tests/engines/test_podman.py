@@ -21,7 +21,7 @@ pytestmark = pytest.mark.skipif(engutil.have("podman", "conmon") is not None,
 sandbox = engutil.make_sandbox_fixture("pod")
 
 
-class Podman:
+class Podman(daemons.Cli):
     image = "localhost/pyrt-busybox:1"
     layered = "localhost/pyrt/busybox:1"
 
@@ -32,26 +32,17 @@ class Podman:
         # binary.
         self.rt_root = sb.mkdir("pyruntime-root")
         wrapper = daemons.wrapper(sb, "pyruntime", [engutil.PYRUNTIME], root=self.rt_root)
-        self.env = daemons.podman_env(sb, {"pyruntime": wrapper}, default="pyruntime")
+        super().__init__("podman", daemons.podman_env(sb, {"pyruntime": wrapper},
+                                                     default="pyruntime"))
         self.cgroup_parent = "/" + sb.tag
         self.ok("import", images.rootfs_tar, self.image)
         r = self.ok("load", "-i", images.archive)
         assert "pyrt/busybox:1" in r.stdout + r.stderr
 
-    def __call__(self, *args, **kw):
-        args = list(args)
+    def argv(self, args):
         if args and args[0] in ("run", "create"):
             args[1:1] = ["--pull", "never", "--cgroup-parent", self.cgroup_parent]
-        return engutil.run(["podman"] + args, env=self.env, **kw)
-
-    def ok(self, *args, **kw):
-        r = self(*args, **kw)
-        assert r.returncode == 0, "podman %s -> %d\n%s%s" % (
-            " ".join(args), r.returncode, r.stdout, r.stderr)
-        return r
-
-    def inspect(self, name):
-        return json.loads(self.ok("inspect", name).stdout)[0]
+        return args
 
 
 @pytest.fixture(scope="module")

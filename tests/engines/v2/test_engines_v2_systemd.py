@@ -90,6 +90,30 @@ def check_paused(root, cid, d):
     assert rd(os.path.join(d, "cgroup.freeze")) == "1"
 
 
+def check_gone(root, cid, unit, d):
+    """pyruntime's state is gone, then the unit and its cgroup."""
+    assert pyrt_state(root, cid) is None
+    engutil.wait_for(lambda: unit_gone(unit) and not os.path.exists(d), 60, 0.5,
+                     what="the unit gone")
+
+
+def run_pause_resume(cli, root, scope, image, *flags):
+    """What Docker and podman share: `run -d` a sleeping container with 128m of memory,
+    running in its unit <scope>-<id>.scope under pyrt_engines.slice, `exec`'d, paused and
+    resumed; -> (its id, its unit, its cgroup dir)."""
+    cid = ok(cli("run", "-d", "--memory", "128m", *flags, image, "sleep", "1000")).stdout.strip()
+    unit = "%s-%s.scope" % (scope, cid)
+    _st, d = check_running(root, cid, unit, "pyrt_engines.slice")
+    assert rd(os.path.join(d, "memory.max")) == str(128 << 20)
+    r = ok(cli("exec", cid, "cat", "/proc/self/cgroup"))
+    assert r.stdout.strip() == "0::/"  # both engines' v2 default: a private cgroup namespace
+    ok(cli("pause", cid))
+    check_paused(root, cid, d)
+    ok(cli("unpause", cid))
+    assert pyrt_state(root, cid)["status"] == "running"
+    return cid, unit, d
+
+
 # --- containerd ---------------------------------------------------------------------------
 
 CTD_CONFIG = daemons.containerd_config(
@@ -130,9 +154,7 @@ def test_containerd_systemd_cgroup_lifecycle():
                          what="the task stopped")
         ok(ctr("tasks", "rm", cid))
         ok(ctr("containers", "rm", cid))
-        assert pyrt_state(root, cid) is None
-        engutil.wait_for(lambda: unit_gone(unit) and not os.path.exists(d), 60, 0.5,
-                         what="the unit gone")
+        check_gone(root, cid, unit, d)
     finally:
         leaks = sb.cleanup()
     assert not leaks, leaks
@@ -145,32 +167,18 @@ def test_containerd_systemd_cgroup_lifecycle():
 def test_docker_systemd_driver_lifecycle():
     sb = engutil.Sandbox("dkr2")
     try:
-        d = daemons.start_dockerd(sb, runtimes={"pyruntime": engutil.PYRUNTIME},
-                                  default="pyruntime", driver="systemd",
-                                  parent="pyrt_engines.slice", data_root=scratch(sb, "data"),
-                                  timeout=T)
-        exec_root, env = d.exec_root, d.env
+        dkd = daemons.start_dockerd(sb, runtimes={"pyruntime": engutil.PYRUNTIME},
+                                    default="pyruntime", driver="systemd",
+                                    parent="pyrt_engines.slice", data_root=scratch(sb, "data"),
+                                    timeout=T)
         images = engutil.Images(sb)
-
-        def docker(*a, **kw):
-            return engutil.run(["docker"] + list(a), env=env, timeout=T, **kw)
-
+        docker = daemons.Cli("docker", dkd.env, timeout=T)
         ok(docker("import", images.rootfs_tar, "pyrt-busybox:1"))
+        root = os.path.join(dkd.exec_root, "runtime-runc", "moby")
         # the guest's kernel has AppArmor but the host root it shares has no apparmor_parser
         # to load Docker's default profile: run unconfined (no profile in the config)
-        cid = ok(docker("run", "-d", "--network", "none", "--memory", "128m",
-                        "--security-opt", "apparmor=unconfined",
-                        "pyrt-busybox:1", "sleep", "1000")).stdout.strip()
-        unit = "docker-%s.scope" % cid
-        root = os.path.join(exec_root, "runtime-runc", "moby")
-        st, d = check_running(root, cid, unit, "pyrt_engines.slice")
-        assert rd(os.path.join(d, "memory.max")) == str(128 << 20)
-        r = ok(docker("exec", cid, "cat", "/proc/self/cgroup"))
-        assert r.stdout.strip() == "0::/"  # Docker's v2 default: a private cgroup namespace
-        ok(docker("pause", cid))
-        check_paused(root, cid, d)
-        ok(docker("unpause", cid))
-        assert pyrt_state(root, cid)["status"] == "running"
+        cid, unit, d = run_pause_resume(docker, root, "docker", "pyrt-busybox:1", "--network",
+                                        "none", "--security-opt", "apparmor=unconfined")
         # through containerd's runc shim v2: the runtime's `update`, on the unit and files
         ok(docker("update", "--memory", "64m", "--pids-limit", "33", cid))
         assert rd(os.path.join(d, "memory.max")) == str(64 << 20)
@@ -178,11 +186,9 @@ def test_docker_systemd_driver_lifecycle():
         p = engutil.run(["systemctl", "show", "-p", "MemoryMax,TasksMax", unit], timeout=T)
         assert "MemoryMax=%d" % (64 << 20) in p.stdout and "TasksMax=33" in p.stdout, p.stdout
         ok(docker("stop", "-t", "1", cid))
-        assert json.loads(ok(docker("inspect", cid)).stdout)[0]["State"]["Status"] == "exited"
+        assert docker.inspect(cid)["State"]["Status"] == "exited"
         ok(docker("rm", cid))
-        assert pyrt_state(root, cid) is None
-        engutil.wait_for(lambda: unit_gone(unit) and not os.path.exists(d), 60, 0.5,
-                         what="the unit gone")
+        check_gone(root, cid, unit, d)
     finally:
         leaks = sb.cleanup()
     assert not leaks, leaks
@@ -198,26 +204,13 @@ def test_podman_systemd_cgroup_manager_lifecycle():
         scratch(sb, "storage")
         rroot = sb.mkdir("pyruntime-root")
         wrapper = daemons.wrapper(sb, "pyruntime", [engutil.PYRUNTIME], root=rroot)
-        env = daemons.podman_env(sb, {"pyruntime": wrapper}, default="pyruntime",
-                                 manager="systemd")
+        podman = daemons.Cli("podman", daemons.podman_env(
+            sb, {"pyruntime": wrapper}, default="pyruntime", manager="systemd"), timeout=T)
         images = engutil.Images(sb)
-
-        def podman(*a, **kw):
-            return engutil.run(["podman"] + list(a), env=env, timeout=T, **kw)
-
         ok(podman("import", images.rootfs_tar, "localhost/pyrt-busybox:1"))
-        cid = ok(podman("run", "-d", "--pull", "never", "--cgroup-parent", "pyrt_engines.slice",
-                        "--memory", "128m", "localhost/pyrt-busybox:1",
-                        "sleep", "1000")).stdout.strip()
-        unit = "libpod-%s.scope" % cid
-        st, d = check_running(rroot, cid, unit, "pyrt_engines.slice")
-        assert rd(os.path.join(d, "memory.max")) == str(128 << 20)
-        r = ok(podman("exec", cid, "cat", "/proc/self/cgroup"))
-        assert r.stdout.strip() == "0::/"  # podman's v2 default: a private cgroup namespace
-        ok(podman("pause", cid))
-        check_paused(rroot, cid, d)
-        ok(podman("unpause", cid))
-        assert pyrt_state(rroot, cid)["status"] == "running"
+        cid, unit, d = run_pause_resume(podman, rroot, "libpod", "localhost/pyrt-busybox:1",
+                                        "--pull", "never", "--cgroup-parent",
+                                        "pyrt_engines.slice")
         # podman 4.3's update has no --pids-limit: memory and a CPU quota
         ok(podman("update", "--memory", "64m", "--cpus", "0.5", cid))
         assert rd(os.path.join(d, "memory.max")) == str(64 << 20)
@@ -225,9 +218,7 @@ def test_podman_systemd_cgroup_manager_lifecycle():
         ok(podman("stop", "-t", "1", cid))
         assert pyrt_state(rroot, cid) is None or pyrt_state(rroot, cid)["status"] == "stopped"
         ok(podman("rm", cid))
-        assert pyrt_state(rroot, cid) is None
-        engutil.wait_for(lambda: unit_gone(unit) and not os.path.exists(d), 60, 0.5,
-                         what="the unit gone")
+        check_gone(rroot, cid, unit, d)
     finally:
         leaks = sb.cleanup()
     assert not leaks, leaks
