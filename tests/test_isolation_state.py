@@ -305,6 +305,41 @@ def test_forged_cgroup_record_is_refused_on_load(rt, make_bundle, cid, forgery):
     assert not os.path.exists(os.path.join(rt.root, cid))
 
 
+@pytest.mark.skipif(V2, reason="one hierarchy at /sys/fs/cgroup itself: no other root "
+                                "below a cgroup mount to name")
+def test_forged_record_cannot_name_a_hierarchy_root(rt, make_bundle, cid):
+    """A record claiming /sys/fs/cgroup (the tmpfs the v1 hierarchies are mounted on) as
+    its mount passes every string rule while its leaf, /sys/fs/cgroup/pids, is the pids
+    hierarchy's root: every process on the host. The managers check the host before acting
+    on a record: `ps` (which only reads) must refuse it instead of listing pid 1. Only
+    read-only commands see the forged record: the real one is back before delete."""
+    if not rt.is_pyruntime:
+        pytest.skip("pyruntime's state file")
+    root = os.path.join(CG, "pids")
+    if not os.path.ismount(root):
+        pytest.skip("no pids hierarchy at " + root)
+    b = bundle(make_bundle)
+    util.call_ok(rt, "run", "--detach", "--bundle", b.path, cid, timeout=T)
+    path = os.path.join(rt.root, cid, "state.json")
+    with open(path, "rb") as f:
+        raw = f.read()
+    forged = dict(json.loads(raw), cgroup={
+        "driver": "v1", "mode": "hybrid", "id": cid, "cgroups_path": "/pids",
+        "paths": {"pids": root}, "mounts": {"pids": CG}, "created": [], "skipped": []})
+    try:
+        with open(path, "w") as f:
+            json.dump(forged, f)
+        p = rt.run("ps", "-f", "json", cid, timeout=T)
+        listed = json.loads(p.stdout) if p.returncode == 0 else []
+        assert 1 not in listed and os.getpid() not in listed, "ps listed the host's processes"
+        assert p.returncode == 1 and len(p.stderr.strip().splitlines()) == 1, p.stderr
+        assert "cgroup" in p.stderr and "Traceback" not in p.stderr, p.stderr
+    finally:
+        with open(path, "wb") as f:
+            f.write(raw)
+    rt.ok("delete", "--force", cid, timeout=T)
+
+
 # ---- item 8: create killed at any moment, then delete --force, leaves nothing -------------
 
 @pytest.mark.guest

@@ -42,7 +42,7 @@ class BaseManager:
     def from_state(cls, d):
         # a state file is input like any other: a damaged or forged record must never
         # turn delete into signalling or removing cgroups that are not the container's
-        why = record.problem(d)
+        why = record.problem(d, host=True)
         if why:
             raise CgroupError("cgroup state: " + why)
         m = cls.__new__(cls)

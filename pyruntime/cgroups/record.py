@@ -9,7 +9,7 @@ import os
 CGROUP_ROOT = "/sys/fs/cgroup"
 
 
-def problem(cg):
+def problem(cg, host=False):
     """None when the record may be used, else why not (a phrase for an error line).
 
     A record names the dirs delete signals and removes, so each must be a normalised
@@ -18,7 +18,13 @@ def problem(cg):
     (its cgroupsPath, or its id), and every dir create made must be a leaf or one of the
     dirs of that path above a leaf. Pure string checks: every `state` and `list` runs
     this, and os.path.ismount() (a realpath per call) made `list` of 500 containers
-    several times slower. That the file is ours is the loader's to check."""
+    several times slower. That the file is ours is the loader's to check.
+
+    host=True (the managers, before they act on a record) also asks the host that no dir
+    is the root of a file system: a record may claim a mount that is not one (on a v1
+    host /sys/fs/cgroup is the tmpfs the hierarchies are mounted on), and its leaf
+    /sys/fs/cgroup/pids then passes every string rule while being a hierarchy's root,
+    with every process of the host in it. Two stat() calls a dir."""
     if not isinstance(cg, dict):
         return "not an object"
     mounts, paths, created = cg.get("mounts") or {}, cg.get("paths") or {}, cg.get("created") or []
@@ -42,7 +48,20 @@ def problem(cg):
     for p in created:
         if not (_strictly_below(p, roots) and p in made):
             return "refusing cgroup path %r (not on the container's path, strictly below a cgroup mount)" % (p,)
+    if host:
+        for p in list(paths.values()) + created:
+            if _fs_root(p):
+                return "refusing cgroup path %r (the root of a cgroup hierarchy)" % (p,)
     return None
+
+
+def _fs_root(d):
+    # stat, not lstat: a symlink (/sys/fs/cgroup/cpu -> cpu,cpuacct on some v1 hosts) is
+    # followed by whatever opens a file below it. A dir that is not there is not touched.
+    try:
+        return os.stat(d).st_dev != os.stat(os.path.dirname(d)).st_dev
+    except OSError:
+        return False
 
 
 def _strictly_below(d, roots):
