@@ -13,6 +13,9 @@ Fixtures:
   its second layer adds /etc/layer2.
 - `sandbox(name)` factory (module scope, in each module): engutil.Sandbox, cleaned up and
   leak-checked at teardown.
+
+Each engine's configuration and start-up (containerd, dockerd, podman) is daemons.py's,
+which bench/bench.py uses too.
 """
 import os
 
