@@ -42,12 +42,12 @@ def problem(cg, host=False):
     tail = "/" + "/".join(parts)
     for p in paths.values():
         if not (_strictly_below(p, roots) and p.endswith(tail)):
-            return "refusing cgroup path %r (not the container's, strictly below a cgroup mount)" % (p,)
+            return "refusing cgroup path %r (not the container's cgroup, strictly below a cgroup mount)" % (p,)
     made = {p[:len(p) - len(tail)] + "/" + "/".join(parts[:k])
             for p in paths.values() for k in range(1, len(parts) + 1)}
     for p in created:
         if not (_strictly_below(p, roots) and p in made):
-            return "refusing cgroup path %r (not on the container's path, strictly below a cgroup mount)" % (p,)
+            return "refusing cgroup path %r (not a dir of the container's path, strictly below a cgroup mount)" % (p,)
     if host:
         for p in list(paths.values()) + created:
             if _fs_root(p):
