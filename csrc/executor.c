@@ -1462,7 +1462,8 @@ static void run_step(struct pyrt_spawn *sp, struct pyrt_step *s)
         } while (n < 0 && errno == EINTR);
         if (n != 1)
             _exit(1);
-        close(sp->fifo_fd);
+        /* kept open (close-on-exec): a `start` with poststart hooks reads the fifo to
+         * EOF, which comes at the exec of the user's process (the spec's poststart point) */
         break;
     }
     case OP_EXEC:

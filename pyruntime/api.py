@@ -487,13 +487,15 @@ class Runtime:
                 fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
             except OSError:
                 raise InvalidState("cannot start a container that has stopped")
+            hooks = c.hooks()
             try:
                 os.write(fd, b"0")
+                if hooks.get("poststart"):
+                    fd = _wait_exec(fd, fifo, c)
             finally:
                 os.close(fd)
             faults.at("start:fifo-written")
             os.unlink(fifo)
-            hooks = c.hooks()
             if hooks.get("poststart"):
                 from . import hooks as hooks_mod
                 # the spec: a failing poststart hook is a warning, the remaining hooks
@@ -588,6 +590,37 @@ def _abort(launch, mgr):
             mgr.destroy()
         except Exception:
             pass
+
+
+def _wait_exec(wfd, fifo, c):
+    """Hold `start` until the init has exec'd the user's process: the init keeps its end
+    of the fifo open close-on-exec, so a reader sees EOF at that exec (or at the init's
+    death). Returns the fd for the caller to close."""
+    import fcntl
+    import termios
+    import time
+    rfd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        # a reader must not take the start byte: wait until the init has read it
+        buf = bytearray(4)
+        while True:
+            fcntl.ioctl(rfd, termios.FIONREAD, buf)
+            if not int.from_bytes(buf, "little") or c.status() != "created":
+                break
+            time.sleep(0.001)
+        os.close(wfd)
+        wfd = -1
+        fcntl.fcntl(rfd, fcntl.F_SETFL, fcntl.fcntl(rfd, fcntl.F_GETFL) & ~os.O_NONBLOCK)
+        while True:
+            try:
+                if not os.read(rfd, 1):
+                    break
+            except InterruptedError:
+                continue
+    finally:
+        if wfd >= 0:
+            os.close(wfd)
+    return rfd
 
 
 def _write_oom_score_adj(pid, v):

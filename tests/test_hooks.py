@@ -104,6 +104,45 @@ def test_every_hook_kind_order_and_state(rt, make_bundle, cid, hookdir):
     assert (s["id"], s["status"]) == (cid, "stopped")
 
 
+def test_poststart_after_the_process_is_executed(rt, make_bundle, cid, hookdir):
+    if not rt.is_pyruntime:
+        pytest.skip("runc 1.1.5 runs poststart hooks at create")
+    # the spec: poststart "after the user-specified process is executed"; a slow
+    # startContainer hook makes any early poststart visible every time
+    slow = os.path.join(hookdir, "slow.sh")
+    with open(slow, "w") as f:
+        f.write("#!/bin/sh\nsleep 1\necho done > /out/started\n")
+    os.chmod(slow, 0o755)
+    post = os.path.join(hookdir, "post.sh")
+    with open(post, "w") as f:
+        f.write("#!/bin/sh\nd=$(dirname \"$0\")\n"
+                "pid=$(sed 's/.*\"pid\": *\\([0-9]*\\).*/\\1/')\n"
+                "cat \"$d/started\" > \"$d/seen\" 2>&1\n"
+                "tr '\\0' ' ' < /proc/$pid/cmdline >> \"$d/seen\"\n")
+    os.chmod(post, 0o755)
+    b = with_hooks(make_bundle, hookdir, args=["sleep", "1000"],
+                   startContainer=[{"path": "/out/slow.sh"}], poststart=[{"path": post}])
+    rt.ok("create", "--bundle", b.path, cid)
+    rt.ok("start", cid)
+    # start returns once poststart has run: no waiting here
+    assert read(hookdir, "seen") == "done\nsleep 1000 "
+    rt.ok("delete", "--force", cid)
+
+
+def test_poststart_when_a_start_container_hook_fails(rt, make_bundle, cid, hookdir):
+    # the init dies before any exec: start must not wait for one
+    post = os.path.join(hookdir, "post.sh")
+    with open(post, "w") as f:
+        f.write("#!/bin/sh\necho ran > \"$(dirname \"$0\")/post\"\n")
+    os.chmod(post, 0o755)
+    b = with_hooks(make_bundle, hookdir, args=["sleep", "1000"],
+                   startContainer=[{"path": "/bin/false"}], poststart=[{"path": post}])
+    rt.ok("create", "--bundle", b.path, cid)
+    rt.run("start", cid, timeout=30)
+    assert util.wait_for(lambda: rt.state(cid)["status"] == "stopped")
+    rt.ok("delete", cid)
+
+
 def test_hook_namespaces(rt, make_bundle, cid, hookdir):
     b = with_hooks(make_bundle, hookdir, args=["sleep", "1000"], **all_hooks(hookdir))
     rt.ok("create", "--bundle", b.path, cid)
