@@ -583,6 +583,7 @@ def start_container_hook_steps(hook_list, config, bundle, cid):
     from .fastjson import dumps  # the same text as json.dumps, without importing re/enum
     # a NUL cannot occur in an id, a path or (escaped) anywhere else: a safe placeholder
     from . import OCI_VERSION
+    from .hooks import KILL_GROUP, OUTPUT_CAP, error_prefix
     state = {"ociVersion": OCI_VERSION, "id": cid, "status": "created", "pid": "\0", "bundle": bundle}
     if config.get("annotations"):
         state["annotations"] = config["annotations"]
@@ -592,8 +593,9 @@ def start_container_hook_steps(hook_list, config, bundle, cid):
         out.append(_step("hook", "run startContainer hook #%d %s" % (i, h.get("path")),
                          path=h.get("path"), args=list(h.get("args") or [h.get("path")]),
                          env=list(h["env"]) if h.get("env") is not None else None,
-                         timeout=h.get("timeout") or 0, index=i, stdin_head=head,
-                         stdin_tail=tail))
+                         timeout=h.get("timeout") or 0, stdin_head=head, stdin_tail=tail,
+                         error_prefix=error_prefix(i, "startContainer", h.get("path")),
+                         output_cap=OUTPUT_CAP, kill_group=KILL_GROUP))
     return out
 
 
