@@ -459,27 +459,6 @@ static void do_mount(const struct pyrt_mount *m)
             close(fd);
             return;
         }
-        /* sysfs in a new user namespace without a new network namespace cannot be
-         * mounted; runc binds the host's /sys read-only instead, so do the same. */
-        if (m->sysfs_fallback && (e == EPERM || e == EBUSY) &&
-            mount("/sys", target, NULL, MS_BIND | MS_REC, NULL) == 0) {
-            close(fd);
-            if (m->fallback_attrs) {
-                /* the bind brings the host's submounts (cgroupfs!) along: they get the
-                 * mount's ro/nosuid/... too, recursively (CVE-2023-25809) */
-                struct mount_attr a;
-                int t = resolve_in_root(m->target, 0);
-                if (t < 0)
-                    fail(errno, NULL);
-                memset(&a, 0, sizeof a);
-                a.attr_set = m->fallback_attrs;
-                if (syscall(SYS_mount_setattr, t, "", AT_EMPTY_PATH | AT_RECURSIVE, &a, sizeof a) < 0)
-                    fail(errno, "make the bound /sys read-only");
-                close(t);
-            }
-            check_mounted_fs(m);
-            return;
-        }
         fail(e, NULL);
     }
     close(fd);

@@ -51,9 +51,7 @@ struct pyrt_mount {
     unsigned long long fsmount_attrs;  /* MOUNT_ATTR_* of that mount */
     char *const *fs_options; /* its fsconfig options, "key=value" or "flag" */
     unsigned long long fallback_errnos;  /* bit per errno that runs the fallback */
-    int fallback_n;          /* the next n steps: run only when this mount failed so */    int sysfs_fallback;
-    unsigned long long fallback_attrs;
-};
+    int fallback_n;          /* the next n steps: run only when this mount failed so */};
 struct pyrt_remount { const char *target; unsigned long flags; int keep; };
 struct pyrt_setattr {
     const char *target;

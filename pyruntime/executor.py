@@ -104,8 +104,6 @@ def _to_c(steps, keep, where, fds):
             m.mkdir = _MKDIR.get(g("mkdir"), 0)
             m.fs_magic = g("fs_magic", 0)
             m.no_symlinks = 1 if g("no_symlinks") else 0
-            m.sysfs_fallback = 1 if g("sysfs_fallback") else 0
-            m.fallback_attrs = g("fallback_attrs", 0)   # MOUNT_ATTR_* for the sysfs bind fallback (recursive)
             # a detached mount to move in (idmapped mounts)
             m.mount_fd = mount_fds.get(i, -1)
             if g("fsmount"):
