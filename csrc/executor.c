@@ -1021,7 +1021,8 @@ struct hook_run {
 static __attribute__((noreturn)) void hook_fail(struct hook_run *r, const char *fmt, ...)
 {
     const struct pyrt_hook *h = r->h;
-    size_t len = strlen(h->error_prefix) + 2 * (size_t)(h->output_cap > 0 ? h->output_cap : 0) + 512;
+    size_t len = strlen(h->error_prefix) + strlen(h->path) +
+                 2 * (size_t)(h->output_cap > 0 ? h->output_cap : 0) + 512;
     char *text = hook_alloc(len);
     size_t n;
     va_list ap;

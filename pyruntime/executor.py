@@ -165,13 +165,13 @@ def _to_c(steps, keep, where, fds):
             r.hard = _u64(st["hard"])
         elif op == "close_fds":
             # the caller's fds that were open when the runtime started (and only those)
-            fds = g("pass_fds")
-            if fds is None:
-                fds = list(range(3, 3 + int(g("keep", 0))))
-            b = ffi.new("int[]", list(fds) or [0])
+            pass_fds = g("pass_fds")
+            if pass_fds is None:
+                pass_fds = list(range(3, 3 + int(g("keep", 0))))
+            b = ffi.new("int[]", list(pass_fds) or [0])
             keep.append(b)
             u.close_fds.pass_fds = b
-            u.close_fds.npass = len(fds)
+            u.close_fds.npass = len(pass_fds)
         elif op == "identity":
             d = u.identity
             d.uid = st["uid"]
