@@ -368,47 +368,48 @@ static int open_no_symlinks(const char *path, int flags)
 
 /* After a mount with a required type (proc, sysfs): the path must reach that filesystem
  * with no symlink on the way, so later writes to it cannot be redirected. */
-static void check_mounted_fs(struct pyrt_step *s)
+static void check_mounted_fs(const struct pyrt_mount *m)
 {
     struct statfs sf;
     int fd;
-    if (!s->m[0] && !s->m[1])
+    if (!m->fs_magic && !m->no_symlinks)
         return;
-    fd = s->m[1] ? open_no_symlinks(s->s2, O_PATH) : resolve_in_root(s->s2, 0);
+    fd = m->no_symlinks ? open_no_symlinks(m->target, O_PATH) : resolve_in_root(m->target, 0);
     if (fd < 0)
-        fail(errno, "%s must be mounted on an ordinary directory", s->s3 ? s->s3 : s->s1);
-    if (s->m[0] && (fstatfs(fd, &sf) < 0 || (unsigned long long)sf.f_type != s->m[0]))
-        fail(0, "%s is not a %s filesystem after mounting", s->s2, s->s3 ? s->s3 : "?");
+        fail(errno, "%s must be mounted on an ordinary directory", m->fstype ? m->fstype : m->source);
+    if (m->fs_magic && (fstatfs(fd, &sf) < 0 || (unsigned long long)sf.f_type != m->fs_magic))
+        fail(0, "%s is not a %s filesystem after mounting", m->target, m->fstype ? m->fstype : "?");
     close(fd);
 }
 
 /* A new filesystem made with fsopen/fsmount and attached at `at` by fd: no path through
  * /proc/self/fd, which an init that mounts its procfs after the pivot does not have yet.
- * v1: the options ("key=value" or "flag"), m[4]: 1 + the MOUNT_ATTR_* bits. */
-static void do_fsmount(struct pyrt_step *s, int at)
+ * fs_options: "key=value" or "flag"; fsmount_attrs: the MOUNT_ATTR_* bits. */
+static void do_fsmount(const struct pyrt_mount *m, int at)
 {
     int fs, mnt, i;
-    fs = (int)syscall(SYS_fsopen, s->s3, 1 /* FSOPEN_CLOEXEC */);
+    char *const *opt = m->fs_options;
+    fs = (int)syscall(SYS_fsopen, m->fstype, 1 /* FSOPEN_CLOEXEC */);
     if (fs < 0)
         fail(errno, NULL);
-    if (s->s1 && *s->s1 &&
-        syscall(SYS_fsconfig, fs, 1 /* FSCONFIG_SET_STRING */, "source", s->s1, 0) < 0)
-        fail(errno, "source %s", s->s1);
-    for (i = 0; s->v1 && s->v1[i]; i++) {
+    if (m->source && *m->source &&
+        syscall(SYS_fsconfig, fs, 1 /* FSCONFIG_SET_STRING */, "source", m->source, 0) < 0)
+        fail(errno, "source %s", m->source);
+    for (i = 0; opt && opt[i]; i++) {
         char key[256];
-        const char *eq = strchr(s->v1[i], '=');
-        size_t n = eq ? (size_t)(eq - s->v1[i]) : strlen(s->v1[i]);
+        const char *eq = strchr(opt[i], '=');
+        size_t n = eq ? (size_t)(eq - opt[i]) : strlen(opt[i]);
         if (n >= sizeof key)
-            fail(EINVAL, "option %s", s->v1[i]);
-        memcpy(key, s->v1[i], n);
+            fail(EINVAL, "option %s", opt[i]);
+        memcpy(key, opt[i], n);
         key[n] = 0;
         if (syscall(SYS_fsconfig, fs, eq ? 1 /* FSCONFIG_SET_STRING */ : 0 /* SET_FLAG */,
                     key, eq ? eq + 1 : NULL, 0) < 0)
-            fail(errno, "option %s", s->v1[i]);
+            fail(errno, "option %s", opt[i]);
     }
     if (syscall(SYS_fsconfig, fs, 6 /* FSCONFIG_CMD_CREATE */, NULL, NULL, 0) < 0)
         fail(errno, NULL);
-    mnt = (int)syscall(SYS_fsmount, fs, 1 /* FSMOUNT_CLOEXEC */, (unsigned)(s->m[4] - 1));
+    mnt = (int)syscall(SYS_fsmount, fs, 1 /* FSMOUNT_CLOEXEC */, (unsigned)m->fsmount_attrs);
     if (mnt < 0)
         fail(errno, NULL);
     close(fs);
@@ -418,113 +419,92 @@ static void do_fsmount(struct pyrt_step *s, int at)
     close(mnt);
 }
 
-static void do_mount(struct pyrt_step *s)
+static void do_mount(const struct pyrt_mount *m)
 {
     char target[64];
     int fd;
-    if (s->m[1]) {
+    if (m->no_symlinks) {
         /* the destination must not be a symlink (CVE-2019-16884, CVE-2023-28642) */
-        fd = open_no_symlinks(s->s2, O_PATH);
+        fd = open_no_symlinks(m->target, O_PATH);
         if (fd < 0 && errno == ELOOP)
             fail(0, "filesystem \"%s\" must be mounted on ordinary directory",
-                 s->s3 ? s->s3 : s->s1);
+                 m->fstype ? m->fstype : m->source);
         if (fd >= 0)
             close(fd);
     }
-    fd = resolve_in_root(s->s2, s->n1 == 1 ? 'd' : s->n1 == 2 ? 'f' : 0);
+    fd = resolve_in_root(m->target, m->mkdir == 1 ? 'd' : m->mkdir == 2 ? 'f' : 0);
     if (fd < 0)
         fail(errno, NULL);
-    if (s->m[4]) {
-        do_fsmount(s, fd);
+    if (m->fsmount) {
+        do_fsmount(m, fd);
         close(fd);
-        check_mounted_fs(s);
+        check_mounted_fs(m);
         return;
     }
-    if (s->m[3]) {
+    if (m->mount_fd >= 0) {
         /* a mount the runtime prepared (idmapped): attach it */
-        if (syscall(SYS_move_mount, (int)(s->m[3] - 1), "", fd, "",
+        if (syscall(SYS_move_mount, m->mount_fd, "", fd, "",
                     0x00000004 /* MOVE_MOUNT_F_EMPTY_PATH */ | 0x00000040 /* T_EMPTY_PATH */) < 0)
             fail(errno, "move_mount");
-        close((int)(s->m[3] - 1));
+        close(m->mount_fd);
         close(fd);
         return;
     }
     fdpath(fd, target, sizeof target);
-    if (mount(s->s1 && *s->s1 ? s->s1 : "none", target, s->s3, s->flags, s->s4) < 0) {
+    if (mount(m->source && *m->source ? m->source : "none", target, m->fstype, m->flags, m->data) < 0) {
         int e = errno;
         /* the plan's alternative for this mount follows it (e.g. cgroup2 -> bind) */
-        if (s->n4 > 0 && e < 64 && (s->n3 & (1L << e))) {
+        if (m->fallback_n > 0 && e < 64 && (m->fallback_errnos & (1ULL << e))) {
             g_fell_back = 1;
             close(fd);
-            return;
-        }
-        /* sysfs in a new user namespace without a new network namespace cannot be
-         * mounted; runc binds the host's /sys read-only instead, so do the same. */
-        if (s->n2 && (e == EPERM || e == EBUSY) &&
-            mount("/sys", target, NULL, MS_BIND | MS_REC, NULL) == 0) {
-            close(fd);
-            if (s->m[2]) {
-                /* the bind brings the host's submounts (cgroupfs!) along: they get the
-                 * mount's ro/nosuid/... too, recursively (CVE-2023-25809) */
-                struct mount_attr a;
-                int t = resolve_in_root(s->s2, 0);
-                if (t < 0)
-                    fail(errno, NULL);
-                memset(&a, 0, sizeof a);
-                a.attr_set = s->m[2];
-                if (syscall(SYS_mount_setattr, t, "", AT_EMPTY_PATH | AT_RECURSIVE, &a, sizeof a) < 0)
-                    fail(errno, "make the bound /sys read-only");
-                close(t);
-            }
-            check_mounted_fs(s);
             return;
         }
         fail(e, NULL);
     }
     close(fd);
-    check_mounted_fs(s);
+    check_mounted_fs(m);
 }
 
-static void do_remount(struct pyrt_step *s)
+static void do_remount(const struct pyrt_remount *r)
 {
     char target[64];
-    int fd = resolve_in_root(s->s2, 0);
+    int fd = resolve_in_root(r->target, 0);
     unsigned long keep;
     if (fd < 0)
         fail(errno, NULL);
     fdpath(fd, target, sizeof target);
     keep = locked_flags(target) & (MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_NOATIME | MS_NODIRATIME | MS_RELATIME);
-    if (s->n1) /* only add flags: keep what the mount already has */
+    if (r->keep) /* only add flags: keep what the mount already has */
         keep |= locked_flags(target);
-    if (mount(NULL, target, NULL, MS_REMOUNT | MS_BIND | s->flags | keep, NULL) < 0)
+    if (mount(NULL, target, NULL, MS_REMOUNT | MS_BIND | r->flags | keep, NULL) < 0)
         fail(errno, NULL);
     close(fd);
 }
 
-static void do_propagation(struct pyrt_step *s)
+static void do_propagation(const struct pyrt_flags *p)
 {
     char target[64];
-    int fd = resolve_in_root(s->s2, 0);
+    int fd = resolve_in_root(p->target, 0);
     if (fd < 0)
         fail(errno, NULL);
     fdpath(fd, target, sizeof target);
-    if (mount(NULL, target, NULL, s->flags, NULL) < 0)
+    if (mount(NULL, target, NULL, p->flags, NULL) < 0)
         fail(errno, NULL);
     close(fd);
 }
 
-static void do_setattr(struct pyrt_step *s)
+static void do_setattr(const struct pyrt_setattr *t)
 {
     struct mount_attr a;
-    int fd = resolve_in_root(s->s2, 0);
+    int fd = resolve_in_root(t->target, 0);
     if (fd < 0)
         fail(errno, NULL);
     memset(&a, 0, sizeof a);
-    a.attr_set = s->m[0];
-    a.attr_clr = s->m[1];
-    a.propagation = s->m[2];
-    a.userns_fd = s->n2 > 0 ? (unsigned long long)s->n2 : 0;
-    if (syscall(SYS_mount_setattr, fd, "", AT_EMPTY_PATH | (s->n1 ? AT_RECURSIVE : 0), &a, sizeof a) < 0)
+    a.attr_set = t->attr_set;
+    a.attr_clr = t->attr_clr;
+    a.propagation = t->propagation;
+    a.userns_fd = t->userns_fd > 0 ? (unsigned long long)t->userns_fd : 0;
+    if (syscall(SYS_mount_setattr, fd, "", AT_EMPTY_PATH | (t->recursive ? AT_RECURSIVE : 0), &a, sizeof a) < 0)
         fail(errno, NULL);
     close(fd);
 }
@@ -549,13 +529,13 @@ static int open_parent(const char *path, const char **base)
 /* The device path is resolved inside the rootfs, its symlinks included (the node is made
  * where the link points, as runc does); the owner and mode are then set on the node just
  * made, through an fd, never through a name the image controls. */
-static void do_mknod(struct pyrt_step *s)
+static void do_mknod(const struct pyrt_mknod *d)
 {
     char base[NAME_MAX + 1], p[64];
-    int dfd = walk_in_root(s->s2, 'd', base);
+    int dfd = walk_in_root(d->target, 'd', base);
     int fd, nfd;
     struct stat st;
-    mode_t fmt = (mode_t)s->n1 & S_IFMT;
+    mode_t fmt = (mode_t)d->mode & S_IFMT;
     if (dfd < 0)
         fail(errno, NULL);
     if (!base[0]) {
@@ -571,7 +551,7 @@ static void do_mknod(struct pyrt_step *s)
     close(dfd);
     if (fd < 0)
         fail(errno, NULL);
-    if (mknodat(fd, base, (mode_t)s->n1, makedev(s->n2, s->n3)) < 0) {
+    if (mknodat(fd, base, (mode_t)d->mode, makedev(d->major, d->minor)) < 0) {
         /* something is there already (runc leaves it as it is) */
         if (errno == EEXIST) {
             close(fd);
@@ -584,23 +564,23 @@ static void do_mknod(struct pyrt_step *s)
     if (nfd < 0 || fstat(nfd, &st) < 0)
         fail(errno, NULL);
     if ((st.st_mode & S_IFMT) != fmt ||
-        ((S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)) && st.st_rdev != makedev(s->n2, s->n3)))
-        fail(EEXIST, "%s was replaced while it was made", s->s2);
-    if (fchownat(nfd, "", (uid_t)s->m[0], (gid_t)s->m[1], AT_EMPTY_PATH) < 0)
+        ((S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)) && st.st_rdev != makedev(d->major, d->minor)))
+        fail(EEXIST, "%s was replaced while it was made", d->target);
+    if (fchownat(nfd, "", (uid_t)d->uid, (gid_t)d->gid, AT_EMPTY_PATH) < 0)
         fail(errno, NULL);
     /* mknod honours the umask; the config's mode is the truth. An O_PATH fd has no
      * fchmod: its /proc/self/fd link reaches exactly that inode. */
     fdpath(nfd, p, sizeof p);
-    if (chmod(p, (mode_t)(s->n1 & 07777)) < 0)
+    if (chmod(p, (mode_t)(d->mode & 07777)) < 0)
         fail(errno, NULL);
     close(nfd);
 }
 
-static void do_bind_device(struct pyrt_step *s)
+static void do_bind_device(const struct pyrt_bind_device *b)
 {
     char target[64];
     struct stat st;
-    int fd = resolve_in_root(s->s2, 'f');
+    int fd = resolve_in_root(b->target, 'f');
     if (fd < 0)
         fail(errno, NULL);
     /* a device goes over a file, never over a directory (the rootfs itself for "/..") */
@@ -609,15 +589,15 @@ static void do_bind_device(struct pyrt_step *s)
     if (S_ISDIR(st.st_mode))
         fail(EISDIR, NULL);
     fdpath(fd, target, sizeof target);
-    if (mount(s->s1, target, NULL, MS_BIND, NULL) < 0)
+    if (mount(b->source, target, NULL, MS_BIND, NULL) < 0)
         fail(errno, NULL);
     close(fd);
 }
 
-static void do_symlink(struct pyrt_step *s)
+static void do_symlink(const struct pyrt_symlink *l)
 {
     const char *base;
-    int dfd = open_parent(s->s2, &base);
+    int dfd = open_parent(l->linkname, &base);
     int fd;
     char p[64];
     if (dfd < 0)
@@ -627,14 +607,14 @@ static void do_symlink(struct pyrt_step *s)
     close(dfd);
     if (fd < 0)
         fail(errno, NULL);
-    if (symlinkat(s->s1, fd, base) < 0 && errno != EEXIST)
+    if (symlinkat(l->target, fd, base) < 0 && errno != EEXIST)
         fail(errno, NULL);
     close(fd);
 }
 
-static void do_mkdir(struct pyrt_step *s)
+static void do_mkdir(const struct pyrt_path *d)
 {
-    int fd = resolve_in_root(s->s2, 'd');
+    int fd = resolve_in_root(d->path, 'd');
     if (fd < 0)
         fail(errno, NULL);
     close(fd);
@@ -713,13 +693,13 @@ static void do_chroot(int plain)
 }
 
 /* After the pivot: mask a path with /dev/null (file) or an empty read-only tmpfs (dir). */
-static void do_mask(struct pyrt_step *s)
+static void do_mask(const struct pyrt_mask *m)
 {
     char target[64];
     struct stat st;
     /* a symlink is masked at its target inside the root, as runc does (a mount on the link
      * itself would leave the target readable) */
-    int fd = openat2_in_root(g_rootfd, s->s1, O_PATH);
+    int fd = openat2_in_root(g_rootfd, m->path, O_PATH);
     if (fd < 0) {
         if (errno == ENOENT)
             return;
@@ -729,7 +709,7 @@ static void do_mask(struct pyrt_step *s)
         fail(errno, NULL);
     fdpath(fd, target, sizeof target);
     if (S_ISDIR(st.st_mode)) {
-        if (mount("tmpfs", target, "tmpfs", MS_RDONLY, s->s2) < 0)
+        if (mount("tmpfs", target, "tmpfs", MS_RDONLY, m->tmpfs_data) < 0)
             fail(errno, NULL);
     } else {
         /* The source must really be the null device: a container may have made its
@@ -749,11 +729,11 @@ static void do_mask(struct pyrt_step *s)
     close(fd);
 }
 
-static void do_readonly(struct pyrt_step *s)
+static void do_readonly(const struct pyrt_path *r)
 {
     char target[64];
     /* a symlink is made read-only at its target inside the root, as runc does */
-    int fd = openat2_in_root(g_rootfd, s->s1, O_PATH);
+    int fd = openat2_in_root(g_rootfd, r->path, O_PATH);
     if (fd < 0) {
         if (errno == ENOENT)
             return;
@@ -764,7 +744,7 @@ static void do_readonly(struct pyrt_step *s)
         fail(errno, NULL);
     close(fd);
     /* reopen: the fd still points at the covered dentry, the new mount is on top */
-    fd = openat2_in_root(g_rootfd, s->s1, O_PATH);
+    fd = openat2_in_root(g_rootfd, r->path, O_PATH);
     if (fd < 0)
         fail(errno, NULL);
     fdpath(fd, target, sizeof target);
@@ -773,29 +753,29 @@ static void do_readonly(struct pyrt_step *s)
     close(fd);
 }
 
-static void do_write(struct pyrt_step *s)
+static void do_write(const struct pyrt_write *w)
 {
-    int fd = open(s->s1, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
-    size_t len = strlen(s->s2);
+    int fd = open(w->path, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+    size_t len = strlen(w->data);
     struct statfs sf;
     if (fd < 0)
         fail(errno, NULL);
     /* a /proc write must reach procfs, not a file mounted over it (CVE-2025-52881) */
-    if (s->m[0] && (fstatfs(fd, &sf) < 0 || (unsigned long long)sf.f_type != s->m[0]))
-        fail(0, "%s is not on procfs", s->s1);
-    if (write(fd, s->s2, len) != (ssize_t)len)
+    if (w->fs_magic && (fstatfs(fd, &sf) < 0 || (unsigned long long)sf.f_type != w->fs_magic))
+        fail(0, "%s is not on procfs", w->path);
+    if (write(fd, w->data, len) != (ssize_t)len)
         fail(errno, NULL);
     close(fd);
 }
 
-static void do_identity(struct pyrt_step *s)
+static void do_identity(const struct pyrt_identity *id)
 {
     long cap;
     gid_t groups[1024];
     int n = 0;
-    unsigned long long bounding = s->m[0];
+    unsigned long long bounding = id->bounding;
 
-    for (cap = 0; cap <= s->n3; cap++) {
+    for (cap = 0; cap <= id->last_cap; cap++) {
         if (bounding & (1ULL << cap))
             continue;
         if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL)
@@ -803,20 +783,20 @@ static void do_identity(struct pyrt_step *s)
     }
     if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0)
         fail(errno, NULL);
-    if (s->v1)
-        for (; s->v1[n] && n < 1024; n++)
-            groups[n] = (gid_t)strtoul(s->v1[n], NULL, 10);
+    if (id->groups)
+        for (; id->groups[n] && n < 1024; n++)
+            groups[n] = (gid_t)strtoul(id->groups[n], NULL, 10);
     /* setgroups is denied in a user namespace whose setgroups file says so; an empty
      * list is then already in force */
-    if (sys_setgroups(n, groups) < 0 && !(errno == EPERM && n == 0 && s->n4))
+    if (sys_setgroups(n, groups) < 0 && !(errno == EPERM && n == 0 && id->setgroups_denied))
         fail(errno, "setgroups");
-    if (sys_setresgid((gid_t)s->n2) < 0)
-        fail(errno, "setresgid %ld", s->n2);
-    if (sys_setresuid((uid_t)s->n1) < 0)
-        fail(errno, "setresuid %ld", s->n1);
+    if (sys_setresgid((gid_t)id->gid) < 0)
+        fail(errno, "setresgid %ld", id->gid);
+    if (sys_setresuid((uid_t)id->uid) < 0)
+        fail(errno, "setresuid %ld", id->uid);
 }
 
-static void do_caps(struct pyrt_step *s)
+static void do_caps(const struct pyrt_caps *c)
 {
     struct __user_cap_header_struct h = { _LINUX_CAPABILITY_VERSION_3, 0 };
     struct __user_cap_data_struct d[2];
@@ -824,29 +804,29 @@ static void do_caps(struct pyrt_step *s)
 
     if (prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) < 0)
         fail(errno, NULL);
-    d[0].effective = (uint32_t)s->m[1];
-    d[1].effective = (uint32_t)(s->m[1] >> 32);
-    d[0].permitted = (uint32_t)s->m[2];
-    d[1].permitted = (uint32_t)(s->m[2] >> 32);
-    d[0].inheritable = (uint32_t)s->m[3];
-    d[1].inheritable = (uint32_t)(s->m[3] >> 32);
+    d[0].effective = (uint32_t)c->effective;
+    d[1].effective = (uint32_t)(c->effective >> 32);
+    d[0].permitted = (uint32_t)c->permitted;
+    d[1].permitted = (uint32_t)(c->permitted >> 32);
+    d[0].inheritable = (uint32_t)c->inheritable;
+    d[1].inheritable = (uint32_t)(c->inheritable >> 32);
     if (syscall(SYS_capset, &h, d) < 0)
         fail(errno, "capset");
     prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
-    for (cap = 0; cap <= s->n3; cap++) {
-        if (!(s->m[4] & (1ULL << cap)))
+    for (cap = 0; cap <= c->last_cap; cap++) {
+        if (!(c->ambient & (1ULL << cap)))
             continue;
         /* an ambient cap needs it in permitted and inheritable; runc only warns */
         prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0);
     }
 }
 
-static void do_chdir(struct pyrt_step *s)
+static void do_chdir(const struct pyrt_path *d)
 {
     char cwd[PATH_MAX];
     /* resolved in our root with openat2, so a magic link (/proc/N/cwd) is refused */
     int root = g_rootfd >= 0 ? g_rootfd : open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
-    int fd = root < 0 ? -1 : openat2_in_root(root, s->s1, O_PATH | O_DIRECTORY);
+    int fd = root < 0 ? -1 : openat2_in_root(root, d->path, O_PATH | O_DIRECTORY);
     int e = errno;
     if (root >= 0 && root != g_rootfd)
         close(root);
@@ -854,7 +834,7 @@ static void do_chdir(struct pyrt_step *s)
         /* the config's seccomp filter (loaded earlier, without no_new_privs) denies
          * open/openat2: a plain chdir still resolves inside our root, and the getcwd
          * check below still catches a cwd that leads out of it */
-        if (chdir(s->s1) < 0)
+        if (chdir(d->path) < 0)
             fail(errno, NULL);
     } else {
         if (fd < 0)
@@ -871,16 +851,16 @@ static void do_chdir(struct pyrt_step *s)
      * no_new_privs) denies it; close_fds already ran, so nothing could lead out */
 }
 
-static void do_seccomp(struct pyrt_step *s)
+static void do_seccomp(const struct pyrt_seccomp *f)
 {
     struct sock_fprog prog;
     int r;
-    prog.len = (unsigned short)(s->buflen / sizeof(struct sock_filter));
-    prog.filter = (struct sock_filter *)s->buf;
-    r = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, (unsigned int)s->flags, &prog);
+    prog.len = (unsigned short)(f->len / sizeof(struct sock_filter));
+    prog.filter = (struct sock_filter *)f->program;
+    r = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, (unsigned int)f->flags, &prog);
     if (r < 0)
         fail(errno, NULL);
-    if (s->flags & SECCOMP_FILTER_FLAG_NEW_LISTENER) {
+    if (f->flags & SECCOMP_FILTER_FLAG_NEW_LISTENER) {
         send_fd_msg(g_step, r, 0);
         close(r);
     }
@@ -896,9 +876,9 @@ static const char *env_get(char *const *env, const char *name)
 }
 
 /* Resolve args[0] the way Go's exec.LookPath does, so messages match runc's. */
-static void do_lookup(struct pyrt_step *s)
+static void do_lookup(const struct pyrt_exec *x)
 {
-    const char *name = s->v1[0];
+    const char *name = x->args[0];
     const char *path;
     struct stat st;
     int e = ENOENT;
@@ -911,7 +891,7 @@ static void do_lookup(struct pyrt_step *s)
         snprintf(g_exe, sizeof g_exe, "%s", name);
         return;
     }
-    path = env_get(s->v2, "PATH");
+    path = env_get(x->env, "PATH");
     if (path) {
         const char *p = path;
         for (;;) {
@@ -939,32 +919,32 @@ static void do_lookup(struct pyrt_step *s)
     fail(ENOENT, "exec: \"%s\": executable file not found in $PATH", name);
 }
 
-/* The process's stdio: m[0..2] (fd + 1, 0 = keep) are the runtime's pipes to put on
- * 0, 1, 2 (they are >= 3, so no dup3 clobbers a source). Then the fds in mask n3 get owner
- * n1 (runc's stdio fix-up: a non-root process must be able to reopen /proc/self/fd/N and
+/* The process's stdio: fds[0..2] (-1: keep) are the runtime's pipes to put on
+ * 0, 1, 2 (they are >= 3, so no dup3 clobbers a source). Then the fds in mask chown get
+ * owner uid (runc's stdio fix-up: a non-root process must be able to reopen /proc/self/fd/N and
  * its tty); the group stays (devpts' tty group). /dev/null is never touched, and an
  * owner this namespace cannot map, or a read-only /dev, leaves the fd as it is. */
-static void do_stdio(struct pyrt_step *s)
+static void do_stdio(const struct pyrt_dup_stdio *d)
 {
     int i;
     for (i = 0; i < 3; i++)
-        if (s->m[i] && dup3((int)s->m[i] - 1, i, 0) < 0)
+        if (d->fds[i] >= 0 && dup3(d->fds[i], i, 0) < 0)
             fail(errno, "dup fd %d", i);
     for (i = 0; i < 3; i++) {
         struct stat st;
-        if (!(s->n3 & (1 << i)) || fstat(i, &st) < 0)
+        if (!(d->chown & (1 << i)) || fstat(i, &st) < 0)
             continue;
         if (S_ISCHR(st.st_mode) && st.st_rdev == makedev(1, 3))
             continue;
-        if (st.st_uid == (uid_t)s->n1)
+        if (st.st_uid == (uid_t)d->uid)
             continue;
-        if (fchown(i, (uid_t)s->n1, (gid_t)-1) < 0 &&
+        if (fchown(i, (uid_t)d->uid, (gid_t)-1) < 0 &&
             errno != EINVAL && errno != EPERM && errno != EROFS)
             fail(errno, "fchown fd %d", i);
     }
 }
 
-static void do_console(struct pyrt_step *s)
+static void do_console(const struct pyrt_console *c)
 {
     int master, slave;
     char name[64];
@@ -976,10 +956,10 @@ static void do_console(struct pyrt_step *s)
         fail(errno, "open /dev/ptmx");
     if (unlockpt(master) < 0 || ptsname_r(master, name, sizeof name) != 0)
         fail(errno, "unlockpt");
-    if (s->n1 > 0 && s->n2 > 0) {
+    if (c->rows > 0 && c->cols > 0) {
         memset(&ws, 0, sizeof ws);
-        ws.ws_row = (unsigned short)s->n1;
-        ws.ws_col = (unsigned short)s->n2;
+        ws.ws_row = (unsigned short)c->rows;
+        ws.ws_col = (unsigned short)c->cols;
         ioctl(master, TIOCSWINSZ, &ws);
     }
     slave = open(name, O_RDWR | O_NOCTTY | O_CLOEXEC);
@@ -987,7 +967,7 @@ static void do_console(struct pyrt_step *s)
         fail(errno, "open %s", name);
     send_fd_msg(g_step, master, 0);
     close(master);
-    if (s->s1 && *s->s1) {
+    if (c->dev_console) {
         /* /dev/console is the slave: bind it over a file we make, inside the root */
         int fd = openat2_in_root(g_rootfd, "/dev/console", O_PATH | O_NOFOLLOW);
         if (fd < 0 && errno == ENOENT) {
@@ -1017,61 +997,104 @@ static void do_console(struct pyrt_step *s)
 }
 
 /* A startContainer hook, run by the init after start and before the user's program, in
- * the container (runc does the same). s1 path, v1 argv, v2 env (NULL: inherit), the state
- * JSON is s2 + our pid + s3 on stdin, n1 timeout in seconds (0: none), n2 the hook's index.
+ * the container (runc does the same). The policy is the plan's (pyruntime/hooks.py decides
+ * it for every hook runner): the timeout, the output kept for the message, the kill scope
+ * and the message's prefix; the wording after the prefix is hooks.py's too.
  * After start nobody reads the sync socket: failures also go to the container's stderr. */
 extern char **environ;
 
-static void hook_fail(struct pyrt_step *s, const char *fmt, ...)
+/* mmap, not malloc: the init may have been cloned while another thread of the runtime
+ * held an allocator lock */
+static void *hook_alloc(size_t len)
 {
-    char what[400], text[512];
+    void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+struct hook_run {
+    const struct pyrt_hook *h;
+    pid_t pid;               /* the hook, once started: its group goes on failure */
+    char *out, *err;         /* output_cap + 1 bytes each */
+    size_t olen, elen;
+};
+
+static __attribute__((noreturn)) void hook_fail(struct hook_run *r, const char *fmt, ...)
+{
+    const struct pyrt_hook *h = r->h;
+    size_t len = strlen(h->error_prefix) + strlen(h->path) +
+                 2 * (size_t)(h->output_cap > 0 ? h->output_cap : 0) + 512;
+    char *text = hook_alloc(len);
+    size_t n;
     va_list ap;
+    if (r->pid > 0 && h->kill_group)
+        kill(-r->pid, SIGKILL);  /* whatever the failed hook left behind */
+    if (!text) {
+        dprintf(2, "%s: %s\n", h->error_prefix, lerr(ENOMEM));
+        send_msg(MSG_ERROR, g_step, ENOMEM, 0, h->error_prefix);
+        _exit(1);
+    }
+    n = (size_t)snprintf(text, len, "%s: ", h->error_prefix);
     va_start(ap, fmt);
-    vsnprintf(what, sizeof what, fmt, ap);
+    vsnprintf(text + n, len - n, fmt, ap);
     va_end(ap);
-    snprintf(text, sizeof text, "error running hook #%ld: startContainer hook %s: %s", s->n2, s->s1, what);
     dprintf(2, "%s\n", text);
     send_msg(MSG_ERROR, g_step, 0, 0, text);
     _exit(1);
 }
 
-static void do_hook(struct pyrt_step *s)
+/* Keep what fits below the cap of a chunk read from a hook's pipe. */
+static void hook_keep(char *buf, size_t *len, long cap, const char *chunk, ssize_t n)
 {
+    size_t room = cap > 0 && (size_t)cap > *len ? (size_t)cap - *len : 0;
+    size_t k = (size_t)n < room ? (size_t)n : room;
+    memcpy(buf + *len, chunk, k);
+    *len += k;
+}
+
+static void do_hook(const struct pyrt_hook *h)
+{
+    struct hook_run r;
     int in[2], out[2], err[2], st[2];
-    char obuf[200], ebuf[200], *state;
-    size_t olen = 0, elen = 0;
+    char *state;
     int e = 0, status, open_fds = 2, timed_out = 0;
+    size_t slen, cap = h->output_cap > 0 ? (size_t)h->output_cap : 0;
     ssize_t n;
     struct timespec t0, now;
     pid_t pid;
 
-    {
-        size_t len = (s->s2 ? strlen(s->s2) : 0) + (s->s3 ? strlen(s->s3) : 0) + 24;
-        /* mmap, not malloc: the init may have been cloned while another thread of the
-         * runtime held an allocator lock */
-        state = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        if (state == MAP_FAILED)
-            hook_fail(s, "%s", lerr(ENOMEM));
-        snprintf(state, len, "%s%d%s", s->s2 ? s->s2 : "", (int)getpid(), s->s3 ? s->s3 : "");
-    }
+    memset(&r, 0, sizeof r);
+    r.h = h;
+    slen = (h->state_head ? strlen(h->state_head) : 0) + (h->state_tail ? strlen(h->state_tail) : 0) + 24;
+    state = hook_alloc(slen);
+    r.out = hook_alloc(cap + 1);
+    r.err = hook_alloc(cap + 1);
+    if (!state || !r.out || !r.err)
+        hook_fail(&r, "%s", lerr(ENOMEM));
+    snprintf(state, slen, "%s%d%s", h->state_head ? h->state_head : "", (int)getpid(),
+             h->state_tail ? h->state_tail : "");
     if (pipe2(in, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0 ||
         pipe2(st, O_CLOEXEC) < 0)
-        hook_fail(s, "pipe: %s", lerr(errno));
+        hook_fail(&r, "pipe: %s", lerr(errno));
     /* a raw clone: glibc's fork() takes allocator locks that a thread of the runtime may
      * have held when the init was cloned */
     pid = (pid_t)syscall(SYS_clone, SIGCHLD, NULL, NULL, NULL, NULL);
     if (pid < 0)
-        hook_fail(s, "fork: %s", lerr(errno));
+        hook_fail(&r, "fork: %s", lerr(errno));
     if (pid == 0) {
         int x;
+        if (h->kill_group)
+            setpgid(0, 0);
         dup2(in[0], 0);
         dup2(out[1], 1);
         dup2(err[1], 2);
-        execve(s->s1, s->v1, s->v2 ? s->v2 : environ);
+        execve(h->path, h->args, h->env ? h->env : environ);
         x = errno;
         (void)!write(st[1], &x, sizeof x);
         _exit(127);
     }
+    /* both sides: the group exists before the parent may have to kill it */
+    if (h->kill_group)
+        setpgid(pid, pid);
     close(in[0]);
     close(out[1]);
     close(err[1]);
@@ -1080,66 +1103,61 @@ static void do_hook(struct pyrt_step *s)
     fcntl(in[1], F_SETFL, O_NONBLOCK);
     (void)!write(in[1], state, strlen(state));
     close(in[1]);
-    munmap(state, (s->s2 ? strlen(s->s2) : 0) + (s->s3 ? strlen(s->s3) : 0) + 24);
+    munmap(state, slen);
     if (read(st[0], &e, sizeof e) == (ssize_t)sizeof e) {
         while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
             ;
-        hook_fail(s, "fork/exec %s: %s", s->s1, lerr(e));
+        hook_fail(&r, "fork/exec %s: %s", h->path, lerr(e));
     }
     close(st[0]);
+    r.pid = pid;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     while (open_fds > 0) {
         struct pollfd p[2] = { { out[0], POLLIN, 0 }, { err[0], POLLIN, 0 } };
-        int ms = -1, r;
-        if (s->n1 > 0) {
+        int ms = -1, rc;
+        if (h->timeout > 0) {
             long el;
             clock_gettime(CLOCK_MONOTONIC, &now);
             el = (now.tv_sec - t0.tv_sec) * 1000 + (now.tv_nsec - t0.tv_nsec) / 1000000;
-            ms = el >= s->n1 * 1000 ? 0 : (int)(s->n1 * 1000 - el);
+            ms = el >= h->timeout * 1000 ? 0 : (int)(h->timeout * 1000 - el);
         }
         if (out[0] < 0) p[0].fd = -1;
         if (err[0] < 0) p[1].fd = -1;
-        r = poll(p, 2, ms);
-        if (r < 0 && errno == EINTR)
+        rc = poll(p, 2, ms);
+        if (rc < 0 && errno == EINTR)
             continue;
-        if (r == 0) {
+        if (rc == 0) {
             timed_out = 1;
-            kill(pid, SIGKILL);
+            kill(h->kill_group ? -pid : pid, SIGKILL);
             break;
         }
         if (p[0].revents) {
-            char tmp[512];
+            char tmp[4096];
             n = read(out[0], tmp, sizeof tmp);
             if (n <= 0) { close(out[0]); out[0] = -1; open_fds--; }
-            else if (olen < sizeof obuf - 1) {
-                size_t k = (size_t)n < sizeof obuf - 1 - olen ? (size_t)n : sizeof obuf - 1 - olen;
-                memcpy(obuf + olen, tmp, k);
-                olen += k;
-            }
+            else hook_keep(r.out, &r.olen, h->output_cap, tmp, n);
         }
         if (p[1].revents) {
-            char tmp[512];
+            char tmp[4096];
             n = read(err[0], tmp, sizeof tmp);
             if (n <= 0) { close(err[0]); err[0] = -1; open_fds--; }
-            else if (elen < sizeof ebuf - 1) {
-                size_t k = (size_t)n < sizeof ebuf - 1 - elen ? (size_t)n : sizeof ebuf - 1 - elen;
-                memcpy(ebuf + elen, tmp, k);
-                elen += k;
-            }
+            else hook_keep(r.err, &r.elen, h->output_cap, tmp, n);
         }
     }
-    obuf[olen] = 0;
-    ebuf[elen] = 0;
+    r.out[r.olen] = 0;
+    r.err[r.elen] = 0;
     if (out[0] >= 0) close(out[0]);
     if (err[0] >= 0) close(err[0]);
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
         ;
     if (timed_out)
-        hook_fail(s, "hook ran past specified timeout of %ld.0s", s->n1);
+        hook_fail(&r, "hook ran past specified timeout of %ld.0s", h->timeout);
     if (WIFSIGNALED(status))
-        hook_fail(s, "signal: %s, stdout: %s, stderr: %s", strsignal(WTERMSIG(status)), obuf, ebuf);
+        hook_fail(&r, "signal: %s, stdout: %s, stderr: %s", strsignal(WTERMSIG(status)), r.out, r.err);
     if (WEXITSTATUS(status) != 0)
-        hook_fail(s, "exit status %d, stdout: %s, stderr: %s", WEXITSTATUS(status), obuf, ebuf);
+        hook_fail(&r, "exit status %d, stdout: %s, stderr: %s", WEXITSTATUS(status), r.out, r.err);
+    munmap(r.out, cap + 1);
+    munmap(r.err, cap + 1);
 }
 
 static int fd_in(int fd, const int *list, int n)
@@ -1221,13 +1239,13 @@ static void close_all_but(const int *keep, int n)
     }
 }
 
-/* The caller's fds the plan lists (s->buf: ints, s->n1 of them; recorded by the runtime
- * before it opened anything of its own) pass to the program; every other fd closes, the
- * executor's own stay close-on-exec and go at execve. */
-static void do_close_fds(struct pyrt_spawn *sp, struct pyrt_step *s)
+/* The caller's fds the plan lists (recorded by the runtime before it opened anything of
+ * its own) pass to the program; every other fd closes, the executor's own stay
+ * close-on-exec and go at execve. */
+static void do_close_fds(struct pyrt_spawn *sp, const struct pyrt_close_fds *c)
 {
-    const int *pass = (const int *)s->buf;
-    int npass = s->buf ? (int)s->n1 : 0;
+    const int *pass = c->pass_fds;
+    int npass = c->pass_fds ? c->npass : 0;
     int keep[4096 + 3];
     int n = 0, i;
 
@@ -1266,49 +1284,49 @@ struct pyrt_sched_attr {
     uint64_t sched_period;
 };
 
-static void do_sched(struct pyrt_step *s)
+static void do_sched(const struct pyrt_sched *k)
 {
     struct pyrt_sched_attr a;
     memset(&a, 0, sizeof a);
     a.size = sizeof a;
-    a.sched_policy = (uint32_t)s->m[0];
-    a.sched_flags = s->m[1];
-    a.sched_nice = (int32_t)s->n1;
-    a.sched_priority = (uint32_t)s->n2;
-    a.sched_runtime = s->m[2];
-    a.sched_deadline = s->m[3];
-    a.sched_period = s->m[4];
+    a.sched_policy = k->policy;
+    a.sched_flags = k->flags;
+    a.sched_nice = k->nice;
+    a.sched_priority = k->priority;
+    a.sched_runtime = k->runtime;
+    a.sched_deadline = k->deadline;
+    a.sched_period = k->period;
     if (syscall(SYS_sched_setattr, 0, &a, 0) < 0)
         fail(errno, NULL);
 }
 
-static void do_ioprio(struct pyrt_step *s)
+static void do_ioprio(const struct pyrt_value *v)
 {
     /* IOPRIO_WHO_PROCESS, ourselves: children inherit it */
-    if (syscall(SYS_ioprio_set, 1, 0, (int)s->n1) < 0)
+    if (syscall(SYS_ioprio_set, 1, 0, (int)v->value) < 0)
         fail(errno, NULL);
 }
 
-static void do_mempolicy(struct pyrt_step *s)
+static void do_mempolicy(const struct pyrt_cpumask *m)
 {
-    /* buf: the nodemask as unsigned longs; maxnode counts one more bit than it holds */
-    unsigned long maxnode = s->buflen ? s->buflen * 8 + 1 : 0;
-    if (syscall(SYS_set_mempolicy, (int)s->n1, s->buflen ? s->buf : NULL, maxnode) < 0)
+    /* the nodemask as unsigned longs; maxnode counts one more bit than it holds */
+    unsigned long maxnode = m->len ? m->len * 8 + 1 : 0;
+    if (syscall(SYS_set_mempolicy, m->mode, m->len ? m->mask : NULL, maxnode) < 0)
         fail(errno, NULL);
 }
 
-static void do_personality(struct pyrt_step *s)
+static void do_personality(const struct pyrt_value *v)
 {
-    if (personality((unsigned long)s->n1) < 0)
+    if (personality((unsigned long)v->value) < 0)
         fail(errno, NULL);
 }
 
-static void do_affinity(struct pyrt_step *s)
+static void do_affinity(const struct pyrt_cpumask *m)
 {
     /* no mask: every CPU, which the kernel narrows to the cgroup's cpuset (the default) */
     unsigned char all[128];
-    const void *mask = s->buf;
-    size_t len = s->buflen;
+    const void *mask = m->mask;
+    size_t len = m->len;
     if (!len) {
         memset(all, 0xff, sizeof all);
         mask = all;
@@ -1351,7 +1369,7 @@ static void run_step(struct pyrt_spawn *sp, struct pyrt_step *s)
 {
     switch (s->op) {
     case OP_SYNC:
-        send_msg(MSG_SYNC, g_step, 0, (int)s->n1, s->s1);
+        send_msg(MSG_SYNC, g_step, 0, 0, s->u.sync.tag);
         wait_go();
         break;
     case OP_BECOME_ROOT:
@@ -1359,15 +1377,16 @@ static void run_step(struct pyrt_spawn *sp, struct pyrt_step *s)
             fail(errno, NULL);
         break;
     case OP_ROOT_PROPAGATION:
-        if (mount(NULL, "/", NULL, s->flags, NULL) < 0)
+        if (mount(NULL, "/", NULL, s->u.flags.flags, NULL) < 0)
             fail(errno, NULL);
         break;
-    case OP_BIND_ROOTFS:
-        g_rootpath = s->s1;
+    case OP_BIND_ROOTFS: {
+        const struct pyrt_bind_rootfs *b = &s->u.bind_rootfs;
+        g_rootpath = b->path;
         /* pivot_root needs the parent of the new root not to be shared */
-        if (s->s2 && *s->s2 && mount(NULL, s->s2, NULL, MS_PRIVATE, NULL) < 0 && errno != EINVAL)
-            fail(errno, "make %s private", s->s2);
-        if (s->n1) {
+        if (b->parent && *b->parent && mount(NULL, b->parent, NULL, MS_PRIVATE, NULL) < 0 && errno != EINVAL)
+            fail(errno, "make %s private", b->parent);
+        if (b->from_cwd) {
             /* spawned with its cwd in the rootfs (the runtime's credentials reached it):
              * clone the tree from "." and attach it there, no path lookup; the clone's
              * fd is the new root from now on */
@@ -1381,50 +1400,51 @@ static void run_step(struct pyrt_spawn *sp, struct pyrt_step *s)
             g_rootpath = NULL;
             break;
         }
-        if (mount(s->s1, s->s1, NULL, MS_BIND | MS_REC, NULL) < 0)
+        if (mount(b->path, b->path, NULL, MS_BIND | MS_REC, NULL) < 0)
             fail(errno, NULL);
-        g_rootfd = open(s->s1, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        g_rootfd = open(b->path, O_PATH | O_DIRECTORY | O_CLOEXEC);
         if (g_rootfd < 0)
             fail(errno, NULL);
         break;
-    case OP_MOUNT: do_mount(s); break;
-    case OP_REMOUNT: do_remount(s); break;
-    case OP_PROPAGATION: do_propagation(s); break;
-    case OP_SETATTR: do_setattr(s); break;
-    case OP_MKNOD: do_mknod(s); break;
-    case OP_BIND_DEVICE: do_bind_device(s); break;
-    case OP_SYMLINK: do_symlink(s); break;
-    case OP_MKDIR: do_mkdir(s); break;
-    case OP_PIVOT_ROOT: do_pivot_root((int)s->n1); break;
+    }
+    case OP_MOUNT: do_mount(&s->u.mount); break;
+    case OP_REMOUNT: do_remount(&s->u.remount); break;
+    case OP_PROPAGATION: do_propagation(&s->u.flags); break;
+    case OP_SETATTR: do_setattr(&s->u.setattr); break;
+    case OP_MKNOD: do_mknod(&s->u.mknod); break;
+    case OP_BIND_DEVICE: do_bind_device(&s->u.bind_device); break;
+    case OP_SYMLINK: do_symlink(&s->u.symlink); break;
+    case OP_MKDIR: do_mkdir(&s->u.path); break;
+    case OP_PIVOT_ROOT: do_pivot_root(s->u.pivot_root.keep_old_root); break;
     case OP_DETACH_OLD_ROOT:
         /* "/" as a mount point is the topmost mount there: the stacked old root */
         if (umount2("/", MNT_DETACH) < 0)
             fail(errno, NULL);
         break;
-    case OP_CHROOT: do_chroot((int)s->n1); break;
-    case OP_MASK: do_mask(s); break;
-    case OP_READONLY: do_readonly(s); break;
+    case OP_CHROOT: do_chroot(s->u.chroot.plain); break;
+    case OP_MASK: do_mask(&s->u.mask); break;
+    case OP_READONLY: do_readonly(&s->u.path); break;
     case OP_REMOUNT_ROOT_RO:
         if (mount(NULL, "/", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | locked_flags("/"), NULL) < 0)
             fail(errno, NULL);
         break;
     case OP_SETHOSTNAME:
-        if (sethostname(s->s1, strlen(s->s1)) < 0)
+        if (sethostname(s->u.name.name, strlen(s->u.name.name)) < 0)
             fail(errno, NULL);
         break;
     case OP_SETDOMAINNAME:
-        if (setdomainname(s->s1, strlen(s->s1)) < 0)
+        if (setdomainname(s->u.name.name, strlen(s->u.name.name)) < 0)
             fail(errno, NULL);
         break;
-    case OP_WRITE: do_write(s); break;
+    case OP_WRITE: do_write(&s->u.write); break;
     case OP_RLIMIT: {
-        struct rlimit rl = { (rlim_t)s->m[0], (rlim_t)s->m[1] };
-        if (setrlimit((int)s->n1, &rl) < 0)
+        struct rlimit rl = { (rlim_t)s->u.rlimit.soft, (rlim_t)s->u.rlimit.hard };
+        if (setrlimit(s->u.rlimit.resource, &rl) < 0)
             fail(errno, NULL);
         break;
     }
     case OP_KEYRING: {
-        long k = syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, s->s1);
+        long k = syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, s->u.name.name);
         if (k < 0) {
             if (errno != ENOSYS)
                 fail(errno, NULL);
@@ -1437,18 +1457,18 @@ static void run_step(struct pyrt_spawn *sp, struct pyrt_step *s)
         if (setsid() < 0 && errno != EPERM)
             fail(errno, NULL);
         break;
-    case OP_CLOSE_FDS: do_close_fds(sp, s); break;
-    case OP_IDENTITY: do_identity(s); break;
-    case OP_CHDIR: do_chdir(s); break;
-    case OP_CAPS: do_caps(s); break;
-    case OP_UMASK: umask((mode_t)s->n1); break;
+    case OP_CLOSE_FDS: do_close_fds(sp, &s->u.close_fds); break;
+    case OP_IDENTITY: do_identity(&s->u.identity); break;
+    case OP_CHDIR: do_chdir(&s->u.path); break;
+    case OP_CAPS: do_caps(&s->u.caps); break;
+    case OP_UMASK: umask((mode_t)s->u.umask.mask); break;
     case OP_NO_NEW_PRIVS:
         if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
             fail(errno, NULL);
         break;
-    case OP_SECCOMP: do_seccomp(s); break;
-    case OP_LOOKUP: do_lookup(s); break;
-    case OP_CONSOLE: do_console(s); break;
+    case OP_SECCOMP: do_seccomp(&s->u.seccomp); break;
+    case OP_LOOKUP: do_lookup(&s->u.exec); break;
+    case OP_CONSOLE: do_console(&s->u.console); break;
     case OP_READY:
         /* From here the init must outlive the runtime that created it. */
         prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0);
@@ -1467,11 +1487,11 @@ static void run_step(struct pyrt_spawn *sp, struct pyrt_step *s)
         break;
     }
     case OP_EXEC:
-        execve(g_exe[0] ? g_exe : s->v1[0], s->v1, s->v2);
+        execve(g_exe[0] ? g_exe : s->u.exec.args[0], s->u.exec.args, s->u.exec.env);
         {
             /* nobody is listening any more when this follows a start */
             int e = errno;
-            dprintf(2, "pyruntime: exec %s: %s\n", s->v1[0], strerror(e));
+            dprintf(2, "pyruntime: exec %s: %s\n", s->u.exec.args[0], strerror(e));
             fail(e, NULL);
         }
     case OP_LOOPBACK_UP: {
@@ -1490,18 +1510,18 @@ static void run_step(struct pyrt_spawn *sp, struct pyrt_step *s)
         break;
     }
     case OP_UNSHARE:
-        if (unshare((int)s->flags) < 0)
+        if (unshare((int)s->u.flags.flags) < 0)
             fail(errno, NULL);
         break;
-    case OP_HOOK: do_hook(s); break;
-    case OP_SCHED: do_sched(s); break;
-    case OP_IOPRIO: do_ioprio(s); break;
-    case OP_MEMPOLICY: do_mempolicy(s); break;
-    case OP_PERSONALITY: do_personality(s); break;
-    case OP_AFFINITY: do_affinity(s); break;
-    case OP_DUP_STDIO: do_stdio(s); break;
+    case OP_HOOK: do_hook(&s->u.hook); break;
+    case OP_SCHED: do_sched(&s->u.sched); break;
+    case OP_IOPRIO: do_ioprio(&s->u.value); break;
+    case OP_MEMPOLICY: do_mempolicy(&s->u.cpumask); break;
+    case OP_PERSONALITY: do_personality(&s->u.value); break;
+    case OP_AFFINITY: do_affinity(&s->u.cpumask); break;
+    case OP_DUP_STDIO: do_stdio(&s->u.dup_stdio); break;
     case OP_SETNS:
-        if (setns((int)s->n1, (int)s->n2) < 0)
+        if (setns(s->u.setns.fd, s->u.setns.nstype) < 0)
             fail(errno, NULL);
         break;
     case OP_FORK_INIT: do_fork_init(sp); break;
@@ -1536,8 +1556,8 @@ static __attribute__((noreturn)) void init_main(struct pyrt_spawn *sp)
         g_step = i;
         g_fell_back = 0;
         run_step(sp, &sp->steps[i]);
-        if (sp->steps[i].op == OP_MOUNT && sp->steps[i].n4 > 0 && !g_fell_back)
-            i += (int)sp->steps[i].n4;
+        if (sp->steps[i].op == OP_MOUNT && sp->steps[i].u.mount.fallback_n > 0 && !g_fell_back)
+            i += sp->steps[i].u.mount.fallback_n;
     }
     _exit(0);
 }
@@ -1654,6 +1674,61 @@ static size_t wvec(struct wbuf *w, char *const *v)
     return off;
 }
 
+/* Every pointer a step holds, by op: where it is in the step, what it points to, and (a
+ * buffer) how many bytes. The blob's writer and reader walk exactly these. */
+enum { PTR_STR, PTR_VEC, PTR_BUF };
+struct step_ptr {
+    size_t off;
+    int kind;
+    size_t len;
+};
+
+static int step_ptrs(const struct pyrt_step *s, struct step_ptr *out)
+{
+    int n = 0;
+#define P(k, field, l) do { out[n].off = offsetof(struct pyrt_step, u.field); \
+        out[n].kind = (k); out[n].len = (l); n++; } while (0)
+#define STR(field) P(PTR_STR, field, 0)
+#define VEC(field) P(PTR_VEC, field, 0)
+    switch (s->op) {
+    case OP_SYNC: STR(sync.tag); break;
+    case OP_ROOT_PROPAGATION: case OP_PROPAGATION: case OP_UNSHARE: STR(flags.target); break;
+    case OP_BIND_ROOTFS: STR(bind_rootfs.path); STR(bind_rootfs.parent); break;
+    case OP_MOUNT:
+        STR(mount.source); STR(mount.target); STR(mount.fstype); STR(mount.data);
+        VEC(mount.fs_options);
+        break;
+    case OP_REMOUNT: STR(remount.target); break;
+    case OP_SETATTR: STR(setattr.target); break;
+    case OP_MKNOD: STR(mknod.target); break;
+    case OP_BIND_DEVICE: STR(bind_device.source); STR(bind_device.target); break;
+    case OP_SYMLINK: STR(symlink.target); STR(symlink.linkname); break;
+    case OP_MKDIR: case OP_CHDIR: case OP_READONLY: STR(path.path); break;
+    case OP_MASK: STR(mask.path); STR(mask.tmpfs_data); break;
+    case OP_SETHOSTNAME: case OP_SETDOMAINNAME: case OP_KEYRING: STR(name.name); break;
+    case OP_WRITE: STR(write.path); STR(write.data); break;
+    case OP_CLOSE_FDS:
+        P(PTR_BUF, close_fds.pass_fds, sizeof(int) * (size_t)(s->u.close_fds.npass > 0 ? s->u.close_fds.npass : 0));
+        break;
+    case OP_IDENTITY: VEC(identity.groups); break;
+    case OP_SECCOMP: P(PTR_BUF, seccomp.program, s->u.seccomp.len); break;
+    case OP_LOOKUP: case OP_EXEC: VEC(exec.args); VEC(exec.env); break;
+    case OP_HOOK:
+        STR(hook.path); VEC(hook.args); VEC(hook.env); STR(hook.state_head);
+        STR(hook.state_tail); STR(hook.error_prefix);
+        break;
+    case OP_MEMPOLICY: case OP_AFFINITY: P(PTR_BUF, cpumask.mask, s->u.cpumask.len); break;
+    case OP_NS_HOOK: STR(ns_hook.path); STR(ns_hook.cwd); VEC(ns_hook.args); VEC(ns_hook.env); break;
+    default: break;
+    }
+#undef STR
+#undef VEC
+#undef P
+    return n;
+}
+
+#define PTR_AT(step, off) ((void **)((char *)(step) + (off)))
+
 #define W_AT(w, off, type) ((type *)((w)->p + (off)))
 #define W_SET(field, off) ((field) = (__typeof__(field))(uintptr_t)(off))
 
@@ -1682,20 +1757,21 @@ static int write_blob(const struct pyrt_spawn *sp, int mode)
     if (!w.oom) W_SET(W_AT(&w, spoff, struct pyrt_spawn)->timens_offsets, o);
     for (i = 0; i < sp->nsteps && !w.oom; i++) {
         const struct pyrt_step *src = &sp->steps[i];
-        size_t s1 = wstr(&w, src->s1), s2 = wstr(&w, src->s2), s3 = wstr(&w, src->s3);
-        size_t s4 = wstr(&w, src->s4), v1 = wvec(&w, src->v1), v2 = wvec(&w, src->v2);
-        size_t bo = src->buf && src->buflen ? wput(&w, src->buf, src->buflen) : 0;
-        struct pyrt_step *dst;
-        if (w.oom)
-            break;
-        dst = W_AT(&w, stoff, struct pyrt_step) + i;
-        W_SET(dst->s1, s1);
-        W_SET(dst->s2, s2);
-        W_SET(dst->s3, s3);
-        W_SET(dst->s4, s4);
-        W_SET(dst->v1, v1);
-        W_SET(dst->v2, v2);
-        W_SET(dst->buf, bo);
+        struct step_ptr ptrs[8];
+        int k, np = step_ptrs(src, ptrs);
+        for (k = 0; k < np && !w.oom; k++) {
+            const void *v = *PTR_AT(src, ptrs[k].off);
+            size_t o2 = 0;
+            if (ptrs[k].kind == PTR_STR)
+                o2 = wstr(&w, v);
+            else if (ptrs[k].kind == PTR_VEC)
+                o2 = wvec(&w, v);
+            else if (v && ptrs[k].len)
+                o2 = wput(&w, v, ptrs[k].len);
+            /* w.p may have moved: the step is found again by its offset */
+            if (!w.oom)
+                *PTR_AT(W_AT(&w, stoff, struct pyrt_step) + i, ptrs[k].off) = (void *)(uintptr_t)o2;
+        }
     }
     if (w.oom) {
         free(w.p);
@@ -1756,20 +1832,23 @@ static struct pyrt_spawn *read_blob(int fd, int *mode)
     FIX(sp->join_fds);
     FIX(sp->join_types);
     FIX(sp->timens_offsets);
+    if (sp->nsteps < 0 || (sp->nsteps > 0 && !sp->steps) || (size_t)sp->nsteps > size / sizeof *sp->steps ||
+        (char *)(sp->steps + sp->nsteps) > base + size)
+        return NULL;
     for (i = 0; i < sp->nsteps; i++) {
         struct pyrt_step *s = &sp->steps[i];
-        char **v;
-        FIX(s->s1);
-        FIX(s->s2);
-        FIX(s->s3);
-        FIX(s->s4);
-        FIX(s->buf);
-        FIX(s->v1);
-        FIX(s->v2);
-        for (v = (char **)s->v1; v && *v; v++)
-            FIX(*v);
-        for (v = (char **)s->v2; v && *v; v++)
-            FIX(*v);
+        struct step_ptr ptrs[8];
+        int k, np = step_ptrs(s, ptrs);
+        for (k = 0; k < np; k++) {
+            void **f = PTR_AT(s, ptrs[k].off);
+            char **v;
+            FIX(*f);
+            if (ptrs[k].kind == PTR_BUF && *f && (size_t)((char *)*f - base) + ptrs[k].len > size)
+                return NULL;
+            if (ptrs[k].kind == PTR_VEC)
+                for (v = (char **)*f; v && *v; v++)
+                    FIX(*v);
+        }
     }
 #undef FIX
     return sp;
@@ -1870,22 +1949,21 @@ static int step_fds(const struct pyrt_spawn *sp, int from, int *out, int n, int 
 #define ADD(fd) do { if ((fd) >= 0 && n < max) out[n++] = (fd); } while (0)
     for (i = from; i < sp->nsteps; i++) {
         const struct pyrt_step *s = &sp->steps[i];
-        if (s->op == OP_MOUNT && s->m[3])
-            ADD((int)(s->m[3] - 1));
-        else if (s->op == OP_SETATTR && s->n2 > 0)
-            ADD((int)s->n2);
+        if (s->op == OP_MOUNT)
+            ADD(s->u.mount.mount_fd);
+        else if (s->op == OP_SETATTR && s->u.setattr.userns_fd > 0)
+            ADD(s->u.setattr.userns_fd);
         else if (s->op == OP_SETNS)
-            ADD((int)s->n1);
+            ADD(s->u.setns.fd);
         else if (s->op == OP_DUP_STDIO) {
             int k;
             for (k = 0; k < 3; k++)
-                if (s->m[k])
-                    ADD((int)(s->m[k] - 1));
+                ADD(s->u.dup_stdio.fds[k]);
         }
-        else if (s->op == OP_CLOSE_FDS && s->buf) {
-            long k;
-            for (k = 0; k < s->n1; k++)
-                ADD(((const int *)s->buf)[k]);
+        else if (s->op == OP_CLOSE_FDS && s->u.close_fds.pass_fds) {
+            int k;
+            for (k = 0; k < s->u.close_fds.npass; k++)
+                ADD(s->u.close_fds.pass_fds[k]);
         }
     }
 #undef ADD
@@ -2030,9 +2108,14 @@ static void hook_exec(const char *path, char *const *argv, char *const *envp, in
  * effect for children only), exec. Exit status: the hook's (126: could not join). */
 static __attribute__((noreturn)) void stub_hook(struct pyrt_spawn *sp)
 {
-    struct pyrt_step *s = &sp->steps[0];
-    int i, st, err_fd = (int)s->n4;
+    const struct pyrt_ns_hook *h;
+    int i, st, err_fd;
     pid_t pid;
+
+    if (sp->nsteps != 1 || sp->steps[0].op != OP_NS_HOOK)
+        _exit(126);
+    h = &sp->steps[0].u.ns_hook;
+    err_fd = h->err_fd;
 
     setpgid(0, 0);
     for (i = 0; i < sp->njoin; i++) {
@@ -2040,22 +2123,22 @@ static __attribute__((noreturn)) void stub_hook(struct pyrt_spawn *sp)
             _exit(126);
         close(sp->join_fds[i]);
     }
-    if (s->n1 >= 0) dup2((int)s->n1, 0);
-    if (s->n2 >= 0) dup2((int)s->n2, 1);
-    if (s->n3 >= 0) dup2((int)s->n3, 2);
+    if (h->stdin_fd >= 0) dup2(h->stdin_fd, 0);
+    if (h->stdout_fd >= 0) dup2(h->stdout_fd, 1);
+    if (h->stderr_fd >= 0) dup2(h->stderr_fd, 2);
     for (i = 1; i <= 3; i++) {
-        long fd = i == 1 ? s->n1 : i == 2 ? s->n2 : s->n3;
+        int fd = i == 1 ? h->stdin_fd : i == 2 ? h->stdout_fd : h->stderr_fd;
         if (fd > 2)
-            close((int)fd);
+            close(fd);
     }
-    if (s->s2 && chdir(s->s2) < 0) {
+    if (h->cwd && chdir(h->cwd) < 0) {
         /* a bundle that vanished: run from where we are, as runc would */
     }
     pid = fork();
     if (pid < 0)
         _exit(126);
     if (pid == 0)
-        hook_exec(s->s1, s->v1, s->v2, err_fd);
+        hook_exec(h->path, h->args, h->env, err_fd);
     if (err_fd >= 0)
         close(err_fd);
     while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
@@ -2271,14 +2354,15 @@ int pyrt_setns_run(int npaths, const int *fds, const int *types, const char *pat
             return -EINVAL;
         memset(&sp, 0, sizeof sp);
         memset(&step, 0, sizeof step);
-        step.s1 = path;
-        step.s2 = cwd;
-        step.v1 = argv;
-        step.v2 = envp;
-        step.n1 = stdin_fd;
-        step.n2 = stdout_fd;
-        step.n3 = stderr_fd;
-        step.n4 = err_fd;
+        step.op = OP_NS_HOOK;
+        step.u.ns_hook.path = path;
+        step.u.ns_hook.cwd = cwd;
+        step.u.ns_hook.args = argv;
+        step.u.ns_hook.env = envp;
+        step.u.ns_hook.stdin_fd = stdin_fd;
+        step.u.ns_hook.stdout_fd = stdout_fd;
+        step.u.ns_hook.stderr_fd = stderr_fd;
+        step.u.ns_hook.err_fd = err_fd;
         sp.nsteps = 1;
         sp.steps = &step;
         sp.njoin = npaths;

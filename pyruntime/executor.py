@@ -5,18 +5,6 @@ import os
 from .errors import RuntimeErr, strerror
 from ._executor import ffi, lib
 
-OPS = {
-    "sync": 1, "root_propagation": 2, "bind_rootfs": 3, "mount": 4, "remount": 5,
-    "propagation": 6, "setattr": 7, "mknod": 8, "bind_device": 9, "symlink": 10,
-    "pivot_root": 11, "chroot": 12, "mask": 13, "readonly": 14, "remount_root_ro": 15,
-    "sethostname": 16, "setdomainname": 17, "write": 18, "rlimit": 19, "keyring": 20,
-    "setsid": 21, "close_fds": 22, "identity": 23, "chdir": 24, "caps": 25, "umask": 26,
-    "no_new_privs": 27, "seccomp": 28, "lookup": 29, "ready": 30, "wait_start": 31,
-    "exec": 32, "become_root": 33, "console": 34, "dup_stdio": 35, "setns": 36, "mkdir": 37,
-    "unshare": 38, "loopback_up": 39, "hook": 40,
-    "sched": 41, "ioprio": 42, "mempolicy": 43, "personality": 44, "affinity": 45,
-    "fork_init": 46, "detach_old_root": 47,
-}
 MSG_PID, MSG_SYNC, MSG_READY, MSG_ERROR, MSG_FD = 1, 2, 3, 4, 5
 MSG_GO, MSG_ABORT = 10, 11
 
@@ -63,6 +51,24 @@ def to_c(steps, keep, fds=None):
                          % (desc, e))
 
 
+def _op(name):
+    # the numbers live in csrc/executor.h only; the compiled module has them
+    n = getattr(lib, "OP_" + name.upper(), None) if name.isidentifier() else None
+    if n is None or name == "ns_hook":
+        raise ValueError("unknown step op %r" % name)
+    return n
+
+
+def _mask(keep, mask):
+    """A bit mask as little-endian unsigned longs (a char[] kept alive), and its length."""
+    if not mask:
+        return ffi.NULL, 0
+    n = (mask.bit_length() + 63) // 64 * 8
+    b = ffi.new("char[]", mask.to_bytes(n, "little"))
+    keep.append(b)
+    return b, n
+
+
 def _to_c(steps, keep, where, fds):
     mount_fds = fds.get("mount") or {}
     arr = ffi.new("struct pyrt_step[]", len(steps))
@@ -71,165 +77,176 @@ def _to_c(steps, keep, where, fds):
         where[0] = st
         c = arr[i]
         op = st["op"]
-        c.op = OPS[op]
+        c.op = _op(op)
         g = st.get
+        u = c.u
         if op == "sync":
-            c.s1 = _cstr(keep, g("tag", ""))
+            u.sync.tag = _cstr(keep, g("tag", ""))
         elif op == "root_propagation" or op == "propagation":
-            c.flags = g("flags", 0)
-            c.s2 = _cstr(keep, g("target"))
+            u.flags.flags = g("flags", 0)
+            u.flags.target = _cstr(keep, g("target"))
         elif op == "bind_rootfs":
-            c.s1 = _cstr(keep, st["path"])
-            c.s2 = _cstr(keep, g("parent"))
-            c.n1 = 1 if g("from_cwd") else 0
+            b = u.bind_rootfs
+            b.path = _cstr(keep, st["path"])
+            b.parent = _cstr(keep, g("parent"))
+            b.from_cwd = 1 if g("from_cwd") else 0
         elif op == "pivot_root":
-            c.n1 = 1 if g("keep_old_root") else 0
+            u.pivot_root.keep_old_root = 1 if g("keep_old_root") else 0
         elif op == "chroot":
-            c.n1 = 1 if g("plain") else 0   # no mount namespace: chroot, never MS_MOVE
+            u.chroot.plain = 1 if g("plain") else 0   # no mount namespace: chroot, never MS_MOVE
         elif op == "mount":
-            c.s1 = _cstr(keep, g("source") or "")
-            c.s2 = _cstr(keep, st["target"])
-            c.s3 = _cstr(keep, g("fstype") or None) if g("fstype") else ffi.NULL
-            c.s4 = _cstr(keep, g("data")) if g("data") else ffi.NULL
-            c.flags = g("flags", 0)
-            c.n1 = _MKDIR.get(g("mkdir"), 0)
-            c.n2 = 1 if g("sysfs_fallback") else 0
-            c.m[0] = g("fs_magic", 0)           # the target must be this fs after mounting
-            c.m[1] = 1 if g("no_symlinks") else 0  # no symlink anywhere in the target path
-            c.m[2] = g("fallback_attrs", 0)     # MOUNT_ATTR_* for the sysfs bind fallback (recursive)
-            if i in mount_fds:                  # a detached mount to move in (idmapped mounts)
-                c.m[3] = mount_fds[i] + 1
-            if g("fsmount"):                    # made by fsopen/fsmount, attached by fd
-                c.m[4] = st["fsmount"]["attrs"] + 1
-                c.v1 = _cvec(keep, st["fsmount"]["options"])
+            m = u.mount
+            m.source = _cstr(keep, g("source") or "")
+            m.target = _cstr(keep, st["target"])
+            m.fstype = _cstr(keep, g("fstype")) if g("fstype") else ffi.NULL
+            m.data = _cstr(keep, g("data")) if g("data") else ffi.NULL
+            m.flags = g("flags", 0)
+            m.mkdir = _MKDIR.get(g("mkdir"), 0)
+            m.fs_magic = g("fs_magic", 0)
+            m.no_symlinks = 1 if g("no_symlinks") else 0
+            # a detached mount to move in (idmapped mounts)
+            m.mount_fd = mount_fds.get(i, -1)
+            if g("fsmount"):
+                m.fsmount = 1
+                m.fsmount_attrs = st["fsmount"]["attrs"]
+                m.fs_options = _cvec(keep, st["fsmount"]["options"])
             if g("fallback_n"):
                 mask = 0
                 for e in g("fallback_errnos") or ():
                     mask |= 1 << (getattr(errno_mod, e) if isinstance(e, str) else e)
-                c.n3 = mask
-                c.n4 = g("fallback_n")
+                m.fallback_errnos = mask
+                m.fallback_n = g("fallback_n")
         elif op == "remount":
-            c.s2 = _cstr(keep, st["target"])
-            c.flags = g("flags", 0)
-            c.n1 = 1 if g("keep") else 0
+            r = u.remount
+            r.target = _cstr(keep, st["target"])
+            r.flags = g("flags", 0)
+            r.keep = 1 if g("keep") else 0
         elif op == "setattr":
-            c.s2 = _cstr(keep, st["target"])
-            c.m[0] = g("attr_set", 0)
-            c.m[1] = g("attr_clr", 0)
-            c.m[2] = g("propagation", 0)
-            c.n1 = 1 if g("recursive") else 0
-            c.n2 = g("userns_fd", -1)
+            a = u.setattr
+            a.target = _cstr(keep, st["target"])
+            a.attr_set = g("attr_set", 0)
+            a.attr_clr = g("attr_clr", 0)
+            a.propagation = g("propagation", 0)
+            a.recursive = 1 if g("recursive") else 0
+            a.userns_fd = g("userns_fd", -1)
         elif op == "mknod":
-            c.s2 = _cstr(keep, st["target"])
-            c.n1 = st["mode"]
-            c.n2 = st["major"]
-            c.n3 = st["minor"]
-            c.m[0] = g("uid", 0)
-            c.m[1] = g("gid", 0)
+            n = u.mknod
+            n.target = _cstr(keep, st["target"])
+            n.mode = st["mode"]
+            n.major = st["major"]
+            n.minor = st["minor"]
+            n.uid = g("uid", 0)
+            n.gid = g("gid", 0)
         elif op == "bind_device":
-            c.s1 = _cstr(keep, st["source"])
-            c.s2 = _cstr(keep, st["target"])
+            u.bind_device.source = _cstr(keep, st["source"])
+            u.bind_device.target = _cstr(keep, st["target"])
         elif op == "symlink":
             # like ln -s: target is the link's text, linkname where it is made
-            c.s1 = _cstr(keep, st["target"])
-            c.s2 = _cstr(keep, st["linkname"])
+            u.symlink.target = _cstr(keep, st["target"])
+            u.symlink.linkname = _cstr(keep, st["linkname"])
         elif op == "mkdir":
-            c.s2 = _cstr(keep, st["target"])
-        elif op in ("mask", "readonly"):
-            c.s1 = _cstr(keep, st["path"])
-            c.s2 = _cstr(keep, g("data") or "")
+            u.path.path = _cstr(keep, st["target"])
+        elif op == "mask":
+            u.mask.path = _cstr(keep, st["path"])
+            u.mask.tmpfs_data = _cstr(keep, g("data") or "")
+        elif op == "readonly":
+            u.path.path = _cstr(keep, st["path"])
         elif op in ("sethostname", "setdomainname", "keyring"):
-            c.s1 = _cstr(keep, st["name"])
+            u.name.name = _cstr(keep, st["name"])
         elif op == "write":
-            c.s1 = _cstr(keep, st["path"])
-            c.s2 = _cstr(keep, st["data"])
-            c.m[0] = g("fs_magic", 0)
+            w = u.write
+            w.path = _cstr(keep, st["path"])
+            w.data = _cstr(keep, st["data"])
+            w.fs_magic = g("fs_magic", 0)
         elif op == "rlimit":
-            c.n1 = st["resource"]
-            c.m[0] = _u64(st["soft"])
-            c.m[1] = _u64(st["hard"])
+            r = u.rlimit
+            r.resource = st["resource"]
+            r.soft = _u64(st["soft"])
+            r.hard = _u64(st["hard"])
         elif op == "close_fds":
             # the caller's fds that were open when the runtime started (and only those)
-            fds = g("pass_fds")
-            if fds is None:
-                fds = list(range(3, 3 + int(g("keep", 0))))
-            b = ffi.new("int[]", list(fds) or [0])
+            pass_fds = g("pass_fds")
+            if pass_fds is None:
+                pass_fds = list(range(3, 3 + int(g("keep", 0))))
+            b = ffi.new("int[]", list(pass_fds) or [0])
             keep.append(b)
-            c.buf = b
-            c.buflen = 4 * len(fds)
-            c.n1 = len(fds)
+            u.close_fds.pass_fds = b
+            u.close_fds.npass = len(pass_fds)
         elif op == "identity":
-            c.n1 = st["uid"]
-            c.n2 = st["gid"]
-            c.v1 = _cvec(keep, g("groups") or [])
-            c.m[0] = st["caps"]["bounding"]
-            c.n3 = st["last_cap"]
-            c.n4 = 1 if g("setgroups_denied") else 0
+            d = u.identity
+            d.uid = st["uid"]
+            d.gid = st["gid"]
+            d.groups = _cvec(keep, g("groups") or [])
+            d.bounding = st["caps"]["bounding"]
+            d.last_cap = st["last_cap"]
+            d.setgroups_denied = 1 if g("setgroups_denied") else 0
         elif op == "chdir":
-            c.s1 = _cstr(keep, st["path"])
+            u.path.path = _cstr(keep, st["path"])
         elif op == "caps":
             caps = st["caps"]
-            c.m[1] = caps["effective"]
-            c.m[2] = caps["permitted"]
-            c.m[3] = caps["inheritable"]
-            c.m[4] = caps["ambient"]
-            c.n3 = st["last_cap"]
+            k = u.caps
+            k.effective = caps["effective"]
+            k.permitted = caps["permitted"]
+            k.inheritable = caps["inheritable"]
+            k.ambient = caps["ambient"]
+            k.last_cap = st["last_cap"]
         elif op == "umask":
-            c.n1 = st["mask"]
+            u.umask.mask = st["mask"]
         elif op == "seccomp":
             prog = st["program"]
             b = ffi.new("char[]", prog)
             keep.append(b)
-            c.buf = b
-            c.buflen = len(prog)
-            c.flags = g("flags", 0)
+            u.seccomp.program = b
+            u.seccomp.len = len(prog)
+            u.seccomp.flags = g("flags", 0)
         elif op in ("lookup", "exec"):
-            c.v1 = _cvec(keep, st["args"])
-            c.v2 = _cvec(keep, st["env"])
+            u.exec.args = _cvec(keep, st["args"])
+            u.exec.env = _cvec(keep, st["env"])
         elif op == "console":
-            c.n1 = g("rows", 0)
-            c.n2 = g("cols", 0)
-            c.s1 = _cstr(keep, "1" if g("dev_console") else "")
+            k = u.console
+            k.rows = g("rows", 0)
+            k.cols = g("cols", 0)
+            k.dev_console = 1 if g("dev_console") else 0
         elif op == "unshare":
-            c.flags = st["flags"]
+            u.flags.flags = st["flags"]
         elif op == "dup_stdio":
             # "pipes": the runtime's relay pipes (run/exec in the foreground), beside the plan
             pipes = fds.get("stdio") if g("pipes") else None
+            d = u.dup_stdio
             for k, fd in enumerate(pipes or (None, None, None)):
-                c.m[k] = 0 if fd is None else fd + 1
-            c.n1 = g("uid", 0)
-            c.n3 = g("chown", 0)
+                d.fds[k] = -1 if fd is None else fd
+            d.uid = g("uid", 0)
+            d.chown = g("chown", 0)
         elif op == "setns":
-            c.n1 = st["fd"]
-            c.n2 = st["nstype"]
+            u.setns.fd = st["fd"]
+            u.setns.nstype = st["nstype"]
         elif op == "hook":
-            c.s1 = _cstr(keep, st["path"])
-            c.v1 = _cvec(keep, st.get("args") or [st["path"]])
-            c.v2 = _cvec(keep, st["env"]) if st.get("env") is not None else ffi.NULL
-            c.s2 = _cstr(keep, g("stdin_head", ""))
-            c.s3 = _cstr(keep, g("stdin_tail", ""))
-            c.n1 = int(g("timeout") or 0)
-            c.n2 = g("index", 0)
+            h = u.hook
+            h.path = _cstr(keep, st["path"])
+            h.args = _cvec(keep, st.get("args") or [st["path"]])
+            h.env = _cvec(keep, st["env"]) if st.get("env") is not None else ffi.NULL
+            h.state_head = _cstr(keep, g("stdin_head", ""))
+            h.state_tail = _cstr(keep, g("stdin_tail", ""))
+            h.error_prefix = _cstr(keep, st["error_prefix"])
+            h.timeout = int(g("timeout") or 0)
+            h.output_cap = st["output_cap"]
+            h.kill_group = 1 if st["kill_group"] else 0
         elif op == "sched":
-            c.m[0] = st["policy"]
-            c.m[1] = g("flags", 0)
-            c.n1 = g("nice", 0)
-            c.n2 = g("priority", 0)
-            c.m[2] = g("runtime", 0)
-            c.m[3] = g("deadline", 0)
-            c.m[4] = g("period", 0)
+            k = u.sched
+            k.policy = st["policy"]
+            k.flags = g("flags", 0)
+            k.nice = g("nice", 0)
+            k.priority = g("priority", 0)
+            k.runtime = g("runtime", 0)
+            k.deadline = g("deadline", 0)
+            k.period = g("period", 0)
         elif op in ("ioprio", "personality"):
-            c.n1 = st["value"]
+            u.value.value = st["value"]
         elif op in ("mempolicy", "affinity"):
-            # a bit mask (nodes / CPUs) as little-endian unsigned longs; none: see the C side
-            mask = g("mask") or 0
-            if mask:
-                n = (mask.bit_length() + 63) // 64 * 8
-                b = ffi.new("char[]", mask.to_bytes(n, "little"))
-                keep.append(b)
-                c.buf = b
-                c.buflen = n
-            c.n1 = g("mode", 0)
+            # a bit mask (nodes / CPUs); none: see the C side
+            k = u.cpumask
+            k.mask, k.len = _mask(keep, g("mask") or 0)
+            k.mode = g("mode", 0)
     return arr
 
 

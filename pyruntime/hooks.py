@@ -7,9 +7,13 @@
 Each hook: `path` is executed with `args` (args[0] is argv[0]; none: [path]) and `env`
 (none: the runtime's environment, as runc's Go exec does), the state JSON on stdin, stdout
 and stderr captured for the error message, `timeout` seconds enforced (killed, fails).
-startContainer hooks are not run here: the container init runs them (plan "hook" steps).
+startContainer hooks are not run here: the container init runs them (plan "hook" steps,
+csrc/executor.c do_hook), with the policy decided here and carried by the step:
+OUTPUT_CAP, KILL_GROUP and error_prefix() are the one home of both runners' behaviour.
 Errors read like runc's: "error running hook #N: <kind> hook <path>: exit status 3, stdout:
-..., stderr: ..." ("error running hook #N: " is what engines and people grep for).
+..., stderr: ..." ("error running hook #N: " is what engines and people grep for; what
+follows the prefix is runc's text: "exit status N, stdout: ..., stderr: ...", "hook ran past
+specified timeout of N.0s").
 """
 import os
 import select
@@ -23,27 +27,38 @@ from .fastjson import dumps
 from .errors import HookError
 from .stdio import reap
 
+# bytes of a failed hook's stdout, and of its stderr, kept for the message
+OUTPUT_CAP = 1 << 20
+# a hook leads its own process group, killed on a timeout or a failure: nothing the hook
+# started outlives it (runc 1.1.5 kills the hook alone, and then waits for whatever still
+# holds its stdout)
+KILL_GROUP = True
+
+
+def error_prefix(index, kind, path):
+    return "error running hook #%d: %s hook %s" % (index, kind, path)
+
+
 def run_hooks(hooks, kind, state, ns_pid=None, warn=None):
     """Run the `kind` hooks in order. The first failure raises HookError, unless `warn`
     is given (poststop): then each failure is passed to warn() and the rest still run."""
     for i, h in enumerate((hooks or {}).get(kind) or ()):
         try:
-            run_hook(h, kind, state, ns_pid=ns_pid)
+            run_hook(h, kind, state, ns_pid=ns_pid, index=i)
         except HookError as e:
-            msg = "error running hook #%d: %s" % (i, e)
             if warn is None:
-                raise HookError(msg) from None
-            warn(msg)
+                raise
+            warn(str(e))
 
 
-def run_hook(h, kind, state, ns_pid=None):
+def run_hook(h, kind, state, ns_pid=None, index=0):
     path = h.get("path") or ""
     args = list(h.get("args") or [path])
     env = h.get("env")
     if env is None:
         env = ["%s=%s" % kv for kv in os.environ.items()]
     timeout = h.get("timeout")
-    what = "%s hook %s" % (kind, path)
+    what = error_prefix(index, kind, path)
     data = dumps(state).encode()
     # stdin from a sealed-size memfd: the hook may read it or not, we never block on it
     stdin = os.memfd_create("pyrt-hook-state", os.MFD_CLOEXEC)
@@ -66,11 +81,10 @@ def run_hook(h, kind, state, ns_pid=None):
             os.close(err_w)
         out, err, timed_out = _collect(out_r, err_r, timeout)
         if timed_out:
-            try:
-                os.killpg(pid, _signal.SIGKILL)
-            except OSError:
-                pass
+            _kill(pid)
         status = reap(pid)
+        if timed_out or status != 0:
+            _kill(pid)  # what the failed hook left behind (its group outlives it)
         pid = -1
     finally:
         os.close(stdin)
@@ -78,10 +92,7 @@ def run_hook(h, kind, state, ns_pid=None):
             if fd >= 0:
                 os.close(fd)
         if pid > 0:  # interrupted: leave nothing running
-            try:
-                os.killpg(pid, _signal.SIGKILL)
-            except OSError:
-                pass
+            _kill(pid)
             reap(pid)
     if timed_out:
         raise HookError("%s: hook ran past specified timeout of %.1fs" % (what, float(timeout)))
@@ -91,6 +102,16 @@ def run_hook(h, kind, state, ns_pid=None):
     code = os.WEXITSTATUS(status)
     if code:
         raise HookError("%s: exit status %d, stdout: %s, stderr: %s" % (what, code, out, err))
+
+
+def _kill(pid):
+    try:
+        if KILL_GROUP:
+            os.killpg(pid, _signal.SIGKILL)
+        else:
+            os.kill(pid, _signal.SIGKILL)
+    except OSError:
+        pass
 
 
 def _spawn(path, args, env, stdin, out_w, err_w, cwd=None):
@@ -182,8 +203,8 @@ def _collect(out_r, err_r, timeout):
             if not chunk:
                 p.unregister(fd)
                 open_.discard(fd)
-            elif len(bufs[fd]) < 1 << 20:
-                bufs[fd] += chunk
+            elif len(bufs[fd]) < OUTPUT_CAP:
+                bufs[fd] += chunk[:OUTPUT_CAP - len(bufs[fd])]
     return _text(bufs[out_r]), _text(bufs[err_r]), False
 
 

@@ -172,8 +172,7 @@ def mount_steps(m, bundle, userns, netns_new, facts, linux=None):
             raise ConfigError("mount %s to %s: %s" % (src, dest, strerror(info["errno"])))
         kind = 1 if info["dir"] else 2
         step = _step("mount", "bind mount %s to %s" % (src, dest), source=src, target=dest,
-                     fstype="", flags=flags & (MS_BIND | MS_REC), data="", mkdir=kind,
-                     sysfs_fallback=False)
+                     fstype="", flags=flags & (MS_BIND | MS_REC), data="", mkdir=kind)
         if extras & {"idmap", "ridmap"} or "uidMappings" in m:
             # the runtime makes the idmapped clone (pyruntime.idmap), the init moves it in
             linux = linux or {}
@@ -217,18 +216,25 @@ def mount_steps(m, bundle, userns, netns_new, facts, linux=None):
             # SELinux context of the new filesystem (runc: label.FormatMountLabel)
             data = (data + "," if data else "") + 'context="%s"' % label
         step = _step("mount", "mount %s to %s" % (mtype or source, dest), source=source,
-                     target=dest, fstype=mtype, flags=flags & ~MS_REMOUNT, data=data, mkdir=1,
-                     sysfs_fallback=(mtype == "sysfs" and userns and not netns_new))
+                     target=dest, fstype=mtype, flags=flags & ~MS_REMOUNT, data=data, mkdir=1)
         if mtype in FS_MAGIC:
             # The runtime writes below /proc after this (sysctl, oom_score_adj) and reads
             # /sys: an image must not make these mount points symlinks or shadow them
             # (CVE-2019-16884, CVE-2019-19921, CVE-2023-27561, CVE-2023-28642).
             step["no_symlinks"] = True
             step["fs_magic"] = FS_MAGIC[mtype]
-        if step["sysfs_fallback"]:
-            # the host's /sys is bound instead, with its submounts: make them all as
-            # restricted as the sysfs mount asked (CVE-2023-25809)
-            step["fallback_attrs"] = _ms_to_attr(flags) | MOUNT_ATTR_RDONLY
+        if mtype == "sysfs" and userns and not netns_new:
+            # sysfs cannot be mounted in a new user namespace without a new network
+            # namespace (EPERM): the host's /sys is bound instead (as crun and later runc
+            # do; runc 1.1.5 fails), with its submounts, all made as restricted as the
+            # sysfs mount asked, recursively (CVE-2023-25809)
+            bind = dict(step, desc="bind mount /sys to %s (sysfs cannot be mounted)" % dest,
+                        source="/sys", fstype="", flags=MS_BIND | MS_REC, data="")
+            step["fallback_errnos"] = ["EPERM", "EBUSY"]
+            step["fallback"] = [bind, _step(
+                "setattr", "make the bound /sys and its submounts read-only", target=dest,
+                attr_set=_ms_to_attr(flags) | MOUNT_ATTR_RDONLY, attr_clr=0, propagation=0,
+                recursive=True)]
         steps.append(step)
     for p in prop:
         steps.append(_step("propagation", "set propagation of %s" % dest, target=dest, flags=p))
@@ -583,6 +589,7 @@ def start_container_hook_steps(hook_list, config, bundle, cid):
     from .fastjson import dumps  # the same text as json.dumps, without importing re/enum
     # a NUL cannot occur in an id, a path or (escaped) anywhere else: a safe placeholder
     from . import OCI_VERSION
+    from .hooks import KILL_GROUP, OUTPUT_CAP, error_prefix
     state = {"ociVersion": OCI_VERSION, "id": cid, "status": "created", "pid": "\0", "bundle": bundle}
     if config.get("annotations"):
         state["annotations"] = config["annotations"]
@@ -592,8 +599,9 @@ def start_container_hook_steps(hook_list, config, bundle, cid):
         out.append(_step("hook", "run startContainer hook #%d %s" % (i, h.get("path")),
                          path=h.get("path"), args=list(h.get("args") or [h.get("path")]),
                          env=list(h["env"]) if h.get("env") is not None else None,
-                         timeout=h.get("timeout") or 0, index=i, stdin_head=head,
-                         stdin_tail=tail))
+                         timeout=h.get("timeout") or 0, stdin_head=head, stdin_tail=tail,
+                         error_prefix=error_prefix(i, "startContainer", h.get("path")),
+                         output_cap=OUTPUT_CAP, kill_group=KILL_GROUP))
     return out
 
 

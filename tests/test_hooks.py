@@ -297,3 +297,59 @@ def test_runtime_hooks_run_from_the_bundle(rt, make_bundle, cid, hookdir):
     rt.ok("run", "--bundle", b.path, cid, cwd="/")
     for k in kinds:
         assert read(hookdir, k + ".pwd").strip() == os.path.realpath(b.path), k
+
+
+# --- one hook runner: the init's (startContainer) and the runtime's give one message ------
+
+# the hook prints, leaves a child behind that would mark its survival, then fails or hangs
+SHAPE_HOOK = ("(sleep 3; touch {d}/survived) </dev/null >/dev/null 2>&1 & "
+              "echo out; echo err >&2; {tail}")
+
+
+def _hook_message(rt, stderr):
+    """-> (prefix, rest): the hook's message as the runtime reports it, split after
+    "error running hook #N: <what>: " (runc 1.1.5's <what>: "error running hook")."""
+    at = stderr.find("error running hook #")
+    assert at >= 0, stderr
+    # the runtime's line is quoted (--log format); the init's own is followed by warnings
+    msg = stderr[at:].split('"\n')[0].split("\ntime=")[0].replace("\\n", "\n")
+    msg = msg.rstrip('"\n')
+    sep = "hook /bin/sh: " if rt.is_pyruntime else "error running hook: "
+    if sep in msg:
+        cut = msg.index(sep) + len(sep)
+    else:  # runc's timeout message has no <what>
+        cut = len("error running hook #0: ")
+    return msg[:cut], msg[cut:]
+
+
+@pytest.mark.parametrize("mode", ["fail", "timeout"])
+@pytest.mark.parametrize("kind", ["prestart", "createRuntime", "startContainer"])
+def test_hook_failure_same_shape_and_children_killed(rt, make_bundle, cid, hookdir, kind, mode):
+    inside = kind == "startContainer"
+    tail = "exit 3" if mode == "fail" else "exec sleep 30"
+    h = {"path": "/bin/sh", "args": ["sh", "-c", SHAPE_HOOK.format(
+        d="/out" if inside else hookdir, tail=tail)]}
+    if mode == "timeout":
+        h["timeout"] = 1
+    b = with_hooks(make_bundle, hookdir, **{kind: [h]})
+    if inside:
+        # no pid namespace: the init's end would otherwise take the hook's child along
+        b.config["linux"]["namespaces"] = [n for n in b.config["linux"]["namespaces"]
+                                           if n["type"] != "pid"]
+        b.save()
+    r = rt.run("run", "--bundle", b.path, cid, timeout=30)
+    assert r.returncode != 0
+    assert not os.path.exists(os.path.join(hookdir, "order"))  # the process never ran
+    prefix, rest = _hook_message(rt, r.stderr)
+    if rt.is_pyruntime:
+        assert prefix == "error running hook #0: %s hook /bin/sh: " % kind, r.stderr
+    if mode == "fail":
+        assert rest == "exit status 3, stdout: out\n, stderr: err", r.stderr
+    else:
+        assert rest == "hook ran past specified timeout of 1.0s", r.stderr
+    survived = lambda: os.path.exists(os.path.join(hookdir, "survived"))
+    if rt.is_pyruntime:
+        # a failed hook's process group goes with it: nothing it started lives on
+        assert not util.wait_for(survived, timeout=4)
+    else:
+        util.wait_for(survived, timeout=5)  # runc 1.1.5 leaves the child: let it end

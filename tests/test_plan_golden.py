@@ -124,6 +124,35 @@ def test_clone_into_cgroup_is_a_host_fact(tmp_path, monkeypatch, switch):
     assert plan.get("clone_into_cgroup") == (leaf if switch else None)
 
 
+@pytest.mark.parametrize("netns", [False, True])
+def test_sysfs_fallback_is_a_plan_step(tmp_path, netns):
+    """A new user namespace without a new network namespace cannot mount sysfs: the plan,
+    not the executor, says what happens then (bind the host's /sys, everything under it
+    read-only, CVE-2023-25809); the executor runs those steps only on EPERM/EBUSY."""
+    spec = specgen.default_spec()
+    linux = spec["linux"]
+    linux["namespaces"] = [n for n in linux["namespaces"] if n["type"] != "network" or netns]
+    linux["namespaces"].append({"type": "user"})
+    linux["uidMappings"] = linux["gidMappings"] = [
+        {"containerID": 0, "hostID": 100000, "size": 65536}]
+    config = _config(tmp_path, spec)
+    opts = {"no_pivot": False, "no_new_keyring": False, "preserve_fds": 0, "foreground": False}
+    plan = plan_mod.build(config, BUNDLE, "golden", opts, _fixed_facts(config),
+                          cgroup_mgr=_fixed_cgroup(config, "golden"))
+    sysfs = [st for st in plan["steps"] if st["op"] == "mount" and st.get("fstype") == "sysfs"]
+    assert len(sysfs) == 1
+    if netns:
+        assert "fallback" not in sysfs[0]
+        return
+    assert sysfs[0]["fallback_errnos"] == ["EPERM", "EBUSY"]
+    bind, ro = sysfs[0]["fallback"]
+    assert (bind["op"], bind["source"], bind["target"], bind["fstype"]) == ("mount", "/sys", "/sys", "")
+    assert bind["flags"] == plan_mod.MS_BIND | plan_mod.MS_REC
+    assert bind["no_symlinks"] and bind["fs_magic"] == plan_mod.SYSFS_MAGIC
+    assert (ro["op"], ro["target"], ro["recursive"]) == ("setattr", "/sys", True)
+    assert ro["attr_set"] & plan_mod.MOUNT_ATTR_RDONLY
+
+
 def test_golden_plans_have_no_stale_files():
     assert sorted(p.stem for p in GOLDEN.glob("*.json")) == sorted(CASES)
 
