@@ -97,13 +97,13 @@ def _set_args(u, args):
     return cfg
 
 
-def test_rootless_spec_and_run(ruser):
+def test_rootless_spec_and_run(ruser, cid):
     r = ruser.run("spec", "--rootless")
     assert r.returncode == 0, r.stderr
     cfg = _set_args(ruser, ["sh", "-c", "id -u; cat /proc/self/uid_map; cat /proc/self/gid_map; "
                                         "touch /sys/fs/cgroup/x 2>&1; echo end"])
     assert cfg["linux"]["uidMappings"] == [{"containerID": 0, "hostID": ruser.uid, "size": 1}]
-    r = ruser.run("run", "c1")
+    r = ruser.run("run", cid)
     assert r.returncode == 0, r.stderr
     lines = r.stdout.split("\n")
     assert lines[0] == "0"
@@ -115,25 +115,25 @@ def test_rootless_spec_and_run(ruser):
     assert os.listdir(os.path.join(ruser.xdg, "pyruntime")) == []
 
 
-def test_rootless_lifecycle_and_state_location(ruser):
+def test_rootless_lifecycle_and_state_location(ruser, cid):
     assert ruser.run("spec", "--rootless").returncode == 0
     _set_args(ruser, ["sleep", "300"])
-    r = ruser.run("run", "-d", "c2")
+    r = ruser.run("run", "-d", cid)
     assert r.returncode == 0, r.stderr
     try:
-        st = json.loads(ruser.run("state", "c2").stdout)
+        st = json.loads(ruser.run("state", cid).stdout)
         assert st["status"] == "running"
-        assert os.path.exists(os.path.join(ruser.xdg, "pyruntime", "c2", "state.json"))
+        assert os.path.exists(os.path.join(ruser.xdg, "pyruntime", cid, "state.json"))
         with open("/proc/%d/status" % st["pid"]) as f:
             uids = [l for l in f if l.startswith("Uid:")][0].split()[1:]
         assert uids == [str(ruser.uid)] * 4      # container root is the user on the host
-        assert ruser.run("kill", "c2", "KILL").returncode == 0
+        assert ruser.run("kill", cid, "KILL").returncode == 0
     finally:
-        r = ruser.run("delete", "-f", "c2")
+        r = ruser.run("delete", "-f", cid)
         assert r.returncode == 0, r.stderr
 
 
-def test_rootless_subordinate_ids_via_newuidmap(ruser):
+def test_rootless_subordinate_ids_via_newuidmap(ruser, cid):
     """Mapping more than one's own id goes through newuidmap/newgidmap and /etc/subuid."""
     if not shutil.which("newuidmap"):
         pytest.skip("uidmap package not installed")
@@ -152,20 +152,20 @@ def test_rootless_subordinate_ids_via_newuidmap(ruser):
                              {"containerID": 1, "hostID": sub[0], "size": 65535}]
     with open(os.path.join(ruser.bundle, "config.json"), "w") as f:
         json.dump(cfg, f)
-    r = ruser.run("run", "c3")
+    r = ruser.run("run", cid)
     assert r.returncode == 0, r.stderr
     rows = [l.split() for l in r.stdout.splitlines() if l.strip() and l.split()[0].isdigit()]
     assert ["1", str(sub[0]), "65535"] in rows
 
 
-def test_rootless_unmapped_ids_refused_clearly(ruser):
+def test_rootless_unmapped_ids_refused_clearly(ruser, cid):
     """Ids the user has no claim on: newuidmap refuses; the message says what to check."""
     assert ruser.run("spec", "--rootless").returncode == 0
     cfg = _set_args(ruser, ["true"])
     cfg["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 0, "size": 1}]
     with open(os.path.join(ruser.bundle, "config.json"), "w") as f:
         json.dump(cfg, f)
-    r = ruser.run("run", "c4")
+    r = ruser.run("run", cid)
     assert r.returncode != 0
     assert "newuidmap" in r.stderr or "uid_map" in r.stderr
     assert "Traceback" not in r.stderr
