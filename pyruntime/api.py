@@ -29,12 +29,14 @@ SIGNALS = {
 def parse_signal(s):
     if isinstance(s, int):
         return s
-    s = str(s).strip()
-    if s.isdigit():
+    s = str(s)
+    digits = s[1:] if s[:1] in ("+", "-") else s
+    if digits.isdigit() and digits.isascii():
         n = int(s)
-        if 0 < n < 65:
+        # runc: any integer is a signal number, 0 probes; the kernel refuses the rest
+        if 0 <= n < 65:
             return n
-        raise RuntimeErr("invalid signal: %s" % s)
+        raise RuntimeErr("unable to signal init: invalid argument")
     name = s.upper()
     if name.startswith("SIG"):
         name = name[3:]
@@ -91,6 +93,12 @@ class Runtime:
                 c = st.load(self.root, cid)
             except RuntimeErr as e:
                 self._warn(str(e))   # runc too names it and lists the rest
+                continue
+            if not c.data.get("creator_pid") and c.data.get("status") == "creating" \
+                    and len(c.data) == 1:
+                # a directory without state.json: not a container (runc skips it too);
+                # a create in progress writes its "creating" state first thing
+                self._warn("load container %s: container does not exist" % cid)
                 continue
             s = c.oci_state()
             try:
@@ -480,6 +488,8 @@ class Runtime:
             status = c.status()
             if status == "stopped":
                 raise InvalidState("cannot start a container that has stopped")
+            if status == "paused":
+                raise InvalidState("cannot start a container in the paused state")
             if status != "created":
                 raise InvalidState("cannot start an already running container")
             fifo = os.path.join(c.dir, st.FIFO)
@@ -558,8 +568,8 @@ class Runtime:
     # ---- kill / delete -----------------------------------------------------------------
 
     def kill(self, cid, sig="SIGTERM", all=False):
+        c = self.load(cid)   # runc: "container does not exist" before a bad signal
         signum = parse_signal(sig)
-        c = self.load(cid)
         status = c.status()
         if status in ("stopped", "creating"):
             if all:

@@ -81,6 +81,11 @@ def validate_process(p):
         raise RuntimeErr("Cwd must be an absolute path")
     if not p.get("args"):
         raise RuntimeErr("args must not be empty")
+    for kv in p.get("env") or ():
+        if isinstance(kv, str) and "=" not in kv:
+            # POSIX environ's NAME=value, as the spec says; runc's wording
+            raise RuntimeErr('unable to start container process: invalid environment '
+                             'variable: "%s"' % kv)
 
 
 def load_process_file(path):

@@ -216,6 +216,7 @@ def load(root, cid, lock=False):
             raise NotExist()
         except OSError as e:
             if e.errno in (errno.ENOTDIR, errno.ELOOP):
+                _root_is_dir(root)
                 raise NotExist()
             raise
     try:
@@ -239,6 +240,8 @@ def load(root, cid, lock=False):
     except OSError as e:
         if dirfd is not None:
             os.close(dirfd)
+        if e.errno == errno.ENOTDIR:
+            _root_is_dir(root)
         raise CorruptState("container %s: corrupt state file: %s" % (cid, e.strerror))
     try:
         data = fastjson.loads(raw)
@@ -342,11 +345,21 @@ def load_owned(root, cid, cgroups_path):
     return d
 
 
+def _root_is_dir(root):
+    """A --root that is not a directory fails every command as runc's (which makes it
+    first) does, not as a damaged container."""
+    if not os.path.isdir(root):
+        raise RuntimeErr("mkdir %s: not a directory" % root)
+
+
 def list_ids(root):
     try:
         names = os.listdir(root)
     except FileNotFoundError:
         return []
+    except NotADirectoryError:
+        _root_is_dir(root)
+        raise
     out = []
     for n in sorted(names):
         if n in (".", "..") or not _ID_RE.match(n):

@@ -43,6 +43,21 @@ class UsageError(Exception):
     pass
 
 
+class _GlobalUsageError(UsageError):
+    """A bad global flag: runc answers with the main help, not a command's."""
+
+
+def _usage(text, g, msg, rc=1):
+    # runc (urfave/cli): "Incorrect Usage..." and the help go to stdout, the error line
+    # to stderr/the log, so an engine reading stderr gets the one line and nothing else
+    sys.stdout.write(text)
+    sys.stdout.flush()
+    if g is None:
+        g = Globals({})
+    g.error(msg)
+    return rc
+
+
 class Globals:
     """Global options plus the error logger every command uses."""
 
@@ -135,7 +150,7 @@ def parse_flags(spec, argv, stop_at_first_arg=False, allow_interleaved=False):
             table[n.lstrip("-")] = (dest, kind)
         if kind == "bool":
             opts.setdefault(dest, False)
-        elif kind == "list":
+        elif kind in ("list", "int64list"):
             opts.setdefault(dest, [])
     pos = []
     i = 0
@@ -164,7 +179,8 @@ def parse_flags(spec, argv, stop_at_first_arg=False, allow_interleaved=False):
                     elif lv in ("0", "f", "false"):
                         opts[dest] = False
                     else:
-                        raise UsageError('invalid boolean value "%s" for -%s' % (val, name))
+                        raise UsageError('invalid boolean value "%s" for -%s: parse error'
+                                         % (val, name))
             else:
                 if val is None:
                     i += 1
@@ -176,7 +192,9 @@ def parse_flags(spec, argv, stop_at_first_arg=False, allow_interleaved=False):
                         val = int(val, 0)
                     except ValueError:
                         raise UsageError('invalid value "%s" for flag -%s: parse error' % (val, name))
-                if kind == "list":
+                if kind == "int64list":
+                    opts[dest].append(_go_int64(val, name))
+                elif kind == "list":
                     opts[dest].append(val)
                 else:
                     opts[dest] = val
@@ -188,6 +206,20 @@ def parse_flags(spec, argv, stop_at_first_arg=False, allow_interleaved=False):
             pos.extend(argv[i:])
             break
     return opts, pos
+
+
+def _go_int64(val, name):
+    """strconv.ParseInt(val, 10, 64), with urfave/cli's message for an Int64SliceFlag."""
+    digits = val[1:] if val[:1] in ("+", "-") else val
+    if not (digits.isdigit() and digits.isascii()):
+        why = "invalid syntax"
+    else:
+        n = int(val)
+        if -(1 << 63) <= n < (1 << 63):
+            return n
+        why = "value out of range"
+    raise UsageError('invalid value "%s" for flag -%s: strconv.ParseInt: parsing "%s": %s'
+                     % (val, name, val, why))
 
 
 def _flag_lines(spec):
@@ -248,11 +280,17 @@ def main(argv=None):
     if argv is None:
         argv = sys.argv[1:]
     g = None
+    name = mod = None
     try:
-        gopts, rest = parse_flags(GLOBAL_FLAGS, argv, stop_at_first_arg=True)
+        try:
+            gopts, rest = parse_flags(GLOBAL_FLAGS, argv, stop_at_first_arg=True)
+        except UsageError as e:
+            raise _GlobalUsageError(str(e))
         g = Globals(gopts)
         if g.log_format not in ("text", "json"):
-            raise UsageError("invalid log-format: %s" % g.log_format)
+            fmt, g.log_format = g.log_format, "text"
+            g.error("invalid log-format: %s" % fmt)
+            return 1
         if g.log and g.log != "/dev/stderr":
             # runc opens its log at start-up: one it cannot open fails every command
             try:
@@ -267,14 +305,20 @@ def main(argv=None):
             sys.stdout.write(version_text())
             return 0
         if not rest or gopts.get("help") or rest[0] in ("help", "h"):
-            if rest and rest[0] in ("help", "h") and len(rest) > 1 and rest[1] in COMMANDS:
-                sys.stdout.write(command_help(rest[1], _load(rest[1])))
-            else:
-                sys.stdout.write(main_help())
+            if rest and rest[0] in ("help", "h") and len(rest) > 1:
+                if rest[1] not in COMMANDS and rest[1] not in ("help", "h"):
+                    g.error("No help topic for '%s'" % rest[1])
+                    return 3
+                if rest[1] in COMMANDS:
+                    sys.stdout.write(command_help(rest[1], _load(rest[1])))
+                    return 0
+            sys.stdout.write(main_help())
             return 0
+        if rest[0] not in COMMANDS:
+            # runc: exit status 3 and only the error line (urfave/cli's unknown command)
+            g.error("No help topic for '%s'" % rest[0])
+            return 3
         name = rest[0]
-        if name not in COMMANDS:
-            raise UsageError("No help topic for '%s'" % name)
         g.command = name
         mod = _load(name)
         flags = list(getattr(mod, "FLAGS", [])) + [(("--help", "-h"), "help", "bool", "show help")]
@@ -291,16 +335,14 @@ def main(argv=None):
                 msg = 'pyruntime: "%s" requires a minimum of %d argument(s)' % (name, lo)
             else:
                 msg = 'pyruntime: "%s" requires a maximum of %d argument(s)' % (name, hi)
-            sys.stderr.write("Incorrect Usage.\n\n" + command_help(name, mod))
-            g.error(msg)
-            return 1
+            return _usage("Incorrect Usage.\n\n" + command_help(name, mod), g, msg)
         return mod.run(opts, args, g) or 0
+    except _GlobalUsageError as e:
+        return _usage("Incorrect Usage. %s\n\n%s" % (e, main_help()), g, str(e))
     except UsageError as e:
-        sys.stderr.write("Incorrect Usage: %s\n\n" % e)
-        if g is None:
-            g = Globals({})
-        g.error(str(e))
-        return 1
+        if mod is None:
+            return _usage("Incorrect Usage. %s\n\n%s" % (e, main_help()), g, str(e))
+        return _usage("Incorrect Usage: %s\n\n%s" % (e, command_help(name, mod)), g, str(e))
     except RuntimeErr as e:
         if g is None:
             g = Globals({})
