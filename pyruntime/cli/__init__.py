@@ -331,7 +331,7 @@ def main(argv=None):
         if len(args) < lo or (hi is not None and len(args) > hi):
             if lo == hi:
                 msg = 'pyruntime: "%s" requires exactly %d argument(s)' % (name, lo)
-            elif hi is None:
+            elif len(args) < lo:
                 msg = 'pyruntime: "%s" requires a minimum of %d argument(s)' % (name, lo)
             else:
                 msg = 'pyruntime: "%s" requires a maximum of %d argument(s)' % (name, hi)

@@ -1,0 +1,323 @@
+"""What runc 1.1.5 prints and returns where engines, shells and conformance suites look:
+usage errors, exit statuses, error lines. Found with tools/cliparity.py (runs the same
+invocations against both runtimes); every test here passes against runc too
+(PYRT_RUNTIME=runc), except where a comment says we differ on purpose."""
+import json
+import os
+import time
+
+import pytest
+
+SLEEPER = ["sleep", "1000"]
+
+
+def one_error_line(p, *needles):
+    """stderr is exactly one log line (what engines read), holding every needle."""
+    lines = p.stderr.splitlines()
+    assert len(lines) == 1, p.stderr
+    assert "level=error" in lines[0], p.stderr
+    for n in needles:
+        assert n in lines[0], (n, p.stderr)
+    assert "Traceback" not in p.stderr
+    return lines[0]
+
+
+def created(rt, make_bundle, cid, args=SLEEPER):
+    b = make_bundle(args)
+    rt.ok("create", "--bundle", b.path, cid)
+    return b
+
+
+def wait_status(rt, cid, status, timeout=10):
+    end = time.time() + timeout
+    while time.time() < end:
+        if rt.state(cid)["status"] == status:
+            return
+        time.sleep(0.05)
+    raise AssertionError("%s never became %s" % (cid, status))
+
+
+# ---- usage errors: the help goes to stdout, the one error line to stderr ----------------
+
+@pytest.mark.parametrize("argv,msg", [
+    (["state"], '\\"state\\" requires exactly 1 argument(s)'),
+    (["kill"], '\\"kill\\" requires a minimum of 1 argument(s)'),
+    (["kill", "x", "KILL", "extra"], '\\"kill\\" requires a maximum of 2 argument(s)'),
+    (["list", "extra"], '\\"list\\" requires exactly 0 argument(s)'),
+    (["delete", "a", "b"], '\\"delete\\" requires exactly 1 argument(s)'),
+])
+def test_wrong_arg_count_help_on_stdout(rt, argv, msg):
+    p = rt.run(*argv)
+    assert p.returncode == 1
+    one_error_line(p, msg)
+    assert p.stdout.startswith("Incorrect Usage.\n\nNAME:\n"), p.stdout
+    assert "%s - " % argv[0] in p.stdout.splitlines()[3]
+
+
+@pytest.mark.parametrize("cmd", ["state", "delete", "kill", "exec", "create", "list", "spec"])
+def test_unknown_command_flag_help_on_stdout(rt, cmd):
+    p = rt.run(cmd, "--bogus", "x")
+    assert p.returncode == 1
+    one_error_line(p, "flag provided but not defined: -bogus")
+    assert p.stdout.startswith("Incorrect Usage: flag provided but not defined: -bogus\n\n"
+                               "NAME:\n"), p.stdout
+
+
+def test_unknown_global_flag_main_help_on_stdout(rt):
+    p = rt.run("--bogus", "list")
+    assert p.returncode == 1
+    one_error_line(p, "flag provided but not defined: -bogus")
+    assert p.stdout.startswith("Incorrect Usage. flag provided but not defined: -bogus\n\n")
+    assert "COMMANDS:" in p.stdout
+
+
+def test_global_flag_without_value(rt):
+    p = rt.run("--log-format")
+    assert p.returncode == 1
+    one_error_line(p, "flag needs an argument: -log-format")
+    assert p.stdout.startswith("Incorrect Usage. flag needs an argument: -log-format\n\n")
+
+
+@pytest.mark.parametrize("argv,flag", [(["delete", "--force=maybe", "x"], "force"),
+                                       (["--systemd-cgroup=maybe", "list"], "systemd-cgroup")])
+def test_bad_boolean_value(rt, argv, flag):
+    p = rt.run(*argv)
+    assert p.returncode == 1
+    one_error_line(p, 'invalid boolean value \\"maybe\\" for -%s: parse error' % flag)
+    assert p.stdout.startswith("Incorrect Usage")
+
+
+@pytest.mark.parametrize("argv", [["nosuch"], ["version"], ["help", "nosuch"]])
+def test_unknown_command_exit_3(rt, argv):
+    # urfave/cli's status for a command it does not know; nothing on stdout
+    p = rt.run(*argv)
+    assert p.returncode == 3
+    assert p.stdout == ""
+    one_error_line(p, "No help topic for '%s'" % argv[-1])
+
+
+def test_help_of_a_command_exit_0(rt):
+    for argv in (["help", "state"], ["state", "--help"], ["h", "kill"]):
+        p = rt.ok(*argv)
+        assert "state" in p.stdout or "kill" in p.stdout
+        assert p.stderr == ""
+
+
+def test_bad_log_format_is_one_line_no_usage(rt):
+    p = rt.run("--log-format", "xml", "list")
+    assert p.returncode == 1
+    assert p.stdout == ""
+    one_error_line(p, "invalid log-format: xml")
+
+
+def test_bad_int_flag_value_is_a_usage_error(rt):
+    p = rt.run("events", "--interval", "x", "nosuch")
+    assert p.returncode == 1
+    one_error_line(p, 'invalid value \\"x\\" for flag -interval: parse error')
+    assert p.stdout.startswith("Incorrect Usage: ")
+
+
+# ---- ids and roots ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("cmd", [["state"], ["delete"], ["kill"]])
+def test_empty_id(rt, cmd):
+    p = rt.run(*cmd, "")
+    assert p.returncode == 1
+    one_error_line(p, "container id cannot be empty")
+
+
+def test_empty_id_create(rt, make_bundle):
+    b = make_bundle(rootfs=False)
+    p = rt.run("create", "--bundle", b.path, "")
+    assert p.returncode == 1
+    one_error_line(p, "create failed: container id cannot be empty")
+    assert rt.container_ids() == []
+
+
+@pytest.mark.parametrize("cmd", [["list"], ["state", "x"], ["delete", "x"], ["kill", "x"],
+                                 ["delete", "--force", "x"]])
+def test_root_that_is_a_file(rt, pyrt_tmp, cmd):
+    root = os.path.join(pyrt_tmp, "rootfile")
+    with open(root, "w") as f:
+        f.write("not a dir")
+    p = rt.run("--root", root, *cmd)
+    assert p.returncode == 1
+    one_error_line(p, "mkdir %s: not a directory" % root)
+    with open(root) as f:
+        assert f.read() == "not a dir"
+
+
+def test_create_with_missing_bundle_names_it(rt, pyrt_tmp, cid):
+    missing = os.path.join(pyrt_tmp, "no-such-bundle")
+    p = rt.run("create", "--bundle", missing, cid)
+    assert p.returncode == 1
+    one_error_line(p, "create failed: chdir %s: no such file or directory" % missing)
+    assert rt.container_ids() == []
+
+
+@pytest.mark.parametrize("rootless", [False, True])
+def test_spec_with_missing_bundle_names_it(rt, pyrt_tmp, rootless):
+    missing = os.path.join(pyrt_tmp, "nodir", "sub")
+    p = rt.run("spec", *(["--rootless"] if rootless else []), "--bundle", missing)
+    assert p.returncode == 1
+    one_error_line(p, "chdir %s: no such file or directory" % missing)
+    assert not os.path.exists(os.path.join(pyrt_tmp, "nodir"))
+
+
+# ---- states -------------------------------------------------------------------------------
+
+def test_start_paused(rt, make_bundle, cid):
+    created(rt, make_bundle, cid)
+    rt.ok("start", cid)
+    rt.ok("pause", cid)
+    p = rt.run("start", cid)
+    assert p.returncode == 1
+    one_error_line(p, "cannot start a container in the paused state")
+    assert rt.state(cid)["status"] == "paused"
+    rt.ok("resume", cid)
+
+
+@pytest.mark.parametrize("state", ["created", "running", "paused"])
+def test_kill_signal_0_probes(rt, make_bundle, cid, state):
+    created(rt, make_bundle, cid)
+    if state != "created":
+        rt.ok("start", cid)
+    if state == "paused":
+        rt.ok("pause", cid)
+    p = rt.ok("kill", cid, "0")
+    assert p.stderr == ""
+    assert rt.state(cid)["status"] == state
+    if state == "paused":
+        rt.ok("resume", cid)
+
+
+def test_kill_signal_0_stopped(rt, make_bundle, cid):
+    created(rt, make_bundle, cid)
+    rt.ok("start", cid)
+    rt.ok("kill", cid, "KILL")
+    wait_status(rt, cid, "stopped")
+    p = rt.run("kill", cid, "0")
+    assert p.returncode == 1
+    one_error_line(p, "container not running")
+
+
+@pytest.mark.parametrize("sig,msg", [
+    (" 9", 'unknown signal \\" 9\\"'),
+    ("9 ", 'unknown signal \\"9 \\"'),
+    ("BOGUS", 'unknown signal \\"BOGUS\\"'),
+    ("65", "unable to signal init: invalid argument"),
+    ("-9", "unable to signal init: invalid argument"),
+    ("99999999999", "unable to signal init: invalid argument"),
+])
+def test_kill_bad_signal(rt, make_bundle, cid, sig, msg):
+    created(rt, make_bundle, cid)
+    p = rt.run("kill", cid, sig)
+    assert p.returncode == 1
+    one_error_line(p, msg)
+    assert rt.state(cid)["status"] == "created"
+
+
+def test_kill_missing_container_before_bad_signal(rt):
+    p = rt.run("kill", "nosuch", "BOGUS")
+    assert p.returncode == 1
+    one_error_line(p, "container does not exist")
+
+
+# ---- list ---------------------------------------------------------------------------------
+
+def test_list_skips_dirs_without_state(rt, make_bundle, cid):
+    # a directory in the root that holds no state.json is not a container: not listed,
+    # named on stderr, exit 0, and left alone
+    created(rt, make_bundle, cid)
+    junk = os.path.join(rt.root, "junkdir")
+    os.mkdir(junk)
+    with open(os.path.join(rt.root, "junkfile"), "w") as f:
+        f.write("x")
+    try:
+        p = rt.ok("list", "-q")
+        assert p.stdout.split() == [cid]
+        assert "junkdir" in p.stderr
+        assert [e["id"] for e in json.loads(rt.ok("list", "-f", "json").stdout)] == [cid]
+        table = rt.ok("list").stdout.splitlines()
+        assert len(table) == 2 and table[1].startswith(cid + " ")
+        assert os.path.isdir(junk)
+    finally:
+        os.rmdir(junk)
+        os.unlink(os.path.join(rt.root, "junkfile"))
+
+
+def test_list_only_junk_is_empty(rt):
+    os.makedirs(os.path.join(rt.root, "junkdir"))
+    try:
+        p = rt.ok("list", "-f", "json")
+        assert json.loads(p.stdout) in (None, [])
+        assert rt.ok("list", "-q").stdout == ""
+    finally:
+        os.rmdir(os.path.join(rt.root, "junkdir"))
+
+
+# ---- process env and exec flags ---------------------------------------------------------
+
+def test_env_without_equals_refused_at_create(rt, make_bundle, cid):
+    # the spec's env has POSIX environ's NAME=value form; runc refuses the rest
+    b = make_bundle(["true"])
+    b.config["process"]["env"].append("FOO")
+    b.save()
+    p = rt.run("run", "--bundle", b.path, cid)
+    assert p.returncode == 1
+    one_error_line(p, 'invalid environment variable: \\"FOO\\"')
+    assert rt.container_ids() == []
+
+
+def test_exec_env_without_equals(rt, make_bundle, cid):
+    created(rt, make_bundle, cid)
+    rt.ok("start", cid)
+    p = rt.run("exec", "-e", "FOO", cid, "true")
+    assert p.returncode == 255
+    one_error_line(p, "exec failed: ", 'invalid environment variable: \\"FOO\\"')
+
+
+@pytest.mark.parametrize("val,why", [("x", "invalid syntax"),
+                                     ("99999999999999999999", "value out of range")])
+def test_exec_additional_gid_not_a_number_is_usage(rt, make_bundle, cid, val, why):
+    created(rt, make_bundle, cid)
+    rt.ok("start", cid)
+    p = rt.run("exec", "-g", val, cid, "true")
+    assert p.returncode == 1
+    one_error_line(p, 'invalid value \\"%s\\" for flag -g: strconv.ParseInt: parsing '
+                   '\\"%s\\": %s' % (val, val, why))
+    assert p.stdout.startswith("Incorrect Usage: ")
+
+
+@pytest.mark.parametrize("user", ["-1", "2147483648", "1:-1"])
+def test_exec_user_out_of_range(rt, make_bundle, cid, user):
+    created(rt, make_bundle, cid)
+    rt.ok("start", cid)
+    p = rt.run("exec", "-u", user, cid, "true")
+    assert p.returncode == 255
+    one_error_line(p, "exec failed: ", "uids and gids must be in range 0-2147483647")
+
+
+def test_exec_user_id_in_range(rt, make_bundle, cid):
+    created(rt, make_bundle, cid)
+    rt.ok("start", cid)
+    p = rt.ok("exec", "-u", "+1000:1000", cid, "id", "-u")
+    assert p.stdout == "1000\n"
+
+
+def test_console_socket_that_cannot_be_dialled(rt, make_bundle, cid, pyrt_tmp):
+    b = make_bundle(SLEEPER, terminal=True)
+    sock = os.path.join(pyrt_tmp, "no-such-socket")
+    p = rt.run("create", "--bundle", b.path, "--console-socket", sock, cid)
+    assert p.returncode == 1
+    one_error_line(p, "create failed: dial unix %s: connect: no such file or directory" % sock)
+    assert rt.container_ids() == []
+
+
+def test_exec_console_socket_that_cannot_be_dialled(rt, make_bundle, cid, pyrt_tmp):
+    created(rt, make_bundle, cid)
+    rt.ok("start", cid)
+    sock = os.path.join(pyrt_tmp, "no-such-socket")
+    p = rt.run("exec", "-d", "-t", "--console-socket", sock, cid, "true")
+    assert p.returncode == 255
+    one_error_line(p, "exec failed: dial unix %s: connect: no such file or directory" % sock)
