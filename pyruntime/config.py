@@ -276,15 +276,6 @@ def check_semantics(spec, bundle, *, require_process=True):
     return warnings
 
 
-def env_without_value(env):
-    """The first entry of process.env that is not NAME=value (POSIX environ's form, which
-    the spec refers to; runc refuses such an entry), or None."""
-    for kv in env or ():
-        if isinstance(kv, str) and "=" not in kv:
-            return kv
-    return None
-
-
 def _check_process(spec, require_process):
     proc = spec.get("process")
     if proc is None:
@@ -302,10 +293,11 @@ def _check_process(spec, require_process):
     if label and not os.path.exists("/sys/fs/selinux/enforce"):
         raise ConfigError("selinux label is specified in config, but selinux is disabled "
                           "or not supported")
-    bad = env_without_value(proc.get("env"))
+    from .procspec import env_error
+    bad = env_error(proc.get("env"))
     if bad is not None:
-        raise ConfigError('unable to start container process: error during container init: '
-                          'invalid environment variable: "%s"' % bad)
+        raise ConfigError("unable to start container process: error during container init: "
+                          + bad)
     seen = set()
     for rl in proc.get("rlimits", []):
         if rl["type"] in seen:

@@ -321,3 +321,84 @@ def test_exec_console_socket_that_cannot_be_dialled(rt, make_bundle, cid, pyrt_t
     p = rt.run("exec", "-d", "-t", "--console-socket", sock, cid, "true")
     assert p.returncode == 255
     one_error_line(p, "exec failed: dial unix %s: connect: no such file or directory" % sock)
+
+
+@pytest.mark.parametrize("env", ["=x", "FOO"])
+def test_exec_process_file_bad_env(rt, make_bundle, cid, pyrt_tmp, env):
+    b = created(rt, make_bundle, cid)
+    rt.ok("start", cid)
+    proc = dict(b.config["process"], args=["true"], env=["A=1", env])
+    path = os.path.join(pyrt_tmp, "process.json")
+    with open(path, "w") as f:
+        json.dump(proc, f)
+    p = rt.run("exec", "-p", path, cid)
+    assert p.returncode == 255
+    line = one_error_line(p, "exec failed: unable to start container process: ")
+    assert "environment variable" in line and env in line
+
+
+def test_exec_env_empty_name(rt, make_bundle, cid):
+    created(rt, make_bundle, cid)
+    rt.ok("start", cid)
+    p = rt.run("exec", "-e", "=x", cid, "true")
+    assert p.returncode == 255
+    one_error_line(p, "exec failed: unable to start container process: ",
+                   "environment variable name can't be empty")
+
+
+def test_env_empty_name_refused_at_create(rt, make_bundle, cid):
+    b = make_bundle(["true"])
+    b.config["process"]["env"].append("=x")
+    b.save()
+    p = rt.run("create", "--bundle", b.path, cid)
+    assert p.returncode == 1
+    one_error_line(p, "environment variable name can't be empty")
+    assert rt.container_ids() == []
+
+
+@pytest.mark.parametrize("state", ["created", "running", "stopped"])
+def test_update_empty_resources_input(rt, make_bundle, cid, state):
+    created(rt, make_bundle, cid)
+    if state != "created":
+        rt.ok("start", cid)
+    if state == "stopped":
+        rt.ok("kill", cid, "KILL")
+        wait_status(rt, cid, "stopped")
+    p = rt.run("update", "-r", "-", cid, input="")
+    assert p.returncode == 1
+    one_error_line(p, 'msg=EOF')
+
+
+# ---- flags after the positionals (runc's CLI moves them in front, except for exec/ps) ----
+
+def test_flags_after_the_id(rt, make_bundle, cid):
+    created(rt, make_bundle, cid)
+    rt.ok("start", cid)
+    rt.ok("kill", cid, "KILL", "--all")
+    wait_status(rt, cid, "stopped")
+    rt.ok("delete", cid, "-f")
+    assert rt.container_ids() == []
+
+
+def test_value_flag_after_the_id(rt, make_bundle, cid, pyrt_tmp):
+    b = make_bundle(SLEEPER)
+    pid_file = os.path.join(pyrt_tmp, "c.pid")
+    rt.ok("create", cid, "--bundle", b.path, "--pid-file=" + pid_file)
+    with open(pid_file) as f:
+        assert int(f.read()) == rt.state(cid)["pid"]
+    assert json.loads(rt.ok("list", "--format", "json").stdout)[0]["id"] == cid
+    assert rt.ok("list", "-q").stdout == cid + "\n"
+
+
+def test_unknown_flag_after_the_id_is_an_argument(rt, make_bundle, cid):
+    created(rt, make_bundle, cid)
+    p = rt.run("state", cid, "--bogus")
+    assert p.returncode == 1
+    one_error_line(p, '\\"state\\" requires exactly 1 argument(s)')
+
+
+def test_exec_flags_after_the_id_belong_to_the_process(rt, make_bundle, cid):
+    created(rt, make_bundle, cid)
+    rt.ok("start", cid)
+    p = rt.ok("exec", cid, "echo", "-e", "x", "--tty")
+    assert p.stdout == "x --tty\n"

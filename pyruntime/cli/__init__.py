@@ -39,6 +39,10 @@ GLOBAL_FLAGS = [
 ]
 
 
+# logrus's text format quotes a value only when it holds anything else ("msg=EOF")
+_PLAIN = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._/@^+"
+
+
 class UsageError(Exception):
     pass
 
@@ -106,9 +110,10 @@ class Globals:
             from ..fastjson import dumps
             line = dumps({"level": level, "msg": msg, "time": ts}, compact=True) + "\n"
         else:
-            line = 'time="%s" level=%s msg="%s"\n' % (
-                ts, level, msg.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-                .replace("\t", "\\t"))
+            if msg.strip(_PLAIN):
+                msg = '"%s"' % (msg.replace("\\", "\\\\").replace('"', '\\"')
+                                .replace("\n", "\\n").replace("\t", "\\t"))
+            line = 'time="%s" level=%s msg=%s\n' % (ts, level, msg)
         if self.log and self.log != "/dev/stderr":
             try:
                 fd = os.open(self.log, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
@@ -137,17 +142,48 @@ class Globals:
             self._emit("debug", msg)
 
 
+def _reorder(table, argv):
+    """Known flags written after the positionals move in front of them, as runc's CLI
+    library does for every command but exec and ps (`runc delete c1 -f`, `runc kill c1
+    KILL --all`). It takes the word after *any* such flag for its value, so `kill c1 --all
+    TERM` signals a container named TERM there; here only a flag that has a value takes
+    one, which differs only where runc would act on the wrong container or fail."""
+    front, rest = [], []
+    i, n = 0, len(argv)
+    while i < n:
+        a = argv[i]
+        if a == "--":
+            rest.extend(argv[i:])
+            break
+        ent = None
+        if len(a) > 1 and a[0] == "-":
+            ent = table.get(a.lstrip("-").split("=", 1)[0])
+        if ent is None:
+            rest.append(a)
+        else:
+            front.append(a)
+            if ent[1] != "bool" and "=" not in a and i + 1 < n:
+                i += 1
+                front.append(argv[i])
+        i += 1
+    return front + rest
+
+
 def parse_flags(spec, argv, stop_at_first_arg=False, allow_interleaved=False):
     """Parse urfave/cli-style flags: -f/--flag, -flag, --flag=v, --flag v.
 
     Returns (opts, positionals). Flags end at the first positional (like Go's flag
-    package) unless allow_interleaved; '--' ends them too.
+    package) unless allow_interleaved; '--' ends them too. Without stop_at_first_arg,
+    known flags after the positionals count too (_reorder).
     """
     table = {}
     opts = {}
     for names, dest, kind, _help in spec:
         for n in names:
             table[n.lstrip("-")] = (dest, kind)
+    if not stop_at_first_arg and not allow_interleaved:
+        argv = _reorder(table, argv)
+    for names, dest, kind, _help in spec:
         if kind == "bool":
             opts.setdefault(dest, False)
         elif kind in ("list", "int64list"):
