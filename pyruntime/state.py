@@ -392,7 +392,9 @@ def remove_dir(path):
 def now_rfc3339():
     import time
     ns = time.time_ns()
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 10**9)) + ".%09dZ" % (ns % 10**9)
+    # Go's RFC3339Nano, as runc writes it: the fraction without trailing zeros, or none
+    frac = (".%09d" % (ns % 10**9)).rstrip("0").rstrip(".")
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 10**9)) + frac + "Z"
 
 
 def record_cgroups(c, mgr, intent=()):

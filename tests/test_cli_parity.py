@@ -402,3 +402,25 @@ def test_exec_flags_after_the_id_belong_to_the_process(rt, make_bundle, cid):
     rt.ok("start", cid)
     p = rt.ok("exec", cid, "echo", "-e", "x", "--tty")
     assert p.stdout == "x --tty\n"
+
+
+# ---- timestamps ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("ns,text", [
+    (1764572819154967759, "2025-12-01T07:06:59.154967759Z"),
+    (1764572819154967000, "2025-12-01T07:06:59.154967Z"),
+    (1764572819000000000, "2025-12-01T07:06:59Z"),
+])
+def test_created_is_go_rfc3339nano(monkeypatch, ns, text):
+    # runc writes `created` with Go's RFC3339Nano: no trailing zeros in the fraction (the
+    # list table's columns and a byte-wise comparison of state output depend on it)
+    import time
+    from pyruntime import state
+    monkeypatch.setattr(time, "time_ns", lambda: ns)
+    assert state.now_rfc3339() == text
+
+
+def test_created_matches_the_format(rt, make_bundle, cid):
+    import re
+    created(rt, make_bundle, cid)
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d*[1-9])?Z", rt.state(cid)["created"])
