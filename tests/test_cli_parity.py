@@ -327,7 +327,7 @@ def test_exec_console_socket_that_cannot_be_dialled(rt, make_bundle, cid, pyrt_t
 def test_exec_process_file_bad_env(rt, make_bundle, cid, pyrt_tmp, env):
     b = created(rt, make_bundle, cid)
     rt.ok("start", cid)
-    proc = dict(b.config["process"], args=["true"], env=["A=1", env])
+    proc = dict(b.config["process"], args=["true"], env=b.config["process"]["env"] + [env])
     path = os.path.join(pyrt_tmp, "process.json")
     with open(path, "w") as f:
         json.dump(proc, f)
