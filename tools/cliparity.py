@@ -255,6 +255,20 @@ def cases():
     add("running", ["kill", ID, "TERM", "--all"], "rc+err")
     add("running", ["delete", ID, "-f"], "rc+err")
     add("running", ["state", ID, "--bogus"], "rc+err")
+    add("running", ["ps", "-f", "json", ID, "-ef"], "rc+err")
+    add("running", ["ps", ID, "-f", "json"], "rc+err")
+    add("none", ["run", "-b", "{sbundle}", ID], "rc+err", name="run killed by a signal")
+    add("none", ["run", "-b", "{pbundle}", ID], "rc+err", name="run config without process")
+    add("none", ["create", "-b", "{pbundle}", ID], "rc+err", name="create config without process")
+    add("none", ["--root", "{tmp}/r/", "list"])
+    add("none", ["spec", "-b", "{tmp}/afile"], "rc+err")
+    add("stopped", ["kill", "--all", ID, "9"], "rc+err")
+    add("stopped", ["kill", "--all", ID, "0"], "rc+err")
+    add("created", ["kill", "--all", ID, "0"], "rc+err")
+    add("created", ["pause", ID], "rc+err", name="created: pause then state")
+    add("running", ["exec", "--env", "A=1", "--env=B=2", ID, "sh", "-c", "echo $A$B"])
+    add("running", ["exec", "-u", "1000:1000", "-g", "5", ID, "id"])
+    add("running", ["exec", "--cap=CAP_NET_RAW", ID, "grep", "CapBnd", "/proc/self/status"])
     return c
 
 
@@ -269,11 +283,15 @@ class Env:
         for key, args, term in (("bundle", ["sleep", "1000"], False),
                                 ("tbundle", ["sleep", "1000"], True),
                                 ("ebundle", ["sh", "-c", "exit 3"], False),
-                                ("nbundle", ["/nonexistent"], False)):
+                                ("nbundle", ["/nonexistent"], False),
+                                ("sbundle", ["sh", "-c", "kill -USR1 $$"], False),
+                                ("pbundle", None, False)):
             p = os.path.join(base, key)
             os.makedirs(p)
-            cfg = default_config(args, term)
+            cfg = default_config(args or ["true"], term)
             cfg["root"]["path"] = rootfs
+            if args is None:
+                del cfg["process"]
             with open(os.path.join(p, "config.json"), "w") as f:
                 json.dump(cfg, f)
             self.bundles[key] = p
