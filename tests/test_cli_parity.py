@@ -1,7 +1,26 @@
 """What runc 1.1.5 prints and returns where engines, shells and conformance suites look:
 usage errors, exit statuses, error lines. Found with tools/cliparity.py (runs the same
 invocations against both runtimes); every test here passes against runc too
-(PYRT_RUNTIME=runc), except where a comment says we differ on purpose."""
+(PYRT_RUNTIME=runc).
+
+Differences tools/cliparity.py still shows, kept on purpose:
+- ociVersion in state/list is the spec pyruntime implements (1.3.0), not runc's 1.0.2-dev.
+- `kill` takes SIGRTMIN/SIGRTMIN+n/RTMIN-n names (runc 1.1.5: unknown signal).
+- an unknown command's message has no trailing "\n" (runc: "No help topic for 'x'\n").
+- a --root holding junk: list names the bad entries as warning log lines (runc: bare
+  lines); a corrupt state.json goes with `delete --force` (runc cannot remove it).
+- ids longer than 1024 are refused as invalid (runc: lstat ... file name too long).
+- JSON syntax errors (config.json, -p process.json, update -r) are Python's words, not
+  Go's decoder's; --cgroup / --pid-file / apparmor failures are worded differently.
+- `exec -t` / `run` with process.terminal and no --console-socket relay the pty through
+  the runtime's own stdio when it has no terminal (runc fails: open /dev/tty).
+- `--preserve-fds -1` is refused (runc ignores a negative count).
+- `exec --ignore-paused -d` into a paused container returns (runc 1.1.5 hangs).
+- a created container is deleted without --force, as runc does and containerd relies on
+  (the spec says error; see README's conformance table).
+- `kill c1 --all TERM`: the word after a bool flag stays an argument (runc's CLI takes it
+  as the flag's value and signals a container named TERM).
+"""
 import json
 import os
 import time
