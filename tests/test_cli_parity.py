@@ -443,3 +443,20 @@ def test_created_matches_the_format(rt, make_bundle, cid):
     import re
     created(rt, make_bundle, cid)
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d*[1-9])?Z", rt.state(cid)["created"])
+
+
+def test_bool_flag_after_the_id_takes_no_value(rt, make_bundle, cid):
+    created(rt, make_bundle, cid)
+    rt.ok("start", cid)
+    p = rt.run("kill", cid, "--all", "KILL")
+    if not rt.is_pyruntime:
+        # runc's CLI takes KILL as --all's value and signals a container named KILL
+        assert p.returncode == 1 and "container does not exist" in p.stderr
+        return
+    assert p.returncode == 0, p.stderr
+    wait_status(rt, cid, "stopped")
+
+
+def test_help_flag_after_the_id(rt):
+    p = rt.ok("state", "x", "--help")
+    assert p.stdout.startswith("NAME:\n") and "state" in p.stdout.splitlines()[1]
