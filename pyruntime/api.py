@@ -432,11 +432,18 @@ class Runtime:
                           False, self.listen_fds, pass_fds, cg_replace)
 
     def _is_rootless(self):
-        if self.rootless == "true":
+        # --rootless as runc reads it: "auto"/"" detect, else Go's strconv.ParseBool
+        v = self.rootless
+        if v is True or v is False:
+            return v
+        v = v or "auto"
+        if v.lower() == "auto":
+            return os.geteuid() != 0
+        if v in ("1", "t", "T", "TRUE", "true", "True"):
             return True
-        if self.rootless == "false":
+        if v in ("0", "f", "F", "FALSE", "false", "False"):
             return False
-        return os.geteuid() != 0
+        raise RuntimeErr('strconv.ParseBool: parsing "%s": invalid syntax' % v)
 
     def _needs_cgroup(self, config):
         return True

@@ -460,3 +460,19 @@ def test_bool_flag_after_the_id_takes_no_value(rt, make_bundle, cid):
 def test_help_flag_after_the_id(rt):
     p = rt.ok("state", "x", "--help")
     assert p.stdout.startswith("NAME:\n") and "state" in p.stdout.splitlines()[1]
+
+
+@pytest.mark.parametrize("cmd", ["create", "run"])
+def test_rootless_value_not_a_bool(rt, make_bundle, cid, cmd):
+    b = make_bundle(["true"])
+    p = rt.run("--rootless", "bogus", cmd, "--bundle", b.path, cid)
+    assert p.returncode == 1
+    one_error_line(p, '%s failed: strconv.ParseBool: parsing \\"bogus\\": invalid syntax' % cmd)
+    assert rt.container_ids() == []
+
+
+def test_rootless_value_go_bool_forms(rt, make_bundle, cid):
+    b = make_bundle(["true"])
+    rt.ok("--rootless", "F", "run", "--bundle", b.path, cid)
+    # and commands that do not look at it do not mind it
+    assert rt.ok("--rootless", "bogus", "list", "-q").stdout == ""
