@@ -476,3 +476,34 @@ def test_rootless_value_go_bool_forms(rt, make_bundle, cid):
     rt.ok("--rootless", "F", "run", "--bundle", b.path, cid)
     # and commands that do not look at it do not mind it
     assert rt.ok("--rootless", "bogus", "list", "-q").stdout == ""
+
+
+# ---- closed stdio -------------------------------------------------------------------------
+
+def _close_fd(fd):
+    return lambda: os.close(fd)
+
+
+@pytest.mark.parametrize("fd", [0, 1, 2])
+def test_create_with_a_closed_stdio_fd(rt, make_bundle, cid, fd):
+    # runc's create succeeds with a closed stdout; the container inherits fds 0-2 as its
+    # stdio, so a closed one must not be taken by a file the runtime opens on the way
+    b = make_bundle(SLEEPER)
+    p = rt.run("create", "--bundle", b.path, cid, preexec_fn=_close_fd(fd))
+    assert p.returncode == 0, p.stderr
+    assert "Traceback" not in (p.stderr or "")
+    pid = rt.state(cid)["pid"]
+    target = os.readlink("/proc/%d/fd/%d" % (pid, fd)) if os.path.lexists(
+        "/proc/%d/fd/%d" % (pid, fd)) else None
+    if rt.is_pyruntime:
+        # runc 1.1.5 hands the container an O_PATH fd of /sys/fs/cgroup there instead
+        assert target in (None, "/dev/null"), target
+    rt.ok("start", cid)
+    assert rt.state(cid)["status"] == "running"
+
+
+@pytest.mark.parametrize("argv", [["state", "nosuch"], ["--version"], ["list"], ["state"]])
+def test_closed_stdout_no_traceback(rt, argv):
+    p = rt.run(*argv, preexec_fn=_close_fd(1))
+    assert "Traceback" not in p.stderr and "internal error" not in p.stderr, p.stderr
+    assert len(p.stderr.splitlines()) <= 1, p.stderr

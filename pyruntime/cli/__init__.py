@@ -54,8 +54,11 @@ class _GlobalUsageError(UsageError):
 def _usage(text, g, msg, rc=1):
     # runc (urfave/cli): "Incorrect Usage..." and the help go to stdout, the error line
     # to stderr/the log, so an engine reading stderr gets the one line and nothing else
-    sys.stdout.write(text)
-    sys.stdout.flush()
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except (OSError, ValueError):
+        pass   # no reader for the help: the error line below still says what was wrong
     if g is None:
         g = Globals({})
     g.error(msg)
@@ -404,12 +407,29 @@ def main(argv=None):
         return 1
 
 
+def _hold_closed_stdio():
+    """CPython sets sys.stdin/stdout/stderr to None for an fd 0-2 closed at start-up. The
+    next file the runtime opens would take that fd, and a container inherits fds 0-2 as
+    its stdio (it got an O_PATH fd of its rootfs as stdout): hold each one with /dev/null,
+    as runc's callers see it (its create succeeds; what it prints goes nowhere)."""
+    for i, name in enumerate(("stdin", "stdout", "stderr")):
+        if getattr(sys, name) is None:
+            fd = os.open("/dev/null", os.O_RDWR)
+            if fd != i:
+                os.dup2(fd, i)
+                os.close(fd)
+            os.set_inheritable(i, True)   # it is the stdio the container gets
+            setattr(sys, name, open(i, "r" if i == 0 else "w", closefd=False))
+
+
 def entry():
     """Run main() and exit without interpreter teardown.
 
     Finalizing the interpreter (module teardown, a last GC pass) costs 0.7-1.5 ms after
     the work is done, on every command; nothing here needs it: files are closed by
     `with`, helper threads are disposable, and children outlive us either way."""
+    if sys.stdout is None or sys.stderr is None or sys.stdin is None:
+        _hold_closed_stdio()
     try:
         rc = main()
     except SystemExit as e:
