@@ -507,3 +507,12 @@ def test_closed_stdout_no_traceback(rt, argv):
     p = rt.run(*argv, preexec_fn=_close_fd(1))
     assert "Traceback" not in p.stderr and "internal error" not in p.stderr, p.stderr
     assert len(p.stderr.splitlines()) <= 1, p.stderr
+
+
+def test_text_log_escapes_control_characters(rt):
+    # a value with ESC/CR in it (here the bad --log-format itself) is one inert line
+    p = rt.run("--log-format", 'x\x1by\rz\x7f"\\\t\n', "list")
+    assert p.returncode == 1
+    line = one_error_line(p)
+    assert line.endswith('msg="invalid log-format: x\\x1by\\rz\\x7f\\"\\\\\\t\\n"'), line
+    assert "\x1b" not in p.stderr and "\r" not in p.stderr

@@ -114,8 +114,12 @@ class Globals:
             line = dumps({"level": level, "msg": msg, "time": ts}, compact=True) + "\n"
         else:
             if msg.strip(_PLAIN):
-                msg = '"%s"' % (msg.replace("\\", "\\\\").replace('"', '\\"')
-                                .replace("\n", "\\n").replace("\t", "\\t"))
+                # Go's %q for what a terminal would act on: a path or a config value
+                # with ESC or CR in it stays one inert line
+                esc = {i: "\\x%02x" % i for i in range(32)}
+                esc.update({7: "\\a", 8: "\\b", 9: "\\t", 10: "\\n", 11: "\\v", 12: "\\f",
+                            13: "\\r", 0x7f: "\\x7f", 34: '\\"', 92: "\\\\"})
+                msg = '"%s"' % msg.translate(esc)
             line = 'time="%s" level=%s msg=%s\n' % (ts, level, msg)
         if self.log and self.log != "/dev/stderr":
             try:
