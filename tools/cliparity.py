@@ -444,6 +444,8 @@ def main():
                 r.cleanup()
             (oka, rca, oa, ea, la), (okb, rcb, ob, eb, lb) = res
             bad = []
+            if not (oka and okb):
+                bad.append("setup failed (%s)" % ("a" if not oka else "b"))
             if rca != rcb:
                 bad.append("rc %s vs %s" % (rca, rcb))
             if la != lb:
