@@ -29,12 +29,14 @@ SIGNALS = {
 def parse_signal(s):
     if isinstance(s, int):
         return s
-    s = str(s).strip()
-    if s.isdigit():
+    s = str(s)
+    digits = s[1:] if s[:1] in ("+", "-") else s
+    if digits.isdigit() and digits.isascii():
         n = int(s)
-        if 0 < n < 65:
+        # runc: any integer is a signal number, 0 probes; the kernel refuses the rest
+        if 0 <= n < 65:
             return n
-        raise RuntimeErr("invalid signal: %s" % s)
+        raise RuntimeErr("unable to signal init: invalid argument")
     name = s.upper()
     if name.startswith("SIG"):
         name = name[3:]
@@ -91,6 +93,12 @@ class Runtime:
                 c = st.load(self.root, cid)
             except RuntimeErr as e:
                 self._warn(str(e))   # runc too names it and lists the rest
+                continue
+            if not c.data.get("creator_pid") and c.data.get("status") == "creating" \
+                    and len(c.data) == 1:
+                # a directory without state.json: not a container (runc skips it too);
+                # a create in progress writes its "creating" state first thing
+                self._warn("load container %s: container does not exist" % cid)
                 continue
             s = c.oci_state()
             try:
@@ -424,11 +432,18 @@ class Runtime:
                           False, self.listen_fds, pass_fds, cg_replace)
 
     def _is_rootless(self):
-        if self.rootless == "true":
+        # --rootless as runc reads it: "auto"/"" detect, else Go's strconv.ParseBool
+        v = self.rootless
+        if v is True or v is False:
+            return v
+        v = v or "auto"
+        if v.lower() == "auto":
+            return os.geteuid() != 0
+        if v in ("1", "t", "T", "TRUE", "true", "True"):
             return True
-        if self.rootless == "false":
+        if v in ("0", "f", "F", "FALSE", "false", "False"):
             return False
-        return os.geteuid() != 0
+        raise RuntimeErr('strconv.ParseBool: parsing "%s": invalid syntax' % v)
 
     def _needs_cgroup(self, config):
         return True
@@ -480,6 +495,8 @@ class Runtime:
             status = c.status()
             if status == "stopped":
                 raise InvalidState("cannot start a container that has stopped")
+            if status == "paused":
+                raise InvalidState("cannot start a container in the paused state")
             if status != "created":
                 raise InvalidState("cannot start an already running container")
             fifo = os.path.join(c.dir, st.FIFO)
@@ -560,8 +577,8 @@ class Runtime:
     # ---- kill / delete -----------------------------------------------------------------
 
     def kill(self, cid, sig="SIGTERM", all=False):
+        c = self.load(cid)   # runc: "container does not exist" before a bad signal
         signum = parse_signal(sig)
-        c = self.load(cid)
         status = c.status()
         if status in ("stopped", "creating"):
             if all:

@@ -129,8 +129,10 @@ def load_resources(src):
                 data = f.read()
         except OSError as e:
             raise RuntimeErr("open %s: %s" % (src, strerror(e)))
+    if not data.strip():
+        raise RuntimeErr("EOF")   # runc's decoder on empty input: nothing is changed
     try:
-        return loads(data or b"null")
+        return loads(data)
     except ValueError as e:
         raise RuntimeErr("invalid character in resources JSON: %s" % e)
 

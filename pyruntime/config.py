@@ -69,8 +69,14 @@ def _read(path):
         with open(path, "rb") as f:
             return f.read()
     except FileNotFoundError:
+        bundle = os.path.dirname(path)
+        if not os.path.isdir(bundle):
+            # runc changes into the bundle first and says so
+            raise ConfigError("chdir %s: no such file or directory" % bundle) from None
         # runc's wording, so engines that match on it keep working.
         raise ConfigError("JSON specification file config.json not found") from None
+    except NotADirectoryError:
+        raise ConfigError("chdir %s: not a directory" % os.path.dirname(path)) from None
     except IsADirectoryError:
         raise ConfigError("read config.json: is a directory") from None
     except OSError as e:
@@ -287,6 +293,11 @@ def _check_process(spec, require_process):
     if label and not os.path.exists("/sys/fs/selinux/enforce"):
         raise ConfigError("selinux label is specified in config, but selinux is disabled "
                           "or not supported")
+    from .procspec import env_error
+    bad = env_error(proc.get("env"))
+    if bad is not None:
+        raise ConfigError("unable to start container process: error during container init: "
+                          + bad)
     seen = set()
     for rl in proc.get("rlimits", []):
         if rl["type"] in seen:

@@ -16,6 +16,8 @@ _ID_RE = _IdMatcher()
 
 
 def validate(cid):
+    if cid == "":
+        raise RuntimeErr("container id cannot be empty")  # runc's own message for it
     # runc rejects "." and ".." explicitly: they would resolve to the state root itself
     # (or its parent) and, through cgroup paths, to a hierarchy's root.
     if (not isinstance(cid, str) or not cid or cid in (".", "..")

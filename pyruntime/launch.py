@@ -77,7 +77,12 @@ class ConsoleSender:
         from .executor import send_fd
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
-            s.connect(self.path)
+            try:
+                s.connect(self.path)
+            except OSError as e:
+                from .errors import strerror
+                # Go's net.Dial words, as runc reports an unusable --console-socket
+                raise RuntimeErr("dial unix %s: connect: %s" % (self.path, strerror(e)))
             send_fd(s.fileno(), fd, "/dev/ptmx")
         except OSError as e:
             raise RuntimeErr("failed to send the console to %s: %s" % (self.path, e.strerror))

@@ -68,6 +68,26 @@ def _check_types(p):
                 uint(r.get(k, 0), _U64, "rlimits." + k)
 
 
+def env_error(env):
+    """What is wrong with process.env, or None: every entry must be NAME=value (POSIX
+    environ's form, which the spec refers to) with a non-empty NAME and no NUL; runc
+    refuses the rest with these words."""
+    for kv in env or ():
+        if not isinstance(kv, str):
+            continue
+        name, eq, val = kv.partition("=")
+        kv = kv.replace("\0", "\\x00")   # one printable line, as Go's %q
+        if not eq:
+            return 'invalid environment variable: "%s"' % kv
+        if not name:
+            return "environment variable name can't be empty: \"%s\"" % kv
+        if "\0" in name:
+            return "environment variable name can't contain null(\\x00): \"%s\"" % kv
+        if "\0" in val:
+            return "environment variable value can't contain null(\\x00): \"%s\"" % kv
+    return None
+
+
 def validate_process(p):
     """runc's validateProcessSpec (same messages), after the type checks its JSON
     decoding does."""
@@ -81,6 +101,10 @@ def validate_process(p):
         raise RuntimeErr("Cwd must be an absolute path")
     if not p.get("args"):
         raise RuntimeErr("args must not be empty")
+    if p.get("env"):
+        bad = env_error(p["env"])
+        if bad is not None:
+            raise RuntimeErr("unable to start container process: " + bad)
 
 
 def load_process_file(path):

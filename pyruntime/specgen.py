@@ -107,6 +107,14 @@ def write_spec(bundle_dir=".", rootless=False):
         raise ConfigError("File config.json exists. Remove it first") from None
     except OSError as e:
         from .errors import strerror
+        if not os.path.isdir(bundle_dir):
+            # runc changes into --bundle first: a missing bundle is named as such
+            try:
+                os.stat(bundle_dir)
+                e = OSError(20, "not a directory")
+            except OSError as e2:
+                e = e2
+            raise ConfigError(f"chdir {bundle_dir}: {strerror(e)}") from None
         raise ConfigError(f"open {path}: {strerror(e)}") from None
     with os.fdopen(fd, "wb") as f:
         f.write(data)

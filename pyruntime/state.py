@@ -217,6 +217,7 @@ def load(root, cid, lock=False):
             raise NotExist()
         except OSError as e:
             if e.errno in (errno.ENOTDIR, errno.ELOOP):
+                _root_is_dir(root)
                 raise NotExist()
             raise
     try:
@@ -240,6 +241,8 @@ def load(root, cid, lock=False):
     except OSError as e:
         if dirfd is not None:
             os.close(dirfd)
+        if e.errno == errno.ENOTDIR:
+            _root_is_dir(root)
         raise CorruptState("container %s: corrupt state file: %s" % (cid, e.strerror))
     try:
         data = fastjson.loads(raw)
@@ -313,11 +316,21 @@ def load_owned(root, cid, cgroups_path):
     return d
 
 
+def _root_is_dir(root):
+    """A --root that is not a directory fails every command as runc's (which makes it
+    first) does, not as a damaged container."""
+    if not os.path.isdir(root):
+        raise RuntimeErr("mkdir %s: not a directory" % root)
+
+
 def list_ids(root):
     try:
         names = os.listdir(root)
     except FileNotFoundError:
         return []
+    except NotADirectoryError:
+        _root_is_dir(root)
+        raise
     out = []
     for n in sorted(names):
         if n in (".", "..") or not _ID_RE.match(n):
@@ -350,7 +363,9 @@ def remove_dir(path):
 def now_rfc3339():
     import time
     ns = time.time_ns()
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 10**9)) + ".%09dZ" % (ns % 10**9)
+    # Go's RFC3339Nano, as runc writes it: the fraction without trailing zeros, or none
+    frac = (".%09d" % (ns % 10**9)).rstrip("0").rstrip(".")
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 10**9)) + frac + "Z"
 
 
 def record_cgroups(c, mgr, intent=()):

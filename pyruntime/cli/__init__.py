@@ -39,8 +39,30 @@ GLOBAL_FLAGS = [
 ]
 
 
+# logrus's text format quotes a value only when it holds anything else ("msg=EOF")
+_PLAIN = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._/@^+"
+
+
 class UsageError(Exception):
     pass
+
+
+class _GlobalUsageError(UsageError):
+    """A bad global flag: runc answers with the main help, not a command's."""
+
+
+def _usage(text, g, msg, rc=1):
+    # runc (urfave/cli): "Incorrect Usage..." and the help go to stdout, the error line
+    # to stderr/the log, so an engine reading stderr gets the one line and nothing else
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except (OSError, ValueError):
+        pass   # no reader for the help: the error line below still says what was wrong
+    if g is None:
+        g = Globals({})
+    g.error(msg)
+    return rc
 
 
 class Globals:
@@ -91,9 +113,14 @@ class Globals:
             from ..fastjson import dumps
             line = dumps({"level": level, "msg": msg, "time": ts}, compact=True) + "\n"
         else:
-            line = 'time="%s" level=%s msg="%s"\n' % (
-                ts, level, msg.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-                .replace("\t", "\\t"))
+            if msg.strip(_PLAIN):
+                # Go's %q for what a terminal would act on: a path or a config value
+                # with ESC or CR in it stays one inert line
+                esc = {i: "\\x%02x" % i for i in range(32)}
+                esc.update({7: "\\a", 8: "\\b", 9: "\\t", 10: "\\n", 11: "\\v", 12: "\\f",
+                            13: "\\r", 0x7f: "\\x7f", 34: '\\"', 92: "\\\\"})
+                msg = '"%s"' % msg.translate(esc)
+            line = 'time="%s" level=%s msg=%s\n' % (ts, level, msg)
         if self.log and self.log != "/dev/stderr":
             try:
                 fd = os.open(self.log, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
@@ -122,20 +149,51 @@ class Globals:
             self._emit("debug", msg)
 
 
+def _reorder(table, argv):
+    """Known flags written after the positionals move in front of them, as runc's CLI
+    library does for every command but exec and ps (`runc delete c1 -f`, `runc kill c1
+    KILL --all`). It takes the word after *any* such flag for its value, so `kill c1 --all
+    TERM` signals a container named TERM there; here only a flag that has a value takes
+    one, which differs only where runc would act on the wrong container or fail."""
+    front, rest = [], []
+    i, n = 0, len(argv)
+    while i < n:
+        a = argv[i]
+        if a == "--":
+            rest.extend(argv[i:])
+            break
+        ent = None
+        if len(a) > 1 and a[0] == "-":
+            ent = table.get(a.lstrip("-").split("=", 1)[0])
+        if ent is None:
+            rest.append(a)
+        else:
+            front.append(a)
+            if ent[1] != "bool" and "=" not in a and i + 1 < n:
+                i += 1
+                front.append(argv[i])
+        i += 1
+    return front + rest
+
+
 def parse_flags(spec, argv, stop_at_first_arg=False, allow_interleaved=False):
     """Parse urfave/cli-style flags: -f/--flag, -flag, --flag=v, --flag v.
 
     Returns (opts, positionals). Flags end at the first positional (like Go's flag
-    package) unless allow_interleaved; '--' ends them too.
+    package) unless allow_interleaved; '--' ends them too. Without stop_at_first_arg,
+    known flags after the positionals count too (_reorder).
     """
     table = {}
     opts = {}
     for names, dest, kind, _help in spec:
         for n in names:
             table[n.lstrip("-")] = (dest, kind)
+    if not stop_at_first_arg and not allow_interleaved:
+        argv = _reorder(table, argv)
+    for names, dest, kind, _help in spec:
         if kind == "bool":
             opts.setdefault(dest, False)
-        elif kind == "list":
+        elif kind in ("list", "int64list"):
             opts.setdefault(dest, [])
     pos = []
     i = 0
@@ -164,7 +222,8 @@ def parse_flags(spec, argv, stop_at_first_arg=False, allow_interleaved=False):
                     elif lv in ("0", "f", "false"):
                         opts[dest] = False
                     else:
-                        raise UsageError('invalid boolean value "%s" for -%s' % (val, name))
+                        raise UsageError('invalid boolean value "%s" for -%s: parse error'
+                                         % (val, name))
             else:
                 if val is None:
                     i += 1
@@ -176,7 +235,9 @@ def parse_flags(spec, argv, stop_at_first_arg=False, allow_interleaved=False):
                         val = int(val, 0)
                     except ValueError:
                         raise UsageError('invalid value "%s" for flag -%s: parse error' % (val, name))
-                if kind == "list":
+                if kind == "int64list":
+                    opts[dest].append(_go_int64(val, name))
+                elif kind == "list":
                     opts[dest].append(val)
                 else:
                     opts[dest] = val
@@ -188,6 +249,20 @@ def parse_flags(spec, argv, stop_at_first_arg=False, allow_interleaved=False):
             pos.extend(argv[i:])
             break
     return opts, pos
+
+
+def _go_int64(val, name):
+    """strconv.ParseInt(val, 10, 64), with urfave/cli's message for an Int64SliceFlag."""
+    digits = val[1:] if val[:1] in ("+", "-") else val
+    if not (digits.isdigit() and digits.isascii()):
+        why = "invalid syntax"
+    else:
+        n = int(val)
+        if -(1 << 63) <= n < (1 << 63):
+            return n
+        why = "value out of range"
+    raise UsageError('invalid value "%s" for flag -%s: strconv.ParseInt: parsing "%s": %s'
+                     % (val, name, val, why))
 
 
 def _flag_lines(spec):
@@ -248,11 +323,17 @@ def main(argv=None):
     if argv is None:
         argv = sys.argv[1:]
     g = None
+    name = mod = None
     try:
-        gopts, rest = parse_flags(GLOBAL_FLAGS, argv, stop_at_first_arg=True)
+        try:
+            gopts, rest = parse_flags(GLOBAL_FLAGS, argv, stop_at_first_arg=True)
+        except UsageError as e:
+            raise _GlobalUsageError(str(e))
         g = Globals(gopts)
         if g.log_format not in ("text", "json"):
-            raise UsageError("invalid log-format: %s" % g.log_format)
+            fmt, g.log_format = g.log_format, "text"
+            g.error("invalid log-format: %s" % fmt)
+            return 1
         if g.log and g.log != "/dev/stderr":
             # runc opens its log at start-up: one it cannot open fails every command
             try:
@@ -267,14 +348,20 @@ def main(argv=None):
             sys.stdout.write(version_text())
             return 0
         if not rest or gopts.get("help") or rest[0] in ("help", "h"):
-            if rest and rest[0] in ("help", "h") and len(rest) > 1 and rest[1] in COMMANDS:
-                sys.stdout.write(command_help(rest[1], _load(rest[1])))
-            else:
-                sys.stdout.write(main_help())
+            if rest and rest[0] in ("help", "h") and len(rest) > 1:
+                if rest[1] not in COMMANDS and rest[1] not in ("help", "h"):
+                    g.error("No help topic for '%s'" % rest[1])
+                    return 3
+                if rest[1] in COMMANDS:
+                    sys.stdout.write(command_help(rest[1], _load(rest[1])))
+                    return 0
+            sys.stdout.write(main_help())
             return 0
+        if rest[0] not in COMMANDS:
+            # runc: exit status 3 and only the error line (urfave/cli's unknown command)
+            g.error("No help topic for '%s'" % rest[0])
+            return 3
         name = rest[0]
-        if name not in COMMANDS:
-            raise UsageError("No help topic for '%s'" % name)
         g.command = name
         mod = _load(name)
         flags = list(getattr(mod, "FLAGS", [])) + [(("--help", "-h"), "help", "bool", "show help")]
@@ -287,20 +374,18 @@ def main(argv=None):
         if len(args) < lo or (hi is not None and len(args) > hi):
             if lo == hi:
                 msg = 'pyruntime: "%s" requires exactly %d argument(s)' % (name, lo)
-            elif hi is None:
+            elif len(args) < lo:
                 msg = 'pyruntime: "%s" requires a minimum of %d argument(s)' % (name, lo)
             else:
                 msg = 'pyruntime: "%s" requires a maximum of %d argument(s)' % (name, hi)
-            sys.stderr.write("Incorrect Usage.\n\n" + command_help(name, mod))
-            g.error(msg)
-            return 1
+            return _usage("Incorrect Usage.\n\n" + command_help(name, mod), g, msg)
         return mod.run(opts, args, g) or 0
+    except _GlobalUsageError as e:
+        return _usage("Incorrect Usage. %s\n\n%s" % (e, main_help()), g, str(e))
     except UsageError as e:
-        sys.stderr.write("Incorrect Usage: %s\n\n" % e)
-        if g is None:
-            g = Globals({})
-        g.error(str(e))
-        return 1
+        if mod is None:
+            return _usage("Incorrect Usage. %s\n\n%s" % (e, main_help()), g, str(e))
+        return _usage("Incorrect Usage: %s\n\n%s" % (e, command_help(name, mod)), g, str(e))
     except RuntimeErr as e:
         if g is None:
             g = Globals({})
@@ -326,12 +411,29 @@ def main(argv=None):
         return 1
 
 
+def _hold_closed_stdio():
+    """CPython sets sys.stdin/stdout/stderr to None for an fd 0-2 closed at start-up. The
+    next file the runtime opens would take that fd, and a container inherits fds 0-2 as
+    its stdio (it got an O_PATH fd of its rootfs as stdout): hold each one with /dev/null,
+    as runc's callers see it (its create succeeds; what it prints goes nowhere)."""
+    for i, name in enumerate(("stdin", "stdout", "stderr")):
+        if getattr(sys, name) is None:
+            fd = os.open("/dev/null", os.O_RDWR)
+            if fd != i:
+                os.dup2(fd, i)
+                os.close(fd)
+            os.set_inheritable(i, True)   # it is the stdio the container gets
+            setattr(sys, name, open(i, "r" if i == 0 else "w", closefd=False))
+
+
 def entry():
     """Run main() and exit without interpreter teardown.
 
     Finalizing the interpreter (module teardown, a last GC pass) costs 0.7-1.5 ms after
     the work is done, on every command; nothing here needs it: files are closed by
     `with`, helper threads are disposable, and children outlive us either way."""
+    if sys.stdout is None or sys.stderr is None or sys.stdin is None:
+        _hold_closed_stdio()
     try:
         rc = main()
     except SystemExit as e:

@@ -16,7 +16,7 @@ FLAGS = [
     (("--env", "-e"), "env", "list", "set environment variables"),
     (("--tty", "-t"), "tty", "bool", "allocate a pseudo-TTY"),
     (("--user", "-u"), "user", "str", "UID (format: <uid>[:<gid>])"),
-    (("--additional-gids", "-g"), "gids", "list", "additional gids"),
+    (("--additional-gids", "-g"), "gids", "int64list", "additional gids"),
     (("--process", "-p"), "process", "str", "path to the process.json"),
     (("--detach", "-d"), "detach", "bool", "detach from the container's process"),
     (("--pid-file",), "pid_file", "str", "specify the file to write the process id to"),
@@ -110,13 +110,17 @@ def process_from_flags(base, args, cwd=None, env=(), user=None, gids=(), caps=()
 
 
 def _atoi(s, what):
-    try:
-        if s.strip() != s or not s.lstrip("+-").isdigit():
-            raise ValueError
+    digits = s[1:] if s[:1] in ("+", "-") else s
+    if not (digits.isdigit() and digits.isascii()):
+        why = "invalid syntax"
+    elif not -(1 << 63) <= int(s) < (1 << 63):
+        why = "value out of range"
+    else:
         n = int(s)
-        if n < 0 or n > 0xFFFFFFFF:
-            raise ValueError
+        if not 0 <= n <= 0x7FFFFFFF:
+            # runc parses any int and its init refuses it: the same words
+            raise RuntimeErr("unable to start container process: unable to setup user: "
+                             "uids and gids must be in range 0-2147483647")
         return n
-    except ValueError:
-        raise RuntimeErr('parsing %s as int for %s failed: strconv.Atoi: parsing "%s": invalid syntax'
-                         % (s, what, s))
+    raise RuntimeErr('parsing %s as int for %s failed: strconv.Atoi: parsing "%s": %s'
+                     % (s, what, s, why))
