@@ -123,6 +123,32 @@ def test_user_ids(rt, make_bundle, cid):
     assert sorted(st["Groups"].split()) == ["10", "20"]
 
 
+# runc refuses ids above 2^31-1 ("uids and gids must be in range 0-2147483647"). 4294967295
+# is (uid_t)-1, which setresuid/setresgid read as "leave unchanged": taken as is, the
+# process would keep the init's root identity instead of the one the config names.
+@pytest.mark.parametrize("user", [
+    {"uid": 4294967295, "gid": 1000},
+    {"uid": 1000, "gid": 4294967295},
+    {"uid": 2147483648, "gid": 1000},
+    {"uid": 1000, "gid": 1000, "additionalGids": [10, 2147483648]},
+], ids=["uid-minus-one", "gid-minus-one", "uid-2^31", "additional-gid-2^31"])
+def test_user_ids_out_of_range_refused(rt, make_bundle, cid, user):
+    b = sh(make_bundle, "echo ran; id -u; id -g", user=user)
+    r = rt.run("run", "--bundle", b.path, cid)
+    assert r.returncode != 0 and "ran" not in r.stdout, r.stdout
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1, r.stderr
+    assert "uids and gids must be in range 0-2147483647" in lines[0], lines[0]
+
+
+def test_more_than_1024_additional_gids(rt, make_bundle, cid):
+    # every one of them, as runc sets them (the kernel allows 65536)
+    gids = list(range(1, 1301))
+    b = sh(make_bundle, "grep Groups: /proc/self/status",
+           user={"uid": 1000, "gid": 1000, "additionalGids": gids})
+    assert sorted(int(g) for g in run_out(rt, b, cid).split()[1:]) == gids
+
+
 def test_user_without_additional_gids_has_no_groups(rt, make_bundle, cid):
     b = sh(make_bundle, "grep Groups: /proc/self/status", user={"uid": 1000, "gid": 1000})
     assert run_out(rt, b, cid).split() == ["Groups:"]
