@@ -768,12 +768,36 @@ static void do_write(const struct pyrt_write *w)
     close(fd);
 }
 
+#define MAX_ID 0x7fffffffL   /* runc's range; (uid_t)-1 would mean "unchanged" */
+#define MAX_GROUPS 65536     /* NGROUPS_MAX */
+
 static void do_identity(const struct pyrt_identity *id)
 {
     long cap;
-    gid_t groups[1024];
-    int n = 0;
+    gid_t *groups = NULL;
+    size_t glen = 0;
+    int n = 0, i;
     unsigned long long bounding = id->bounding;
+
+    if (id->uid < 0 || id->uid > MAX_ID || id->gid < 0 || id->gid > MAX_ID)
+        fail(EINVAL, "uids and gids must be in range 0-%ld", MAX_ID);
+    while (id->groups && id->groups[n])
+        if (++n > MAX_GROUPS)
+            fail(EINVAL, "setgroups: more than %d groups", MAX_GROUPS);
+    if (n > 0) {
+        /* mmap, not malloc (see hook_alloc): as many as the plan has, not a fixed array */
+        glen = sizeof(gid_t) * (size_t)n;
+        groups = mmap(NULL, glen, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (groups == MAP_FAILED)
+            fail(ENOMEM, "setgroups");
+    }
+    for (i = 0; i < n; i++) {
+        char *end;
+        unsigned long g = strtoul(id->groups[i], &end, 10);
+        if (*end || end == id->groups[i] || g > (unsigned long)MAX_ID)
+            fail(EINVAL, "uids and gids must be in range 0-%ld", MAX_ID);
+        groups[i] = (gid_t)g;
+    }
 
     for (cap = 0; cap <= id->last_cap; cap++) {
         if (bounding & (1ULL << cap))
@@ -783,13 +807,12 @@ static void do_identity(const struct pyrt_identity *id)
     }
     if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0)
         fail(errno, NULL);
-    if (id->groups)
-        for (; id->groups[n] && n < 1024; n++)
-            groups[n] = (gid_t)strtoul(id->groups[n], NULL, 10);
     /* setgroups is denied in a user namespace whose setgroups file says so; an empty
      * list is then already in force */
     if (sys_setgroups(n, groups) < 0 && !(errno == EPERM && n == 0 && id->setgroups_denied))
         fail(errno, "setgroups");
+    if (groups)
+        munmap(groups, glen);
     if (sys_setresgid((gid_t)id->gid) < 0)
         fail(errno, "setresgid %ld", id->gid);
     if (sys_setresuid((uid_t)id->uid) < 0)

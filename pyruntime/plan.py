@@ -87,6 +87,9 @@ DEV_SYMLINKS = [
 ]
 
 
+MAX_ID = (1 << 31) - 1
+
+
 def cap_mask(names, unknown):
     m = 0
     for n in names or ():
@@ -652,6 +655,12 @@ def process_steps(process, opts, facts, exec_mode=False):
     masks = {k: cap_mask(caps.get(k), unknown) for k in
              ("bounding", "effective", "permitted", "inheritable", "ambient")}
     last_cap = facts["last_cap"]
+    for v in [user.get("uid", 0), user.get("gid", 0)] + list(user.get("additionalGids") or ()):
+        # runc's range; above it 4294967295 is (uid_t)-1, which setresuid reads as
+        # "unchanged": the process would keep the init's root identity
+        if not 0 <= v <= MAX_ID:
+            raise ConfigError("unable to start container process: unable to setup user: "
+                              "uids and gids must be in range 0-%d" % MAX_ID)
     add(_step("identity", "set user %d:%d" % (user.get("uid", 0), user.get("gid", 0)),
               uid=user.get("uid", 0), gid=user.get("gid", 0),
               groups=[str(g) for g in user.get("additionalGids") or ()],
