@@ -1828,7 +1828,15 @@ static int write_blob(const struct pyrt_spawn *sp, int mode)
     return fd;
 }
 
-/* The stub's side: map the blob and turn its offsets back into pointers. */
+/* The stub's side: map the blob and turn its offsets back into pointers. Every offset and
+ * length is checked against the blob before it becomes a pointer, without an addition that
+ * could wrap: a string ends (NUL) inside it, a vector's NULL is inside it, a buffer and an
+ * array fit in it, each at its type's alignment. Anything else: NULL, nothing runs. */
+static int blob_span(size_t size, uintptr_t off, size_t len, size_t align)
+{
+    return off && off < size && len <= size - off && off % align == 0;
+}
+
 static struct pyrt_spawn *read_blob(int fd, int *mode)
 {
     struct stat st;
@@ -1838,8 +1846,13 @@ static struct pyrt_spawn *read_blob(int fd, int *mode)
     size_t size;
     int i;
 
-#define FIX(field) do { uintptr_t o_ = (uintptr_t)(field); \
-        if (o_) { if (o_ >= size) return NULL; (field) = (__typeof__(field))(base + o_); } } while (0)
+/* an offset (0: NULL) into a pointer to `len` bytes at `align` */
+#define FIXN(field, len, align) do { uintptr_t o_ = (uintptr_t)(field); \
+        if (o_) { if (!blob_span(size, o_, (len), (align))) return NULL; \
+                  (field) = (__typeof__(field))(base + o_); } } while (0)
+#define FIXS(field) do { uintptr_t o_ = (uintptr_t)(field); \
+        if (o_) { if (o_ >= size || !memchr(base + o_, 0, size - o_)) return NULL; \
+                  (field) = (__typeof__(field))(base + o_); } } while (0)
     if (fstat(fd, &st) < 0 || st.st_size < (off_t)sizeof *h)
         return NULL;
     size = (size_t)st.st_size;
@@ -1847,33 +1860,51 @@ static struct pyrt_spawn *read_blob(int fd, int *mode)
     if (base == MAP_FAILED)
         return NULL;
     h = (struct blob_hdr *)base;
-    if (h->magic != BLOB_MAGIC || h->size != size || h->sp_off + sizeof *sp > size)
+    if (h->magic != BLOB_MAGIC || h->size != size ||
+        !blob_span(size, (uintptr_t)h->sp_off, sizeof *sp, _Alignof(struct pyrt_spawn)))
         return NULL;
     *mode = (int)h->mode;
     sp = (struct pyrt_spawn *)(base + h->sp_off);
-    FIX(sp->steps);
-    FIX(sp->join_fds);
-    FIX(sp->join_types);
-    FIX(sp->timens_offsets);
-    if (sp->nsteps < 0 || (sp->nsteps > 0 && !sp->steps) || (size_t)sp->nsteps > size / sizeof *sp->steps ||
-        (char *)(sp->steps + sp->nsteps) > base + size)
+    if (sp->nsteps < 0 || sp->njoin < 0 || (sp->nsteps > 0 && !sp->steps) ||
+        (sp->njoin > 0 && (!sp->join_fds || !sp->join_types)))
         return NULL;
+    FIXN(sp->steps, sizeof *sp->steps * (size_t)sp->nsteps, _Alignof(struct pyrt_step));
+    FIXN(sp->join_fds, sizeof(int) * (size_t)sp->njoin, _Alignof(int));
+    FIXN(sp->join_types, sizeof(int) * (size_t)sp->njoin, _Alignof(int));
+    FIXS(sp->timens_offsets);
     for (i = 0; i < sp->nsteps; i++) {
         struct pyrt_step *s = &sp->steps[i];
         struct step_ptr ptrs[8];
         int k, np = step_ptrs(s, ptrs);
         for (k = 0; k < np; k++) {
             void **f = PTR_AT(s, ptrs[k].off);
-            char **v;
-            FIX(*f);
-            if (ptrs[k].kind == PTR_BUF && *f && (size_t)((char *)*f - base) + ptrs[k].len > size)
-                return NULL;
-            if (ptrs[k].kind == PTR_VEC)
-                for (v = (char **)*f; v && *v; v++)
-                    FIX(*v);
+            if (ptrs[k].kind == PTR_STR) {
+                FIXS(*f);
+            } else if (ptrs[k].kind == PTR_BUF) {
+                FIXN(*f, ptrs[k].len, _Alignof(unsigned long long));
+            } else {
+                /* a vector: its entries, up to and including the NULL, inside the blob */
+                uintptr_t o = (uintptr_t)*f;
+                char **v;
+                size_t n;
+                if (!o)
+                    continue;
+                if (!blob_span(size, o, sizeof(char *), _Alignof(char *)))
+                    return NULL;
+                v = (char **)(base + o);
+                for (n = 0;; n++) {
+                    if ((size - o) / sizeof(char *) <= n)
+                        return NULL;
+                    if (!v[n])
+                        break;
+                    FIXS(v[n]);
+                }
+                *f = v;
+            }
         }
     }
-#undef FIX
+#undef FIXN
+#undef FIXS
     return sp;
 }
 
