@@ -175,6 +175,17 @@ def test_rlimits(rt, make_bundle, cid):
     assert lines[2].split()[4:6] == ["4096", "8192"]
 
 
+def test_rlimits_unlimited_and_above_2_63(rt, make_bundle, cid):
+    # the u64 limits whole: RLIM_INFINITY stays unlimited, 2^63 is no negative number
+    b = sh(make_bundle, "grep -E 'Max (core|file size)' /proc/self/limits",
+           rlimits=[{"type": "RLIMIT_CORE", "soft": 1 << 63, "hard": (1 << 64) - 1},
+                    {"type": "RLIMIT_FSIZE", "soft": (1 << 64) - 1, "hard": (1 << 64) - 1}])
+    out = run_out(rt, b, cid)
+    lines = {x[:26].strip(): x[26:].split()[:2] for x in out.splitlines()}
+    assert lines["Max core file size"] == [str(1 << 63), "unlimited"], out
+    assert lines["Max file size"] == ["unlimited", "unlimited"], out
+
+
 @pytest.mark.parametrize("nnp", [True, False])
 def test_no_new_privileges(rt, make_bundle, cid, nnp):
     b = sh(make_bundle, "grep NoNewPrivs /proc/self/status", noNewPrivileges=nnp)
