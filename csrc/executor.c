@@ -878,6 +878,11 @@ static void do_seccomp(const struct pyrt_seccomp *f)
 {
     struct sock_fprog prog;
     int r;
+    /* sock_fprog's length is 16 bits: a longer program must not load as its prefix */
+    if (!f->program || f->len == 0 || f->len % sizeof(struct sock_filter) ||
+        f->len / sizeof(struct sock_filter) > BPF_MAXINSNS)
+        fail(EINVAL, "a seccomp program of %zu bytes (at most %d instructions)",
+             f->len, BPF_MAXINSNS);
     prog.len = (unsigned short)(f->len / sizeof(struct sock_filter));
     prog.filter = (struct sock_filter *)f->program;
     r = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, (unsigned int)f->flags, &prog);
