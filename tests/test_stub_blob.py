@@ -25,6 +25,12 @@ ST_OFF = (SP_OFF + ffi.sizeof("struct pyrt_spawn") + 15) // 16 * 16
 STR_OFF = ST_OFF + ffi.sizeof("struct pyrt_step") + 16
 
 
+@pytest.fixture(autouse=True)
+def _pyruntime_only(rt):
+    if not rt.is_pyruntime:
+        pytest.skip("pyruntime's init stub")
+
+
 def _blob(mode, sp, step=None, size=PAGE, sp_off=SP_OFF, tail=b""):
     """A blob of `size` bytes: header, spawn (offsets, not pointers), one step, the string
     "/bin/true" at STR_OFF, and `tail` as its last bytes."""
