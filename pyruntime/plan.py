@@ -488,11 +488,6 @@ def build(config, bundle, cid, opts, facts, cgroup_mgr=None):
         if keep_old_root:
             add(_step("detach_old_root", "detach the old root"))
 
-    if mntns and linux.get("rootfsPropagation") in ("shared", "rshared", "unbindable",
-                                                    "runbindable"):
-        add(_step("propagation", "make / %s" % linux["rootfsPropagation"], target="/",
-                  flags=PROPAGATION[linux["rootfsPropagation"]]))
-
     if process.get("terminal"):
         cs = process.get("consoleSize") or {}
         add(_step("console", "set up the console", rows=cs.get("height", 0), cols=cs.get("width", 0),
@@ -511,6 +506,12 @@ def build(config, bundle, cid, opts, facts, cgroup_mgr=None):
         add(_step("mask", "mask %s" % p, path=p, data=""))
     if root.get("readonly"):
         add(_step("remount_root_ro", "remount the root read-only"))
+    if mntns and linux.get("rootfsPropagation") in ("shared", "rshared", "unbindable",
+                                                    "runbindable"):
+        # last of the mounts: the console's, the readonly paths' and a masked file's binds
+        # are of mounts below / ("runbindable" would make them fail with EINVAL)
+        add(_step("propagation", "make / %s" % linux["rootfsPropagation"], target="/",
+                  flags=PROPAGATION[linux["rootfsPropagation"]]))
 
     if process.get("oomScoreAdj") is not None:
         v = process["oomScoreAdj"]
