@@ -222,6 +222,29 @@ def test_capabilities_non_root_sets(rt, make_bundle, cid):
         "CapPrm": mask("CAP_KILL"), "CapEff": mask("CAP_KILL"), "CapAmb": mask("CAP_KILL")}
 
 
+def test_capabilities_above_bit_31(rt, make_bundle, cid):
+    # the capability sets' upper 32-bit words (CAP_MAC_OVERRIDE=32 .. CAP_CHECKPOINT_RESTORE
+    # =40): bounding and inheritable as given; ambient raised only if permitted's and
+    # inheritable's upper words arrived too
+    high = {"CAP_MAC_OVERRIDE": 32, "CAP_SYSLOG": 34, "CAP_PERFMON": 38, "CAP_BPF": 39,
+            "CAP_CHECKPOINT_RESTORE": 40}
+    hm = lambda *n: sum(1 << high[x] for x in n)  # noqa: E731
+    b = sh(make_bundle, "cat /proc/self/status",
+           user={"uid": 1000, "gid": 1000},
+           capabilities={
+               "bounding": ["CAP_KILL", "CAP_SYSLOG", "CAP_PERFMON", "CAP_BPF",
+                            "CAP_CHECKPOINT_RESTORE"],
+               "effective": ["CAP_BPF"],
+               "permitted": ["CAP_BPF", "CAP_PERFMON", "CAP_KILL"],
+               "inheritable": ["CAP_PERFMON", "CAP_BPF"],
+               "ambient": ["CAP_BPF"]})
+    assert _caps_out(rt, b, cid) == {
+        "CapBnd": mask("CAP_KILL") | hm("CAP_SYSLOG", "CAP_PERFMON", "CAP_BPF",
+                                        "CAP_CHECKPOINT_RESTORE"),
+        "CapInh": hm("CAP_PERFMON", "CAP_BPF"),
+        "CapPrm": hm("CAP_BPF"), "CapEff": hm("CAP_BPF"), "CapAmb": hm("CAP_BPF")}
+
+
 def test_capabilities_none(rt, make_bundle, cid):
     b = sh(make_bundle, "cat /proc/self/status", capabilities={})
     assert _caps_out(rt, b, cid) == {"CapInh": 0, "CapPrm": 0, "CapEff": 0, "CapBnd": 0,
