@@ -768,12 +768,36 @@ static void do_write(const struct pyrt_write *w)
     close(fd);
 }
 
+#define MAX_ID 0x7fffffffL   /* runc's range; (uid_t)-1 would mean "unchanged" */
+#define MAX_GROUPS 65536     /* NGROUPS_MAX */
+
 static void do_identity(const struct pyrt_identity *id)
 {
     long cap;
-    gid_t groups[1024];
-    int n = 0;
+    gid_t *groups = NULL;
+    size_t glen = 0;
+    int n = 0, i;
     unsigned long long bounding = id->bounding;
+
+    if (id->uid < 0 || id->uid > MAX_ID || id->gid < 0 || id->gid > MAX_ID)
+        fail(EINVAL, "uids and gids must be in range 0-%ld", MAX_ID);
+    while (id->groups && id->groups[n])
+        if (++n > MAX_GROUPS)
+            fail(EINVAL, "setgroups: more than %d groups", MAX_GROUPS);
+    if (n > 0) {
+        /* mmap, not malloc (see hook_alloc): as many as the plan has, not a fixed array */
+        glen = sizeof(gid_t) * (size_t)n;
+        groups = mmap(NULL, glen, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (groups == MAP_FAILED)
+            fail(ENOMEM, "setgroups");
+    }
+    for (i = 0; i < n; i++) {
+        char *end;
+        unsigned long g = strtoul(id->groups[i], &end, 10);
+        if (*end || end == id->groups[i] || g > (unsigned long)MAX_ID)
+            fail(EINVAL, "uids and gids must be in range 0-%ld", MAX_ID);
+        groups[i] = (gid_t)g;
+    }
 
     for (cap = 0; cap <= id->last_cap; cap++) {
         if (bounding & (1ULL << cap))
@@ -783,13 +807,12 @@ static void do_identity(const struct pyrt_identity *id)
     }
     if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0)
         fail(errno, NULL);
-    if (id->groups)
-        for (; id->groups[n] && n < 1024; n++)
-            groups[n] = (gid_t)strtoul(id->groups[n], NULL, 10);
     /* setgroups is denied in a user namespace whose setgroups file says so; an empty
      * list is then already in force */
     if (sys_setgroups(n, groups) < 0 && !(errno == EPERM && n == 0 && id->setgroups_denied))
         fail(errno, "setgroups");
+    if (groups)
+        munmap(groups, glen);
     if (sys_setresgid((gid_t)id->gid) < 0)
         fail(errno, "setresgid %ld", id->gid);
     if (sys_setresuid((uid_t)id->uid) < 0)
@@ -855,6 +878,11 @@ static void do_seccomp(const struct pyrt_seccomp *f)
 {
     struct sock_fprog prog;
     int r;
+    /* sock_fprog's length is 16 bits: a longer program must not load as its prefix */
+    if (!f->program || f->len == 0 || f->len % sizeof(struct sock_filter) ||
+        f->len / sizeof(struct sock_filter) > BPF_MAXINSNS)
+        fail(EINVAL, "a seccomp program of %zu bytes (at most %d instructions)",
+             f->len, BPF_MAXINSNS);
     prog.len = (unsigned short)(f->len / sizeof(struct sock_filter));
     prog.filter = (struct sock_filter *)f->program;
     r = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, (unsigned int)f->flags, &prog);
@@ -1805,7 +1833,15 @@ static int write_blob(const struct pyrt_spawn *sp, int mode)
     return fd;
 }
 
-/* The stub's side: map the blob and turn its offsets back into pointers. */
+/* The stub's side: map the blob and turn its offsets back into pointers. Every offset and
+ * length is checked against the blob before it becomes a pointer, without an addition that
+ * could wrap: a string ends (NUL) inside it, a vector's NULL is inside it, a buffer and an
+ * array fit in it, each at its type's alignment. Anything else: NULL, nothing runs. */
+static int blob_span(size_t size, uintptr_t off, size_t len, size_t align)
+{
+    return off && off < size && len <= size - off && off % align == 0;
+}
+
 static struct pyrt_spawn *read_blob(int fd, int *mode)
 {
     struct stat st;
@@ -1815,8 +1851,13 @@ static struct pyrt_spawn *read_blob(int fd, int *mode)
     size_t size;
     int i;
 
-#define FIX(field) do { uintptr_t o_ = (uintptr_t)(field); \
-        if (o_) { if (o_ >= size) return NULL; (field) = (__typeof__(field))(base + o_); } } while (0)
+/* an offset (0: NULL) into a pointer to `len` bytes at `align` */
+#define FIXN(field, len, align) do { uintptr_t o_ = (uintptr_t)(field); \
+        if (o_) { if (!blob_span(size, o_, (len), (align))) return NULL; \
+                  (field) = (__typeof__(field))(base + o_); } } while (0)
+#define FIXS(field) do { uintptr_t o_ = (uintptr_t)(field); \
+        if (o_) { if (o_ >= size || !memchr(base + o_, 0, size - o_)) return NULL; \
+                  (field) = (__typeof__(field))(base + o_); } } while (0)
     if (fstat(fd, &st) < 0 || st.st_size < (off_t)sizeof *h)
         return NULL;
     size = (size_t)st.st_size;
@@ -1824,33 +1865,51 @@ static struct pyrt_spawn *read_blob(int fd, int *mode)
     if (base == MAP_FAILED)
         return NULL;
     h = (struct blob_hdr *)base;
-    if (h->magic != BLOB_MAGIC || h->size != size || h->sp_off + sizeof *sp > size)
+    if (h->magic != BLOB_MAGIC || h->size != size ||
+        !blob_span(size, (uintptr_t)h->sp_off, sizeof *sp, _Alignof(struct pyrt_spawn)))
         return NULL;
     *mode = (int)h->mode;
     sp = (struct pyrt_spawn *)(base + h->sp_off);
-    FIX(sp->steps);
-    FIX(sp->join_fds);
-    FIX(sp->join_types);
-    FIX(sp->timens_offsets);
-    if (sp->nsteps < 0 || (sp->nsteps > 0 && !sp->steps) || (size_t)sp->nsteps > size / sizeof *sp->steps ||
-        (char *)(sp->steps + sp->nsteps) > base + size)
+    if (sp->nsteps < 0 || sp->njoin < 0 || (sp->nsteps > 0 && !sp->steps) ||
+        (sp->njoin > 0 && (!sp->join_fds || !sp->join_types)))
         return NULL;
+    FIXN(sp->steps, sizeof *sp->steps * (size_t)sp->nsteps, _Alignof(struct pyrt_step));
+    FIXN(sp->join_fds, sizeof(int) * (size_t)sp->njoin, _Alignof(int));
+    FIXN(sp->join_types, sizeof(int) * (size_t)sp->njoin, _Alignof(int));
+    FIXS(sp->timens_offsets);
     for (i = 0; i < sp->nsteps; i++) {
         struct pyrt_step *s = &sp->steps[i];
         struct step_ptr ptrs[8];
         int k, np = step_ptrs(s, ptrs);
         for (k = 0; k < np; k++) {
             void **f = PTR_AT(s, ptrs[k].off);
-            char **v;
-            FIX(*f);
-            if (ptrs[k].kind == PTR_BUF && *f && (size_t)((char *)*f - base) + ptrs[k].len > size)
-                return NULL;
-            if (ptrs[k].kind == PTR_VEC)
-                for (v = (char **)*f; v && *v; v++)
-                    FIX(*v);
+            if (ptrs[k].kind == PTR_STR) {
+                FIXS(*f);
+            } else if (ptrs[k].kind == PTR_BUF) {
+                FIXN(*f, ptrs[k].len, _Alignof(unsigned long long));
+            } else {
+                /* a vector: its entries, up to and including the NULL, inside the blob */
+                uintptr_t o = (uintptr_t)*f;
+                char **v;
+                size_t n;
+                if (!o)
+                    continue;
+                if (!blob_span(size, o, sizeof(char *), _Alignof(char *)))
+                    return NULL;
+                v = (char **)(base + o);
+                for (n = 0;; n++) {
+                    if ((size - o) / sizeof(char *) <= n)
+                        return NULL;
+                    if (!v[n])
+                        break;
+                    FIXS(v[n]);
+                }
+                *f = v;
+            }
         }
     }
-#undef FIX
+#undef FIXN
+#undef FIXS
     return sp;
 }
 

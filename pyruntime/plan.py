@@ -87,6 +87,9 @@ DEV_SYMLINKS = [
 ]
 
 
+MAX_ID = (1 << 31) - 1
+
+
 def cap_mask(names, unknown):
     m = 0
     for n in names or ():
@@ -485,11 +488,6 @@ def build(config, bundle, cid, opts, facts, cgroup_mgr=None):
         if keep_old_root:
             add(_step("detach_old_root", "detach the old root"))
 
-    if mntns and linux.get("rootfsPropagation") in ("shared", "rshared", "unbindable",
-                                                    "runbindable"):
-        add(_step("propagation", "make / %s" % linux["rootfsPropagation"], target="/",
-                  flags=PROPAGATION[linux["rootfsPropagation"]]))
-
     if process.get("terminal"):
         cs = process.get("consoleSize") or {}
         add(_step("console", "set up the console", rows=cs.get("height", 0), cols=cs.get("width", 0),
@@ -508,6 +506,12 @@ def build(config, bundle, cid, opts, facts, cgroup_mgr=None):
         add(_step("mask", "mask %s" % p, path=p, data=""))
     if root.get("readonly"):
         add(_step("remount_root_ro", "remount the root read-only"))
+    if mntns and linux.get("rootfsPropagation") in ("shared", "rshared", "unbindable",
+                                                    "runbindable"):
+        # last of the mounts: the console's, the readonly paths' and a masked file's binds
+        # are of mounts below / ("runbindable" would make them fail with EINVAL)
+        add(_step("propagation", "make / %s" % linux["rootfsPropagation"], target="/",
+                  flags=PROPAGATION[linux["rootfsPropagation"]]))
 
     if process.get("oomScoreAdj") is not None:
         v = process["oomScoreAdj"]
@@ -652,6 +656,12 @@ def process_steps(process, opts, facts, exec_mode=False):
     masks = {k: cap_mask(caps.get(k), unknown) for k in
              ("bounding", "effective", "permitted", "inheritable", "ambient")}
     last_cap = facts["last_cap"]
+    for v in [user.get("uid", 0), user.get("gid", 0)] + list(user.get("additionalGids") or ()):
+        # runc's range; above it 4294967295 is (uid_t)-1, which setresuid reads as
+        # "unchanged": the process would keep the init's root identity
+        if not 0 <= v <= MAX_ID:
+            raise ConfigError("unable to start container process: unable to setup user: "
+                              "uids and gids must be in range 0-%d" % MAX_ID)
     add(_step("identity", "set user %d:%d" % (user.get("uid", 0), user.get("gid", 0)),
               uid=user.get("uid", 0), gid=user.get("gid", 0),
               groups=[str(g) for g in user.get("additionalGids") or ()],

@@ -504,7 +504,8 @@ def _cache_read(cache_dir, key):
         flags = int(lines[1])
     except ValueError:
         return None
-    if not bpf or len(bpf) % 8:
+    if not bpf or len(bpf) % 8 or len(bpf) // 8 > _MAX_INSNS:
+        # what compile() would never have written: compiled again
         return None
     return bpf, flags
 

@@ -210,6 +210,24 @@ def test_rootfs_propagation_unbindable(rt, make_bundle, cid):
     assert root and "unbindable" in root[-1][6:root[-1].index("-")]
 
 
+def test_rootfs_propagation_runbindable_with_masked_and_readonly_paths(rt, make_bundle, cid):
+    # every mount unbindable: the readonly paths' self-binds, a masked file's /dev/null bind
+    # and the console's bind must come first, or they fail (EINVAL) and so does the container
+    if not rt.is_pyruntime:
+        pytest.skip("runc 1.1.5 fails: it binds the rootfs below an unbindable /")
+    b = make_bundle(["sh", "-c", "cat /proc/self/mountinfo; wc -c < /proc/timer_list"])
+    b.config["linux"]["rootfsPropagation"] = "runbindable"
+    b.save()
+    r = rt.run("run", "--bundle", b.path, cid)
+    assert r.returncode == 0, r.stderr
+    lines = [line.split() for line in r.stdout.splitlines()]
+    mounts = {x[4]: x[6:x.index("-")] for x in lines if "-" in x}
+    assert "unbindable" in mounts["/"] and "unbindable" in mounts["/proc"], mounts
+    by_point = {x[4]: x for x in lines if "-" in x}
+    assert "ro" in by_point["/proc/sys"][5].split(","), by_point["/proc/sys"]
+    assert lines[-1] == ["0"]                              # /proc/timer_list stays masked
+
+
 def test_user_namespace_rootfs_below_a_private_dir(rt, make_bundle, cid):
     # runtime-tools linux_uid_mappings / linux_ns_nopath: the bundle is a 0700 root-owned
     # dir; the rootfs is reached with the runtime's credentials, not the mapped root's

@@ -86,6 +86,19 @@ def test_configured_device(rt, make_bundle, cid, dtype, kind):
     assert nodes["/dev/sub/dir/other"] == (kind, 10, 230, "600", 0, 0)
 
 
+def test_configured_device_wide_numbers(rt, make_bundle, cid):
+    # a major above 255 and a minor above 255 and 65535: every bit of dev_t's split
+    # encoding (the kernel's 12-bit major, 20-bit minor), and uid/gid beside them
+    b = sh(make_bundle, STAT + "/dev/wide /dev/widest",
+           devices=[{"path": "/dev/wide", "type": "c", "major": 260, "minor": 300000,
+                     "fileMode": 0o604, "uid": 70000, "gid": 70001},
+                    {"path": "/dev/widest", "type": "b", "major": 4095, "minor": 1048575,
+                     "fileMode": 0o660, "uid": 0, "gid": 0}])
+    nodes = stat_nodes(run_out(rt, b, cid))
+    assert nodes["/dev/wide"] == ("character special file", 260, 300000, "604", 70000, 70001)
+    assert nodes["/dev/widest"] == ("block special file", 4095, 1048575, "660", 0, 0)
+
+
 def test_configured_device_overrides_default(rt, make_bundle, cid):
     # a linux.devices entry for a default path wins over the default node
     b = sh(make_bundle, STAT + "/dev/null",

@@ -73,6 +73,16 @@ def test_flags_override(rt, make_bundle, cid):
     assert sorted(out[4].split()) == ["5", "6", "7"]
 
 
+@pytest.mark.parametrize("user", ["4294967295", "0:4294967295", "2147483648:0"])
+def test_user_out_of_range_refused(rt, make_bundle, cid, user):
+    # (uid_t)-1 to setresuid means "unchanged": the exec'd process would stay root
+    running(rt, make_bundle, cid)
+    r = rt.run("exec", "-u", user, cid, "sh", "-c", "echo ran; id -u")
+    assert r.returncode == 255 and "ran" not in r.stdout, (r.stdout, r.stderr)
+    assert "exec failed: " in r.stderr, r.stderr
+    assert "uids and gids must be in range 0-2147483647" in r.stderr, r.stderr
+
+
 def test_tty_false_unless_asked(rt, make_bundle, cid):
     # the config's terminal does not carry over to exec: only -t makes one
     running(rt, make_bundle, cid)

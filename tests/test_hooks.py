@@ -323,12 +323,15 @@ def _hook_message(rt, stderr):
 
 
 @pytest.mark.parametrize("mode", ["fail", "timeout"])
-@pytest.mark.parametrize("kind", ["prestart", "createRuntime", "startContainer"])
+@pytest.mark.parametrize("kind", ["prestart", "createRuntime", "createContainer",
+                                  "startContainer"])
 def test_hook_failure_same_shape_and_children_killed(rt, make_bundle, cid, hookdir, kind, mode):
-    inside = kind == "startContainer"
+    # createContainer: run by the runtime in the container's namespaces (the stub's
+    # pyrt_setns_run), its timeout and group kill across the join
+    inside = kind in ("startContainer", "createContainer")
     tail = "exit 3" if mode == "fail" else "exec sleep 30"
     h = {"path": "/bin/sh", "args": ["sh", "-c", SHAPE_HOOK.format(
-        d="/out" if inside else hookdir, tail=tail)]}
+        d="/out" if kind == "startContainer" else hookdir, tail=tail)]}
     if mode == "timeout":
         h["timeout"] = 1
     b = with_hooks(make_bundle, hookdir, **{kind: [h]})

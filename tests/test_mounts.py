@@ -167,6 +167,27 @@ def test_rbind_readonly_submounts(rt, make_bundle, cid, hostdir, opt):
         _umount(sub)
 
 
+def test_recursive_attributes_set_and_cleared(rt, make_bundle, cid, hostdir):
+    # mount_setattr(AT_RECURSIVE): r* options set attributes on every submount, their
+    # negations clear them (attr_set and attr_clr of the setattr step): the ro, suid
+    # submount comes out rw and nosuid,nodev,noexec, and so does the bind itself
+    sub = os.path.join(hostdir, "sub")
+    os.mkdir(sub)
+    _mount("-t", "tmpfs", "-o", "size=1m", "pyrt-sub", sub)
+    try:
+        _mount("-o", "remount,bind,ro", sub)   # the mount read-only, not the tmpfs
+        b = sh(make_bundle, "cat /proc/self/mountinfo; " + WRITE_TEST % "/data/sub/x",
+               [{"destination": "/data", "type": "bind", "source": hostdir,
+                 "options": ["rbind", "rnosuid", "rnodev", "rnoexec", "rrw"]}])
+        out = run_out(rt, b, cid)
+        assert out.split()[-1] == "rw"
+        for target in ("/data", "/data/sub"):
+            opts = mount_opts(mountinfo_line(out, target))[0]
+            assert {"rw", "nosuid", "nodev", "noexec"} <= opts, (target, opts)
+    finally:
+        _umount(sub)
+
+
 def test_mount_flags(rt, make_bundle, cid):
     b = sh(make_bundle, "cat /proc/self/mountinfo",
            [{"destination": "/flags", "type": "tmpfs", "source": "tmpfs",

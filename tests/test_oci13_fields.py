@@ -102,6 +102,52 @@ def test_scheduler_deadline(pyrt, make_bundle, cid):
     assert stat_fields(run_out(pyrt, b, cid))[41] == "6"
 
 
+class _SchedAttr(ctypes.Structure):
+    _fields_ = [("size", ctypes.c_uint32), ("policy", ctypes.c_uint32),
+                ("flags", ctypes.c_uint64), ("nice", ctypes.c_int32),
+                ("priority", ctypes.c_uint32), ("runtime", ctypes.c_uint64),
+                ("deadline", ctypes.c_uint64), ("period", ctypes.c_uint64)]
+
+
+def _sched_getattr(pid):
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall.restype = ctypes.c_long
+    a = _SchedAttr()
+    # SYS_sched_getattr (x86_64)
+    r = libc.syscall(315, pid, ctypes.byref(a), ctypes.sizeof(a), 0)
+    assert r == 0, os.strerror(ctypes.get_errno())
+    return a
+
+
+def test_scheduler_deadline_parameters(pyrt, make_bundle, cid):
+    """Each number reaches its own field of sched_setattr (runtime, deadline, period are
+    all u64 and in a fixed order; a flag and nice beside them): read back from the host."""
+    if os.uname().machine != "x86_64":
+        pytest.skip("syscall number for x86_64")
+    b = sh_bundle(make_bundle, "sleep 60", process={"scheduler": {
+        "policy": "SCHED_DEADLINE", "runtime": 1100000, "deadline": 2300000,
+        "period": 4700000, "flags": ["SCHED_FLAG_RESET_ON_FORK"]}})
+    pyrt.ok("create", "--bundle", b.path, cid)
+    try:
+        a = _sched_getattr(pyrt.state(cid)["pid"])
+        assert (a.policy, a.runtime, a.deadline, a.period) == (6, 1100000, 2300000, 4700000)
+        assert a.flags & 0x01   # SCHED_FLAG_RESET_ON_FORK
+    finally:
+        pyrt.run("delete", "-f", cid)
+
+
+def test_scheduler_nice_negative(pyrt, make_bundle, cid):
+    # nice is the one signed field of sched_attr
+    b = sh_bundle(make_bundle, "sleep 60",
+                  process={"scheduler": {"policy": "SCHED_OTHER", "nice": -7}})
+    pyrt.ok("create", "--bundle", b.path, cid)
+    try:
+        a = _sched_getattr(pyrt.state(cid)["pid"])
+        assert (a.policy, a.nice) == (0, -7)
+    finally:
+        pyrt.run("delete", "-f", cid)
+
+
 # ---- process.ioPriority ----------------------------------------------------------------------
 
 def _ioprio_get(pid):

@@ -123,6 +123,32 @@ def test_user_ids(rt, make_bundle, cid):
     assert sorted(st["Groups"].split()) == ["10", "20"]
 
 
+# runc refuses ids above 2^31-1 ("uids and gids must be in range 0-2147483647"). 4294967295
+# is (uid_t)-1, which setresuid/setresgid read as "leave unchanged": taken as is, the
+# process would keep the init's root identity instead of the one the config names.
+@pytest.mark.parametrize("user", [
+    {"uid": 4294967295, "gid": 1000},
+    {"uid": 1000, "gid": 4294967295},
+    {"uid": 2147483648, "gid": 1000},
+    {"uid": 1000, "gid": 1000, "additionalGids": [10, 2147483648]},
+], ids=["uid-minus-one", "gid-minus-one", "uid-2^31", "additional-gid-2^31"])
+def test_user_ids_out_of_range_refused(rt, make_bundle, cid, user):
+    b = sh(make_bundle, "echo ran; id -u; id -g", user=user)
+    r = rt.run("run", "--bundle", b.path, cid)
+    assert r.returncode != 0 and "ran" not in r.stdout, r.stdout
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1, r.stderr
+    assert "uids and gids must be in range 0-2147483647" in lines[0], lines[0]
+
+
+def test_more_than_1024_additional_gids(rt, make_bundle, cid):
+    # every one of them, as runc sets them (the kernel allows 65536)
+    gids = list(range(1, 1301))
+    b = sh(make_bundle, "grep Groups: /proc/self/status",
+           user={"uid": 1000, "gid": 1000, "additionalGids": gids})
+    assert sorted(int(g) for g in run_out(rt, b, cid).split()[1:]) == gids
+
+
 def test_user_without_additional_gids_has_no_groups(rt, make_bundle, cid):
     b = sh(make_bundle, "grep Groups: /proc/self/status", user={"uid": 1000, "gid": 1000})
     assert run_out(rt, b, cid).split() == ["Groups:"]
@@ -147,6 +173,17 @@ def test_rlimits(rt, make_bundle, cid):
     lines = run_out(rt, b, cid).splitlines()
     assert lines[:2] == ["1000", "2000"]
     assert lines[2].split()[4:6] == ["4096", "8192"]
+
+
+def test_rlimits_unlimited_and_above_2_63(rt, make_bundle, cid):
+    # the u64 limits whole: RLIM_INFINITY stays unlimited, 2^63 is no negative number
+    b = sh(make_bundle, "grep -E 'Max (core|file size)' /proc/self/limits",
+           rlimits=[{"type": "RLIMIT_CORE", "soft": 1 << 63, "hard": (1 << 64) - 1},
+                    {"type": "RLIMIT_FSIZE", "soft": (1 << 64) - 1, "hard": (1 << 64) - 1}])
+    out = run_out(rt, b, cid)
+    lines = {x[:26].strip(): x[26:].split()[:2] for x in out.splitlines()}
+    assert lines["Max core file size"] == [str(1 << 63), "unlimited"], out
+    assert lines["Max file size"] == ["unlimited", "unlimited"], out
 
 
 @pytest.mark.parametrize("nnp", [True, False])
@@ -183,6 +220,29 @@ def test_capabilities_non_root_sets(rt, make_bundle, cid):
         "CapBnd": mask("CAP_CHOWN", "CAP_KILL", "CAP_NET_BIND_SERVICE", "CAP_SETUID"),
         "CapInh": mask("CAP_KILL", "CAP_NET_BIND_SERVICE"),
         "CapPrm": mask("CAP_KILL"), "CapEff": mask("CAP_KILL"), "CapAmb": mask("CAP_KILL")}
+
+
+def test_capabilities_above_bit_31(rt, make_bundle, cid):
+    # the capability sets' upper 32-bit words (CAP_MAC_OVERRIDE=32 .. CAP_CHECKPOINT_RESTORE
+    # =40): bounding and inheritable as given; ambient raised only if permitted's and
+    # inheritable's upper words arrived too
+    high = {"CAP_MAC_OVERRIDE": 32, "CAP_SYSLOG": 34, "CAP_PERFMON": 38, "CAP_BPF": 39,
+            "CAP_CHECKPOINT_RESTORE": 40}
+    hm = lambda *n: sum(1 << high[x] for x in n)  # noqa: E731
+    b = sh(make_bundle, "cat /proc/self/status",
+           user={"uid": 1000, "gid": 1000},
+           capabilities={
+               "bounding": ["CAP_KILL", "CAP_SYSLOG", "CAP_PERFMON", "CAP_BPF",
+                            "CAP_CHECKPOINT_RESTORE"],
+               "effective": ["CAP_BPF"],
+               "permitted": ["CAP_BPF", "CAP_PERFMON", "CAP_KILL"],
+               "inheritable": ["CAP_PERFMON", "CAP_BPF"],
+               "ambient": ["CAP_BPF"]})
+    assert _caps_out(rt, b, cid) == {
+        "CapBnd": mask("CAP_KILL") | hm("CAP_SYSLOG", "CAP_PERFMON", "CAP_BPF",
+                                        "CAP_CHECKPOINT_RESTORE"),
+        "CapInh": hm("CAP_PERFMON", "CAP_BPF"),
+        "CapPrm": hm("CAP_BPF"), "CapEff": hm("CAP_BPF"), "CapAmb": hm("CAP_BPF")}
 
 
 def test_capabilities_none(rt, make_bundle, cid):

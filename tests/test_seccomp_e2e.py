@@ -54,6 +54,30 @@ def test_denied_syscall_returns_eperm(rt, make_bundle, cid):
     assert not os.path.exists(os.path.join(b.rootfs, "newdir"))
 
 
+def test_cached_filter_too_long_is_not_cut_short(rt, make_bundle, cid, pyrt_tmp):
+    """A compiled filter comes back from the runtime's cache; one longer than the kernel
+    takes must be compiled again, never handed to seccomp(2) with its length cut to 16
+    bits (65537 instructions would load as 1: here "allow everything")."""
+    if not rt.is_pyruntime:
+        pytest.skip("pyruntime's own filter cache")
+    env = {"PYRUNTIME_CACHE_DIR": os.path.join(pyrt_tmp, "cache")}
+    b = _bundle(make_bundle, "mkdir /newdir; echo rc=$?",
+                _allow_but([{"names": MKDIR, "action": "SCMP_ACT_ERRNO"}]))
+    r = rt.run("run", "-b", b.path, cid, env=env)
+    assert r.returncode == 0 and "rc=1" in r.stdout, (r.stdout, r.stderr)
+    cached = [os.path.join(d, f) for d, _, fs in os.walk(env["PYRUNTIME_CACHE_DIR"])
+              for f in fs if f.endswith(".bpf")]
+    assert len(cached) == 1, cached
+    with open(cached[0], "rb") as f:
+        head, _, _ = f.read().partition(b"\n\n")
+    allow = struct.pack("<HBBI", 0x06, 0, 0, 0x7fff0000)   # BPF_RET|BPF_K ALLOW
+    with open(cached[0], "wb") as f:
+        f.write(head + b"\n\n" + allow * 65537)
+    r = rt.run("run", "-b", b.path, cid, env=env)
+    assert "rc=1" in r.stdout, (r.stdout, r.stderr)
+    assert not os.path.exists(os.path.join(b.rootfs, "newdir"))
+
+
 def test_errno_ret_is_the_configured_errno(rt, make_bundle, cid):
     b = _bundle(make_bundle, "mkdir /newdir; echo rc=$?",
                 _allow_but([{"names": MKDIR, "action": "SCMP_ACT_ERRNO",
