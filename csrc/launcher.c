@@ -28,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <dirent.h>
 #include <signal.h>
 #include <sys/file.h>
@@ -304,6 +305,16 @@ static int fp_valid_id(const char *s)
             return 0;
     }
     return 1;
+}
+
+/* a value the CLI takes for a boolean flag (`--flag=VALUE`, pyruntime/cli parse_flags) */
+static int fp_bool(const char *v)
+{
+    static const char *const OK[] = {"1", "t", "true", "0", "f", "false", NULL};
+    for (const char *const *o = OK; *o; o++)
+        if (!strcasecmp(v, *o))
+            return 1;
+    return 0;
 }
 
 /* pyruntime/api.py parse_signal, for the forms it accepts; 0 for anything else */
@@ -719,9 +730,13 @@ static void fast_path(int argc, char **argv)
             if (!f || (strcmp(f, "text") && strcmp(f, "json")))
                 FALLBACK("a --log-format this path does not know");
             continue;
-        } else if (!eq && (!strcmp(a, "debug") || !strcmp(a, "systemd-cgroup")))
-            continue;   /* neither changes what these commands do or print when they work */
-        else
+        } else if ((k == 5 && !strncmp(a, "debug", 5)) || (k == 14 && !strncmp(a, "systemd-cgroup", 14))) {
+            /* neither changes what these commands do or print when they work (the cgroup
+               driver is the one create recorded); engines also pass `=true` */
+            if (eq && !fp_bool(eq + 1))
+                FALLBACK("a boolean value this path does not know");
+            continue;
+        } else
             FALLBACK("a global option this path does not handle");
         if (eq)
             *dest = eq + 1;

@@ -699,6 +699,9 @@ def restore(rt, cid, bundle, criu="criu", image_path=None, work_path=None, detac
             c.data["start_time"], _ = st.proc_start_time(pid)
             c.data["status"] = "running"
             _record_cgroups(c, mgr)
+        # the launcher's plan for state, kill and delete, as create writes it
+        from . import fastplan
+        fastplan.write(c)
         if pid_file:
             _write_pid_file(pid_file, pid)
         if hooks.get("poststart"):

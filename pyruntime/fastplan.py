@@ -1,4 +1,5 @@
-"""Plans for the launcher's fast path (csrc/launcher.c), written by `create`.
+"""Plans for the launcher's fast path (csrc/launcher.c), written by `create` (and by
+`restore`, for the restored container).
 
 start, state, kill and delete of a container in its ordinary state are decided here, at
 create, and written down as plain data beside state.json: what `state` prints (the JSON
@@ -40,8 +41,9 @@ def _hex(s):
 
 
 def write(c):
-    """Write the plan for container c (status "created", state.json just saved). Best
-    effort: without a plan every command takes the Python path."""
+    """Write the plan for container c (status "created" after create, "running" after a
+    restore; state.json just saved). Best effort: without a plan every command takes the
+    Python path."""
     try:
         text = _render(c)
     except Exception:
@@ -61,7 +63,8 @@ def write(c):
 
 def _render(c):
     d = c.data
-    if d.get("status") != "created" or not d.get("pid") or d.get("start_time") is None:
+    if d.get("status") not in ("created", "running") or not d.get("pid") \
+            or d.get("start_time") is None:
         return None
     fst = os.stat(os.path.join(c.dir, st.STATE_FILE), follow_symlinks=False)
     lines = ["pyrt-fastplan 1",

@@ -26,13 +26,20 @@ FIFO = "exec.fifo"
 def proc_start_time(pid):
     """Field 22 of /proc/PID/stat (start time in clock ticks), and the state letter."""
     try:
-        with open("/proc/%d/stat" % pid, "rb") as f:
-            data = f.read()
+        fd = os.open("/proc/%d/stat" % pid, os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
         return None, None
-    # the command name may contain spaces and parentheses: split after the last ')'
-    rest = data[data.rindex(b")") + 2:].split()
-    return int(rest[19]), rest[0].decode()
+    try:
+        data = os.read(fd, 4096)
+    except OSError:
+        return None, None
+    finally:
+        os.close(fd)
+    # the command name may contain spaces and parentheses: split after the last ')'.
+    # Parsed as text (latin-1: any byte) because create's other work touches only str
+    # methods: the bytes ones would fault in more of the interpreter (peak RSS).
+    rest = data.decode("latin-1").rpartition(")")[2].split()
+    return int(rest[19]), rest[0]
 
 
 def ensure_root(root):
@@ -361,11 +368,24 @@ def remove_dir(path):
 
 
 def now_rfc3339():
+    # UTC from the epoch by arithmetic (the civil-from-days algorithm): strftime and
+    # gmtime would fault in interpreter code that create touches nowhere else (peak RSS)
     import time
     ns = time.time_ns()
+    secs, frac = divmod(ns, 10**9)
+    days, rem = divmod(secs, 86400)
+    z = days + 719468
+    era = z // 146097
+    doe = z - era * 146097
+    yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
+    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
+    mp = (5 * doy + 2) // 153
+    day = doy - (153 * mp + 2) // 5 + 1
+    month = mp + 3 if mp < 10 else mp - 9
+    year = yoe + era * 400 + (month <= 2)
     # Go's RFC3339Nano, as runc writes it: the fraction without trailing zeros, or none
-    frac = (".%09d" % (ns % 10**9)).rstrip("0").rstrip(".")
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 10**9)) + frac + "Z"
+    return "%04d-%02d-%02dT%02d:%02d:%02d%sZ" % (year, month, day, rem // 3600, rem // 60 % 60,
+                                                 rem % 60, (".%09d" % frac).rstrip("0").rstrip("."))
 
 
 def record_cgroups(c, mgr, intent=()):

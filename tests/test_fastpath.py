@@ -152,6 +152,33 @@ def test_engine_globals_keep_the_fast_path(fast, make_bundle, cid, pyrt_tmp):
     assert (r.returncode, tr) == (0, ["fast delete"]), r.stderr
 
 
+@pytest.mark.parametrize("flags", [
+    ["--systemd-cgroup=true"],
+    ["--debug=false", "-systemd-cgroup=True"],
+    ["--systemd-cgroup=0", "--debug=1"],
+])
+def test_boolean_globals_with_a_value_keep_the_fast_path(fast, make_bundle, cid, pyrt_tmp,
+                                                         flags):
+    """Engines with the systemd driver pass `--systemd-cgroup=true` to every command:
+    still the fast path (the cgroup driver is the one create recorded), with the outcome
+    of the Python path on a twin."""
+    rt = fast
+    a, b = _two(rt, make_bundle, cid)
+    for step in (["state"], ["start"], ["state"], ["kill", "KILL"], ["delete"]):
+        cmd, extra = step[0], step[1:]
+        if cmd == "delete":
+            for i in (a, b):
+                wait_stopped(rt, i)
+        on, tr = run(rt, pyrt_tmp, *(flags + [cmd, a] + extra))
+        off, tr_off = run(rt, pyrt_tmp, *(flags + [cmd, b] + extra), on=False)
+        assert (tr, tr_off) == (["fast " + cmd], []), (step, tr)
+        assert outcome(on, a) == outcome(off, b), step
+        assert state_dir(rt, a) == state_dir(rt, b), step
+        assert [p.replace(a, "ID") for p in cgroup_dirs(a)] == \
+            [p.replace(b, "ID") for p in cgroup_dirs(b)], step
+    assert state_dir(rt, a) is None
+
+
 # ---- the same outcome both ways ----------------------------------------------------------
 
 def _two(rt, make_bundle, cid, args=("sleep", "1000"), **cfg):
@@ -238,7 +265,8 @@ def _falls_back(rt, tmp, a, b, args_a, args_b, cmd, env=None):
     "delete-running", "delete-force-running", "delete-poststop", "delete-missing",
     "delete-cgroup-busy",
     "state-rewritten", "state-damaged", "plan-not-owned", "plan-writable", "plan-torn",
-    "global-rootless", "global-log-format", "global-unknown", "log-unopenable",
+    "global-rootless", "global-log-format", "global-unknown", "global-bool-value",
+    "log-unopenable",
     "fault-injection", "invalid-id", "delete-flag-after-id",
 ])
 def test_unusual_cases_fall_back(fast, make_bundle, cid, pyrt_tmp, case):
@@ -326,6 +354,8 @@ def test_unusual_cases_fall_back(fast, make_bundle, cid, pyrt_tmp, case):
         argv = ["--log-format", "xml"] + argv
     elif case == "global-unknown":
         argv = ["--no-such-option"] + argv
+    elif case == "global-bool-value":
+        argv = ["--systemd-cgroup=yes"] + argv     # Python's usage error, one implementation
     elif case == "log-unopenable":
         argv = ["--log", os.path.join(pyrt_tmp, "no", "such", "dir", "log")] + argv
     elif case == "fault-injection":

@@ -81,14 +81,26 @@ def test_full_lifecycle(rt, make_bundle, cid, tmp_path):
     assert "does not exist" in p.stderr
 
 
+def _rfc3339_epoch(text):
+    import datetime
+    m = re.match(r"^(.{19})(?:\.(\d+))?(Z|[+-]\d\d:\d\d)$", text)
+    tz = "+00:00" if m.group(3) == "Z" else m.group(3)
+    t = datetime.datetime.fromisoformat(m.group(1) + tz).timestamp()
+    return t + (int(m.group(2)) / 10 ** len(m.group(2)) if m.group(2) else 0)
+
+
 def test_state_json_keys(rt, make_bundle, cid):
     b = make_bundle(SLEEPER)
+    before = time.time()
     call_ok(rt, "create", "--bundle", b.path, cid)
+    after = time.time()
     st = rt.state(cid)
     for key in ("ociVersion", "id", "pid", "status", "bundle", "rootfs", "created", "owner"):
         assert key in st, key
     assert isinstance(st["ociVersion"], str) and st["ociVersion"]
     assert RFC3339.match(st["created"]), st["created"]
+    # the wall clock at create (pyruntime computes the UTC date itself, not with strftime)
+    assert before - 1 <= _rfc3339_epoch(st["created"]) <= after + 1, (before, st["created"])
     assert isinstance(st["owner"], str)
     assert "annotations" not in st or not st["annotations"]
     assert os.path.isabs(st["bundle"])

@@ -136,7 +136,32 @@ def test_pre_dump_leave_running_and_restore_under_the_same_id(rt, make_bundle, c
     assert s["status"] == "running" and s["pid"] != pid
     assert count(b) >= v
     wait_count(b, count(b) + 3)
-    rt.ok("delete", "--force", cid)
+    if not _fast_launcher(rt):
+        rt.ok("delete", "--force", cid)
+        return
+    # restore writes the launcher's plan as create does: state, kill and delete of the
+    # restored container run without the interpreter, with the Python path's output
+    trace = os.path.join(pyrt_tmp, "trace")
+    on = rt.run("state", cid, env={"PYRT_FASTPATH_TRACE": trace, "PYRT_FASTPATH": "1"})
+    off = rt.run("state", cid, env={"PYRT_FASTPATH": "0"})
+    assert (on.returncode, on.stdout, on.stderr) == (off.returncode, off.stdout, off.stderr)
+    assert json.loads(on.stdout)["pid"] == s["pid"]
+    r = rt.run("kill", cid, "KILL", env={"PYRT_FASTPATH_TRACE": trace, "PYRT_FASTPATH": "1"})
+    assert r.returncode == 0, r.stderr
+    assert util.wait_for(lambda: rt.state(cid)["status"] == "stopped", 30, 0.1)
+    r = rt.run("delete", cid, env={"PYRT_FASTPATH_TRACE": trace, "PYRT_FASTPATH": "1"})
+    assert r.returncode == 0, r.stderr
+    assert not os.path.exists(os.path.join(rt.root, cid))
+    with open(trace) as f:
+        assert f.read().splitlines() == ["fast state", "fast kill", "fast delete"]
+
+
+def _fast_launcher(rt):
+    """pyruntime's compiled launcher (the one with the fast path), not a Python script"""
+    if not rt.is_pyruntime:
+        return False
+    with open(shutil.which(rt.cmd[0]) or rt.cmd[0], "rb") as f:
+        return f.read(4) == b"\x7fELF"
 
 
 # lo is down in a new network namespace (the runtime leaves it so, as runc): the container
