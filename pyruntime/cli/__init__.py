@@ -418,7 +418,7 @@ def _hold_closed_stdio():
     as runc's callers see it (its create succeeds; what it prints goes nowhere)."""
     for i, name in enumerate(("stdin", "stdout", "stderr")):
         if getattr(sys, name) is None:
-            fd = os.open("/dev/null", os.O_RDWR)
+            fd = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
             if fd != i:
                 os.dup2(fd, i)
                 os.close(fd)
