@@ -12,6 +12,7 @@ import util
 
 ENGINES = os.path.join(util.REPO, "tests", "engines")
 sys.path.insert(0, ENGINES)
+import daemons  # noqa: E402
 import engutil  # noqa: E402
 import test_podman  # noqa: E402
 
@@ -33,7 +34,8 @@ def podman():
     subprocess.run([MODULES, "load"], check=True)
     sb = engutil.Sandbox("pcr")
     try:
-        test_podman.STORAGE_CONF = test_podman.STORAGE_CONF.replace('"overlay"', '"vfs"')
+        # the podman set-up lives in tests/engines/daemons.py
+        daemons.STORAGE_CONF = daemons.STORAGE_CONF.replace('"overlay"', '"vfs"')
         yield test_podman.Podman(sb, engutil.Images(sb))
     finally:
         sb.cleanup()
