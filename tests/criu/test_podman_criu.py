@@ -33,11 +33,12 @@ def podman():
     import subprocess
     subprocess.run([MODULES, "load"], check=True)
     sb = engutil.Sandbox("pcr")
+    conf = daemons.STORAGE_CONF   # the podman set-up lives in tests/engines/daemons.py
     try:
-        # the podman set-up lives in tests/engines/daemons.py
-        daemons.STORAGE_CONF = daemons.STORAGE_CONF.replace('"overlay"', '"vfs"')
+        daemons.STORAGE_CONF = conf.replace('"overlay"', '"vfs"')
         yield test_podman.Podman(sb, engutil.Images(sb))
     finally:
+        daemons.STORAGE_CONF = conf
         sb.cleanup()
 
 
