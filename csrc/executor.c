@@ -1176,6 +1176,17 @@ static void do_hook(const struct pyrt_hook *h)
     r.err[r.elen] = 0;
     if (out[0] >= 0) close(out[0]);
     if (err[0] >= 0) close(err[0]);
+    {
+        /* waited for, not yet reaped: while the leader is a zombie its pid cannot name
+         * another group, so the kill reaches only what the failed hook started */
+        siginfo_t si;
+        memset(&si, 0, sizeof si);
+        while (waitid(P_PID, pid, &si, WEXITED | WNOWAIT) < 0 && errno == EINTR)
+            ;
+        if (h->kill_group && (timed_out || si.si_code != CLD_EXITED || si.si_status != 0))
+            kill(-pid, SIGKILL);
+        r.pid = 0;
+    }
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
         ;
     if (timed_out)

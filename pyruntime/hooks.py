@@ -82,9 +82,9 @@ def run_hook(h, kind, state, ns_pid=None, index=0):
         out, err, timed_out = _collect(out_r, err_r, timeout)
         if timed_out:
             _kill(pid)
-        status = reap(pid)
-        if timed_out or status != 0:
+        elif _failed(pid):
             _kill(pid)  # what the failed hook left behind (its group outlives it)
+        status = reap(pid)
         pid = -1
     finally:
         os.close(stdin)
@@ -102,6 +102,16 @@ def run_hook(h, kind, state, ns_pid=None, index=0):
     code = os.WEXITSTATUS(status)
     if code:
         raise HookError("%s: exit status %d, stdout: %s, stderr: %s" % (what, code, out, err))
+
+
+def _failed(pid):
+    # waited for but not reaped: while the leader is a zombie its pid cannot be reused,
+    # so the group kill that may follow reaches only what the hook started
+    try:
+        info = os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
+    except ChildProcessError:
+        return False
+    return info is not None and (info.si_code != os.CLD_EXITED or info.si_status != 0)
 
 
 def _kill(pid):
