@@ -578,6 +578,26 @@ def test_cache_is_keyed_by_content(tmp_path):
         config.load(bundle, cache_dir=cache)
 
 
+def test_cache_hit_is_only_the_same_bytes(tmp_path):
+    # Entries are named by length: a config of the same length that the schema refuses
+    # must not pass on another's success.
+    cache = tmp_path / "cache"
+    good = json.dumps(with_("linux.namespaces", [{"type": "ipc"}]))
+    bad = json.dumps(with_("linux.namespaces", [{"type": "foo"}]))
+    assert len(good) == len(bad)
+    bundle = make_bundle(tmp_path, None, raw=good)
+    config.load(bundle, cache_dir=cache)
+    (entry,) = os.listdir(cache)
+    assert (cache / entry).read_text() == good
+    (bundle / "config.json").write_text(bad)
+    with pytest.raises(ConfigError, match="is not one of"):
+        config.load(bundle, cache_dir=cache)
+    (bundle / "config.json").write_text(good)
+    (cache / entry).write_text(good[:-1])   # a torn entry: a miss, judged (and kept) again
+    config.load(bundle, cache_dir=cache)
+    assert (cache / entry).read_text() == good
+
+
 def test_semantic_checks_run_on_cache_hit(tmp_path):
     cache = tmp_path / "cache"
     bundle = make_bundle(tmp_path, BASE)
