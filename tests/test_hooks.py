@@ -173,6 +173,37 @@ def test_args_and_env_exact(rt, make_bundle, cid, pyrt_tmp):
         assert f.read() == "my-argv0 -c %s zero |bar baz||\n" % script
 
 
+@pytest.mark.parametrize("lc_all", [None, "", "de_DE.UTF-8"])
+def test_hook_without_env_gets_the_callers_locale(rt, make_bundle, cid, pyrt_tmp, lc_all):
+    # The launcher starts the interpreter in the C locale (launcher.c); a hook without
+    # env gets the runtime's environment, which must be the caller's, in C as in Python.
+    outs = {k: os.path.join(pyrt_tmp, k) for k in ("createRuntime", "startContainer")}
+    b = make_bundle(["true"])
+    b.config["mounts"].append({"destination": "/out", "type": "bind", "source": pyrt_tmp,
+                               "options": ["rbind", "rw"]})
+    b.config["hooks"] = {
+        "createRuntime": [{"path": "/bin/sh", "args": ["sh", "-c", "env > " + outs["createRuntime"]]}],
+        "startContainer": [{"path": "/bin/sh", "args": ["sh", "-c", "env > /out/startContainer"]}]}
+    b.save()
+    env = dict(os.environ, LANG="C.UTF-8", LC_CTYPE="C.UTF-8")
+    env.pop("LC_ALL", None)
+    if lc_all is not None:
+        env["LC_ALL"] = lc_all
+    p = subprocess.run(rt.cmd + ["--root", rt.root, "run", "--bundle", b.path, cid], env=env,
+                       stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    for kind, path in outs.items():
+        with open(path) as f:
+            seen = dict(line.split("=", 1) for line in f.read().splitlines() if "=" in line)
+        assert "PYRT_LC_ALL" not in seen, kind
+        if kind == "startContainer":
+            # runc runs it from its init, whose environment it has emptied
+            assert seen.get("LC_ALL") in (lc_all, None), kind
+            continue
+        assert seen.get("LC_ALL") == lc_all, kind
+        assert seen.get("LANG") == "C.UTF-8" and seen.get("LC_CTYPE") == "C.UTF-8", kind
+
+
 @pytest.mark.guest
 @pytest.mark.guest_systemd
 @pytest.mark.parametrize("kind", ["prestart", "createRuntime", "createContainer"])

@@ -15,6 +15,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # warm-up child, forked before the exec, is one; a shell `read` forks nothing).
 FAKE_PYTHON = r"""#!/bin/sh
 echo "ARGS:$*"
+echo "LC_ALL:${LC_ALL-unset}"
+echo "PYRT_LC_ALL:${PYRT_LC_ALL-unset}"
 read -r kids < /proc/$$/task/$$/children
 echo "KIDS:$kids"
 for k in $kids; do
@@ -91,7 +93,7 @@ MOVES_INIT = not os.path.exists("/sys/fs/cgroup/cgroup.controllers")
 ])
 def test_warm_up_only_for_commands_that_place_a_process(launcher, args, warms):
     out = _launch(launcher, *args)
-    assert out["ARGS"] == [" ".join(["-IS", _entry(launcher)] + args)]
+    assert out["ARGS"] == [" ".join(["-IS", "-Xutf8", _entry(launcher)] + args)]
     kids = out["KIDS"][0].split()
     assert len(kids) == (1 if warms else 0), out
 
@@ -108,6 +110,21 @@ def test_warm_up_switches(launcher, env, warms):
     # exec always moves its process; only PYRT_WARMUP=0 stops that warm-up
     out = _launch(launcher, "exec", "c1", "true", env=env)
     assert len(out["KIDS"][0].split()) == (0 if env.get("PYRT_WARMUP") == "0" else 1), out
+
+
+@pytest.mark.parametrize("lc_all,mark", [(None, "u"), ("", "s"), ("de_DE.UTF-8", "sde_DE.UTF-8"),
+                                         ("C", None)])
+def test_interpreter_starts_in_the_c_locale(launcher, lc_all, mark):
+    # the caller's LC_ALL rides along in PYRT_LC_ALL for entry() to put back
+    # (test_hooks.py::test_hook_without_env_gets_the_callers_locale: it is)
+    env = {k: v for k, v in os.environ.items() if k != "LC_ALL"}
+    if lc_all is not None:
+        env["LC_ALL"] = lc_all
+    p = subprocess.run([launcher, "state", "c1"], capture_output=True, text=True, timeout=30,
+                       cwd="/tmp", env=dict(env, PYRT_FASTPATH="0"))
+    assert p.returncode == 0, p.stderr
+    assert "LC_ALL:C\n" in p.stdout
+    assert "PYRT_LC_ALL:%s\n" % ("unset" if mark is None else mark) in p.stdout
 
 
 def test_warm_up_child_holds_nothing_of_the_caller(launcher):
@@ -149,7 +166,7 @@ def test_interpreter_is_the_one_on_the_entry_scripts_first_line(tmp_path, first_
     p = subprocess.run([str(link), "state", "a b"], capture_output=True, text=True,
                        timeout=30, cwd="/")
     assert p.returncode == 0, p.stderr
-    assert p.stdout == "%s|-IS %s state a b\n" % (py, entry)
+    assert p.stdout == "%s|-IS -Xutf8 %s state a b\n" % (py, entry)
 
 
 @pytest.mark.parametrize("content", [None, "", "import sys\n", "#!\n", "#!python\n"])

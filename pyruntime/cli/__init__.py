@@ -432,6 +432,13 @@ def entry():
     Finalizing the interpreter (module teardown, a last GC pass) costs 0.7-1.5 ms after
     the work is done, on every command; nothing here needs it: files are closed by
     `with`, helper threads are disposable, and children outlive us either way."""
+    was = os.environ.pop("PYRT_LC_ALL", None)
+    if was is not None:
+        # the launcher started us in the C locale (launcher.c): the caller's LC_ALL back
+        if was[:1] == "s":
+            os.environ["LC_ALL"] = was[1:]
+        else:
+            os.environ.pop("LC_ALL", None)
     if sys.stdout is None or sys.stderr is None or sys.stdin is None:
         _hold_closed_stdio()
     try:
