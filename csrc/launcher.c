@@ -32,6 +32,7 @@
 #include <dirent.h>
 #include <signal.h>
 #include <sys/file.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -254,6 +255,10 @@ static int interpreter_of(const char *entry, char *out, size_t len)
  * ====================================================================================== */
 
 #define FP_PLAN "fast.plan"
+/* the launcher's hand-off to the Python path: a start whose init failed after the start
+   byte (cli/__init__.py Globals.start_error); never taken from the caller */
+#define START_ERROR_ENV "PYRT_START_ERROR"
+static int start_error_set;
 #define FP_MAX_DIRS 64
 
 struct fp_plan {
@@ -698,6 +703,45 @@ static int fp_delete(int dirfd, const char *dir, const struct fp_plan *p)
     return rc;
 }
 
+/* Hold `start` until the init has exec'd the user's process, as api._wait_exec does: the
+   init's end of the fifo is close-on-exec, so a reader sees EOF at that exec, or at the
+   init's death after it wrote why a step after start failed (into buf, NUL-terminated
+   by the caller; returns its length). Closes wfd. */
+static size_t fp_wait_exec(int dirfd, int wfd, const struct fp_plan *p, char *buf, size_t cap)
+{
+    size_t n = 0;
+    int rfd = openat(dirfd, "exec.fifo", O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (rfd < 0) {
+        close(wfd);
+        return 0;
+    }
+    /* a reader must not take the start byte: wait until the init has read it */
+    for (;;) {
+        int avail = 0;
+        if (ioctl(rfd, FIONREAD, &avail) < 0 || avail == 0 || !fp_alive(p))
+            break;
+        struct timespec ts = { 0, 200000 };
+        nanosleep(&ts, NULL);
+    }
+    close(wfd);
+    fcntl(rfd, F_SETFL, fcntl(rfd, F_GETFL) & ~O_NONBLOCK);
+    for (;;) {
+        char chunk[4096];
+        ssize_t r = read(rfd, chunk, sizeof(chunk));
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        size_t k = (size_t)r < cap - 1 - n ? (size_t)r : cap - 1 - n;
+        memcpy(buf + n, chunk, k);
+        n += k;
+    }
+    close(rfd);
+    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == ' '))
+        n--;
+    return n;
+}
+
 static const char *command_of(int argc, char **argv);
 
 static void fast_path(int argc, char **argv)
@@ -855,10 +899,24 @@ static void fast_path(int argc, char **argv)
             FALLBACK("not created");
         if (write(fifo, "0", 1) != 1)
             FALLBACK("fifo write");
-        close(fifo);
+        static char late[65536];
+        size_t nlate = fp_wait_exec(dirfd, fifo, &plan, late, sizeof(late));
+        fifo = -1;
         int rc = 0;
         if (unlinkat(dirfd, "exec.fifo", 0) < 0 && errno != ENOENT) {
             fprintf(stderr, "pyruntime: start: unlink %s/exec.fifo: %s\n", dir, strerror(errno));
+            rc = 1;
+        }
+        if (nlate) {
+            /* the init failed after the start byte and wrote why: the Python path words
+               the line (--log, --log-format) from what the launcher hands it */
+            late[nlate] = '\0';
+            if (setenv(START_ERROR_ENV, late, 1) == 0) {
+                start_error_set = 1;
+                fp_trace("fast", "the init failed after start: Python reports it");
+                goto fallback;
+            }
+            fprintf(stderr, "pyruntime: start: %s\n", late);
             rc = 1;
         }
         fp_trace("fast", NULL);
@@ -882,6 +940,7 @@ fallback:
 
 int main(int argc, char **argv)
 {
+    unsetenv(START_ERROR_ENV);
     fast_path(argc, argv);   /* returns only when the Python path must run */
     const char *cmd = command_of(argc, argv);
     if (cmd && places_a_process(cmd) && wants_warmup(cmd, argc, argv))

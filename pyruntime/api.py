@@ -505,14 +505,17 @@ class Runtime:
             except OSError:
                 raise InvalidState("cannot start a container that has stopped")
             hooks = c.hooks()
+            late = [b""]
             try:
                 os.write(fd, b"0")
-                if hooks.get("poststart"):
-                    fd = _wait_exec(fd, fifo, c)
+                fd = _wait_exec(fd, fifo, c, late)
             finally:
                 os.close(fd)
             faults.at("start:fifo-written")
             os.unlink(fifo)
+            if late[0]:
+                # a step after the wait for start failed: the init wrote why, and died
+                raise RuntimeErr(late[0].decode(errors="replace").strip())
             if hooks.get("poststart"):
                 from . import hooks as hooks_mod
                 # the spec: a failing poststart hook is a warning, the remaining hooks
@@ -609,10 +612,11 @@ def _abort(launch, mgr):
             pass
 
 
-def _wait_exec(wfd, fifo, c):
+def _wait_exec(wfd, fifo, c, late):
     """Hold `start` until the init has exec'd the user's process: the init keeps its end
     of the fifo open close-on-exec, so a reader sees EOF at that exec (or at the init's
-    death). Returns the fd for the caller to close."""
+    death, after writing why into the fifo: late[0] gets it). Returns the fd for the
+    caller to close."""
     import fcntl
     import termios
     import time
@@ -630,10 +634,13 @@ def _wait_exec(wfd, fifo, c):
         fcntl.fcntl(rfd, fcntl.F_SETFL, fcntl.fcntl(rfd, fcntl.F_GETFL) & ~os.O_NONBLOCK)
         while True:
             try:
-                if not os.read(rfd, 1):
-                    break
+                data = os.read(rfd, 4096)
             except InterruptedError:
                 continue
+            if not data:
+                break
+            if len(late[0]) < 65536:
+                late[0] += data
     finally:
         if wfd >= 0:
             os.close(wfd)
