@@ -74,9 +74,16 @@ static int wants_warmup(const char *cmd, int argc, char **argv)
         return 1;
     if (access("/sys/fs/cgroup/cgroup.controllers", F_OK) != 0)
         return 1;   /* v1 or hybrid: the init is moved */
-    for (int i = 1; i < argc && strcmp(argv[i], cmd); i++)
-        if (!strcmp(argv[i], "--systemd-cgroup") || !strncmp(argv[i], "--systemd-cgroup=", 17))
+    /* the systemd driver only where the flag says true (the CLI's boolean words), not
+       for `--systemd-cgroup=false` */
+    for (int i = 1; i < argc && strcmp(argv[i], cmd); i++) {
+        const char *a = argv[i] + (argv[i][0] == '-' && argv[i][1] == '-');
+        if (!strcmp(a, "-systemd-cgroup"))
             return 1;
+        if (!strncmp(a, "-systemd-cgroup=", 16) && (!strcasecmp(a + 16, "1")
+                || !strcasecmp(a + 16, "t") || !strcasecmp(a + 16, "true")))
+            return 1;
+    }
     return 0;
 }
 
@@ -251,7 +258,8 @@ static int interpreter_of(const char *entry, char *out, size_t len)
  * does not hold, any error before the first change -- returns, and main() starts the
  * Python path with the same argv: every error message and every unusual case has one
  * implementation, there. PYRT_FASTPATH=0 turns this off; PYRT_FASTPATH_TRACE=FILE
- * appends one line per command saying which path ran (for the tests).
+ * appends one line per command saying which path ran, and "warmup CMD" when the cgroup
+ * warm-up child is started (for the tests).
  * ====================================================================================== */
 
 #define FP_PLAN "fast.plan"
@@ -943,8 +951,11 @@ int main(int argc, char **argv)
     unsetenv(START_ERROR_ENV);
     fast_path(argc, argv);   /* returns only when the Python path must run */
     const char *cmd = command_of(argc, argv);
-    if (cmd && places_a_process(cmd) && wants_warmup(cmd, argc, argv))
+    if (cmd && places_a_process(cmd) && wants_warmup(cmd, argc, argv)) {
+        fp_cmd = cmd;
+        fp_trace("warmup", NULL);
         warm_cgroup_migration();
+    }
     /* our own file with symlinks resolved: /usr/local/bin/pyruntime may link to a venv's */
     static char entry[PATH_MAX + 8], python[PATH_MAX];
     ssize_t n = readlink("/proc/self/exe", entry, PATH_MAX);
