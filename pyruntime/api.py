@@ -94,8 +94,7 @@ class Runtime:
             except RuntimeErr as e:
                 self._warn(str(e))   # runc too names it and lists the rest
                 continue
-            if not c.data.get("creator_pid") and c.data.get("status") == "creating" \
-                    and len(c.data) == 1:
+            if c.no_state:
                 # a directory without state.json: not a container (runc skips it too);
                 # a create in progress writes its "creating" state first thing
                 self._warn("load container %s: container does not exist" % cid)
