@@ -745,6 +745,11 @@ static size_t fp_wait_exec(int dirfd, int wfd, const struct fp_plan *p, char *bu
         n += k;
     }
     close(rfd);
+    if (n > 0 && buf[0] == '0') {
+        /* our start byte, when the init died before reading it (no message says "0...") */
+        memmove(buf, buf + 1, n - 1);
+        n--;
+    }
     while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == ' '))
         n--;
     return n;

@@ -512,7 +512,9 @@ class Runtime:
                 os.close(fd)
             faults.at("start:fifo-written")
             os.unlink(fifo)
-            if late[0]:
+            # our start byte, when the init died before reading it (no message says "0...")
+            late[0] = late[0][1:] if late[0][:1] == b"0" else late[0]
+            if late[0].strip():
                 # a step after the wait for start failed: the init wrote why, and died
                 raise RuntimeErr(late[0].decode(errors="replace").strip())
             if hooks.get("poststart"):
