@@ -66,6 +66,8 @@ static char g_exe[PATH_MAX];
 static int g_step = -1;
 static struct pyrt_msg g_last;
 static int g_fell_back;
+static const char *g_late;   /* the step's late_error while it runs in the init */
+static int g_fifo = -1;
 
 /* Raw credential syscalls. glibc's wrappers broadcast the change to every thread it
  * knows of and wait for each to acknowledge; a child cloned from a multi-threaded runtime
@@ -147,6 +149,23 @@ static void send_fd_msg(int step, int fd, int value)
     send_with_fd(g_sock, &m, sizeof m, fd);
 }
 
+/* A failure after the wait for start, told to `start` through the exec fifo (the one
+ * thing it reads then): never blocking, as nobody may read it. */
+static void late_report(const char *line)
+{
+    size_t len = strlen(line);
+    fcntl(g_fifo, F_SETFL, fcntl(g_fifo, F_GETFL) | O_NONBLOCK);
+    while (len > 0) {
+        ssize_t w = write(g_fifo, line, len);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            break;
+        line += w;
+        len -= (size_t)w;
+    }
+}
+
 static __attribute__((noreturn)) void fail(int err, const char *fmt, ...)
 {
     char text[512] = "";
@@ -155,6 +174,12 @@ static __attribute__((noreturn)) void fail(int err, const char *fmt, ...)
         va_start(ap, fmt);
         vsnprintf(text, sizeof text, fmt, ap);
         va_end(ap);
+    }
+    if (g_late) {
+        char line[1024];
+        snprintf(line, sizeof line, "%s%s%s%s%s", g_late, *text ? ": " : "", text,
+                 err ? ": " : "", err ? lerr(err) : "");
+        late_report(line);
     }
     send_msg(MSG_ERROR, g_step, err, 0, text);
     _exit(1);
@@ -1065,7 +1090,10 @@ static __attribute__((noreturn)) void hook_fail(struct hook_run *r, const char *
     va_start(ap, fmt);
     vsnprintf(text + n, len - n, fmt, ap);
     va_end(ap);
-    dprintf(2, "%s\n", text);
+    if (g_late)
+        late_report(text);  /* start says it: the line must not come twice in `run` */
+    else
+        dprintf(2, "%s\n", text);
     send_msg(MSG_ERROR, g_step, 0, 0, text);
     _exit(1);
 }
@@ -1528,9 +1556,10 @@ static void run_step(struct pyrt_spawn *sp, struct pyrt_step *s)
     case OP_EXEC:
         execve(g_exe[0] ? g_exe : s->u.exec.args[0], s->u.exec.args, s->u.exec.env);
         {
-            /* nobody is listening any more when this follows a start */
+            /* after a start fail() tells `start`; in an exec nobody may be listening */
             int e = errno;
-            dprintf(2, "pyruntime: exec %s: %s\n", s->u.exec.args[0], strerror(e));
+            if (!g_late)
+                dprintf(2, "pyruntime: exec %s: %s\n", s->u.exec.args[0], strerror(e));
             fail(e, NULL);
         }
     case OP_LOOPBACK_UP: {
@@ -1573,6 +1602,7 @@ static __attribute__((noreturn)) void init_main(struct pyrt_spawn *sp)
 {
     int i;
     g_sock = sp->sock;
+    g_fifo = sp->fifo_fd;
     /* The init runs the stub (a sealed memfd), never a host file; still nothing in the
      * container may ptrace it or open its /proc/<pid>/{fd,root,mem} before it execs the
      * container's program (CVE-2016-9962). An unprivileged runtime must still write the
@@ -1594,6 +1624,7 @@ static __attribute__((noreturn)) void init_main(struct pyrt_spawn *sp)
     for (i = 0; i < sp->nsteps; i++) {
         g_step = i;
         g_fell_back = 0;
+        g_late = sp->steps[i].late_error;
         run_step(sp, &sp->steps[i]);
         if (sp->steps[i].op == OP_MOUNT && sp->steps[i].u.mount.fallback_n > 0 && !g_fell_back)
             i += sp->steps[i].u.mount.fallback_n;
@@ -1725,6 +1756,10 @@ struct step_ptr {
 static int step_ptrs(const struct pyrt_step *s, struct step_ptr *out)
 {
     int n = 0;
+    out[n].off = offsetof(struct pyrt_step, late_error);
+    out[n].kind = PTR_STR;
+    out[n].len = 0;
+    n++;
 #define P(k, field, l) do { out[n].off = offsetof(struct pyrt_step, u.field); \
         out[n].kind = (k); out[n].len = (l); n++; } while (0)
 #define STR(field) P(PTR_STR, field, 0)

@@ -130,6 +130,10 @@ struct pyrt_ns_hook {        /* OP_NS_HOOK */
 
 struct pyrt_step {
     int op;
+    /* After the wait for start the sync socket has no reader: the head of the one line a
+     * failure of this step gives then (NULL before that wait). The init writes it, with
+     * the error, into the exec fifo, which `start` reads to EOF. */
+    const char *late_error;
     union {
         struct pyrt_sync sync;
         struct pyrt_flags flags;

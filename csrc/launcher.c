@@ -32,6 +32,7 @@
 #include <dirent.h>
 #include <signal.h>
 #include <sys/file.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -73,9 +74,16 @@ static int wants_warmup(const char *cmd, int argc, char **argv)
         return 1;
     if (access("/sys/fs/cgroup/cgroup.controllers", F_OK) != 0)
         return 1;   /* v1 or hybrid: the init is moved */
-    for (int i = 1; i < argc && strcmp(argv[i], cmd); i++)
-        if (!strcmp(argv[i], "--systemd-cgroup") || !strncmp(argv[i], "--systemd-cgroup=", 17))
+    /* the systemd driver only where the flag says true (the CLI's boolean words), not
+       for `--systemd-cgroup=false` */
+    for (int i = 1; i < argc && strcmp(argv[i], cmd); i++) {
+        const char *a = argv[i] + (argv[i][0] == '-' && argv[i][1] == '-');
+        if (!strcmp(a, "-systemd-cgroup"))
             return 1;
+        if (!strncmp(a, "-systemd-cgroup=", 16) && (!strcasecmp(a + 16, "1")
+                || !strcasecmp(a + 16, "t") || !strcasecmp(a + 16, "true")))
+            return 1;
+    }
     return 0;
 }
 
@@ -250,10 +258,15 @@ static int interpreter_of(const char *entry, char *out, size_t len)
  * does not hold, any error before the first change -- returns, and main() starts the
  * Python path with the same argv: every error message and every unusual case has one
  * implementation, there. PYRT_FASTPATH=0 turns this off; PYRT_FASTPATH_TRACE=FILE
- * appends one line per command saying which path ran (for the tests).
+ * appends one line per command saying which path ran, and "warmup CMD" when the cgroup
+ * warm-up child is started (for the tests).
  * ====================================================================================== */
 
 #define FP_PLAN "fast.plan"
+/* the launcher's hand-off to the Python path: a start whose init failed after the start
+   byte (cli/__init__.py Globals.start_error); never taken from the caller */
+#define START_ERROR_ENV "PYRT_START_ERROR"
+static int start_error_set;
 #define FP_MAX_DIRS 64
 
 struct fp_plan {
@@ -698,6 +711,50 @@ static int fp_delete(int dirfd, const char *dir, const struct fp_plan *p)
     return rc;
 }
 
+/* Hold `start` until the init has exec'd the user's process, as api._wait_exec does: the
+   init's end of the fifo is close-on-exec, so a reader sees EOF at that exec, or at the
+   init's death after it wrote why a step after start failed (into buf, NUL-terminated
+   by the caller; returns its length). Closes wfd. */
+static size_t fp_wait_exec(int dirfd, int wfd, const struct fp_plan *p, char *buf, size_t cap)
+{
+    size_t n = 0;
+    int rfd = openat(dirfd, "exec.fifo", O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (rfd < 0) {
+        close(wfd);
+        return 0;
+    }
+    /* a reader must not take the start byte: wait until the init has read it */
+    for (;;) {
+        int avail = 0;
+        if (ioctl(rfd, FIONREAD, &avail) < 0 || avail == 0 || !fp_alive(p))
+            break;
+        struct timespec ts = { 0, 200000 };
+        nanosleep(&ts, NULL);
+    }
+    close(wfd);
+    fcntl(rfd, F_SETFL, fcntl(rfd, F_GETFL) & ~O_NONBLOCK);
+    for (;;) {
+        char chunk[4096];
+        ssize_t r = read(rfd, chunk, sizeof(chunk));
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        size_t k = (size_t)r < cap - 1 - n ? (size_t)r : cap - 1 - n;
+        memcpy(buf + n, chunk, k);
+        n += k;
+    }
+    close(rfd);
+    if (n > 0 && buf[0] == '0') {
+        /* our start byte, when the init died before reading it (no message says "0...") */
+        memmove(buf, buf + 1, n - 1);
+        n--;
+    }
+    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == ' '))
+        n--;
+    return n;
+}
+
 static const char *command_of(int argc, char **argv);
 
 static void fast_path(int argc, char **argv)
@@ -855,10 +912,24 @@ static void fast_path(int argc, char **argv)
             FALLBACK("not created");
         if (write(fifo, "0", 1) != 1)
             FALLBACK("fifo write");
-        close(fifo);
+        static char late[65536];
+        size_t nlate = fp_wait_exec(dirfd, fifo, &plan, late, sizeof(late));
+        fifo = -1;
         int rc = 0;
         if (unlinkat(dirfd, "exec.fifo", 0) < 0 && errno != ENOENT) {
             fprintf(stderr, "pyruntime: start: unlink %s/exec.fifo: %s\n", dir, strerror(errno));
+            rc = 1;
+        }
+        if (nlate) {
+            /* the init failed after the start byte and wrote why: the Python path words
+               the line (--log, --log-format) from what the launcher hands it */
+            late[nlate] = '\0';
+            if (setenv(START_ERROR_ENV, late, 1) == 0) {
+                start_error_set = 1;
+                fp_trace("fast", "the init failed after start: Python reports it");
+                goto fallback;
+            }
+            fprintf(stderr, "pyruntime: start: %s\n", late);
             rc = 1;
         }
         fp_trace("fast", NULL);
@@ -906,10 +977,14 @@ static void c_locale_for_interpreter(void)
 
 int main(int argc, char **argv)
 {
+    unsetenv(START_ERROR_ENV);
     fast_path(argc, argv);   /* returns only when the Python path must run */
     const char *cmd = command_of(argc, argv);
-    if (cmd && places_a_process(cmd) && wants_warmup(cmd, argc, argv))
+    if (cmd && places_a_process(cmd) && wants_warmup(cmd, argc, argv)) {
+        fp_cmd = cmd;
+        fp_trace("warmup", NULL);
         warm_cgroup_migration();
+    }
     /* our own file with symlinks resolved: /usr/local/bin/pyruntime may link to a venv's */
     static char entry[PATH_MAX + 8], python[PATH_MAX];
     ssize_t n = readlink("/proc/self/exe", entry, PATH_MAX);

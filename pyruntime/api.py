@@ -94,8 +94,7 @@ class Runtime:
             except RuntimeErr as e:
                 self._warn(str(e))   # runc too names it and lists the rest
                 continue
-            if not c.data.get("creator_pid") and c.data.get("status") == "creating" \
-                    and len(c.data) == 1:
+            if c.no_state:
                 # a directory without state.json: not a container (runc skips it too);
                 # a create in progress writes its "creating" state first thing
                 self._warn("load container %s: container does not exist" % cid)
@@ -505,14 +504,19 @@ class Runtime:
             except OSError:
                 raise InvalidState("cannot start a container that has stopped")
             hooks = c.hooks()
+            late = [b""]
             try:
                 os.write(fd, b"0")
-                if hooks.get("poststart"):
-                    fd = _wait_exec(fd, fifo, c)
+                fd = _wait_exec(fd, fifo, c, late)
             finally:
                 os.close(fd)
             faults.at("start:fifo-written")
             os.unlink(fifo)
+            # our start byte, when the init died before reading it (no message says "0...")
+            late[0] = late[0][1:] if late[0][:1] == b"0" else late[0]
+            if late[0].strip():
+                # a step after the wait for start failed: the init wrote why, and died
+                raise RuntimeErr(late[0].decode(errors="replace").strip())
             if hooks.get("poststart"):
                 from . import hooks as hooks_mod
                 # the spec: a failing poststart hook is a warning, the remaining hooks
@@ -609,10 +613,11 @@ def _abort(launch, mgr):
             pass
 
 
-def _wait_exec(wfd, fifo, c):
+def _wait_exec(wfd, fifo, c, late):
     """Hold `start` until the init has exec'd the user's process: the init keeps its end
     of the fifo open close-on-exec, so a reader sees EOF at that exec (or at the init's
-    death). Returns the fd for the caller to close."""
+    death, after writing why into the fifo: late[0] gets it). Returns the fd for the
+    caller to close."""
     import fcntl
     import termios
     import time
@@ -630,10 +635,13 @@ def _wait_exec(wfd, fifo, c):
         fcntl.fcntl(rfd, fcntl.F_SETFL, fcntl.fcntl(rfd, fcntl.F_GETFL) & ~os.O_NONBLOCK)
         while True:
             try:
-                if not os.read(rfd, 1):
-                    break
+                data = os.read(rfd, 4096)
             except InterruptedError:
                 continue
+            if not data:
+                break
+            if len(late[0]) < 65536:
+                late[0] += data
     finally:
         if wfd >= 0:
             os.close(wfd)

@@ -289,13 +289,14 @@ def _exec(rt, c, process, config, linux, opts, facts, status, detach, pid_file, 
                 if msg is not None and msg[0] == MSG_ERROR:
                     raise RuntimeErr(launch.error_text(msg[1], msg[2], msg[4]))
             launch.close()
+            if pid_file:
+                # a process whose pid could not be told is not left behind (runc kills it)
+                write_pid_file(pid_file, pid)
         except BaseException:
             launch.kill()
             for fd in master:
                 os.close(fd)
             raise
-        if pid_file:
-            write_pid_file(pid_file, pid)
         if detach:
             return pid
         if master:

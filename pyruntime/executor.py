@@ -51,6 +51,10 @@ def to_c(steps, keep, fds=None):
                          % (desc, e))
 
 
+# error_text's head for a create plan's step, which is all a step after wait_start is
+LATE_HEAD = "unable to start container process: error during container init: "
+
+
 def _op(name):
     # the numbers live in csrc/executor.h only; the compiled module has them
     n = getattr(lib, "OP_" + name.upper(), None) if name.isidentifier() else None
@@ -73,11 +77,16 @@ def _to_c(steps, keep, where, fds):
     mount_fds = fds.get("mount") or {}
     arr = ffi.new("struct pyrt_step[]", len(steps))
     keep.append(arr)
+    late = False
     for i, st in enumerate(steps):
         where[0] = st
         c = arr[i]
         op = st["op"]
         c.op = _op(op)
+        if late:
+            # past the wait for start the init words its own failure (for `start`)
+            c.late_error = _cstr(keep, LATE_HEAD + st["desc"])
+        late = late or op == "wait_start"
         g = st.get
         u = c.u
         if op == "sync":

@@ -31,7 +31,8 @@ from .stdio import reap
 OUTPUT_CAP = 1 << 20
 # a hook leads its own process group, killed on a timeout or a failure: nothing the hook
 # started outlives it (runc 1.1.5 kills the hook alone, and then waits for whatever still
-# holds its stdout)
+# holds its stdout). Always so here (_kill); the plan's hook steps carry it to the init's
+# runner (csrc/executor.c do_hook), which has no other policy source.
 KILL_GROUP = True
 
 
@@ -115,11 +116,10 @@ def _failed(pid):
 
 
 def _kill(pid):
+    # the hook leads its own group (_spawn): the group goes, as KILL_GROUP tells the init's
+    # runner to do for startContainer hooks
     try:
-        if KILL_GROUP:
-            os.killpg(pid, _signal.SIGKILL)
-        else:
-            os.kill(pid, _signal.SIGKILL)
+        os.killpg(pid, _signal.SIGKILL)
     except OSError:
         pass
 

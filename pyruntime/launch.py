@@ -48,8 +48,33 @@ def cache_path(base, kind):
 
 
 def write_pid_file(path, pid):
-    from .state import write_atomic
-    write_atomic(os.path.abspath(path), str(pid).encode(), mode=0o644)
+    """Through "<dir>/.<name>" and a rename, so a reader never sees half a pid; a failure
+    is worded as runc words it ("open <dir>/.<name>: ..."), which engines show as is."""
+    from .errors import RuntimeErr, strerror
+    path = os.path.abspath(path)
+    d, name = os.path.split(path)
+    tmp = os.path.join(d, "." + name)
+    what = "open " + tmp
+    fd = -1
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC,
+                     0o644)
+        what = "write " + tmp
+        os.write(fd, str(pid).encode())
+        os.close(fd)
+        fd = -1
+        what = "rename %s %s" % (tmp, path)
+        os.rename(tmp, path)
+    except OSError as e:
+        if fd >= 0:
+            os.close(fd)
+            fd = -1
+        if not what.startswith("open "):
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+        raise RuntimeErr("%s: %s" % (what, strerror(e)))
 
 
 class ConsoleKeeper:

@@ -643,8 +643,10 @@ def process_steps(process, opts, facts, exec_mode=False):
     # lacks the LSM the write fails, with runc's words.
     if process.get("apparmorProfile"):
         aa = facts["apparmor_exec"]
-        add(_step("write", "unable to apply apparmor profile: apparmor failed to apply profile: "
-                  "write %s" % aa, path=aa, data="exec " + process["apparmorProfile"],
+        # runc's words: its exec has no "unable to apply apparmor profile" head
+        add(_step("write", "%sapparmor failed to apply profile: write %s"
+                  % ("" if exec_mode else "unable to apply apparmor profile: ", aa),
+                  path=aa, data="exec " + process["apparmorProfile"],
                   fs_magic=PROC_SUPER_MAGIC))
     if process.get("selinuxLabel"):
         add(_step("write", "set the SELinux exec label: write /proc/self/attr/exec",

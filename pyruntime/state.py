@@ -61,6 +61,10 @@ def ensure_root(root):
 class Container:
     """A container's stored state plus its live status."""
 
+    # loaded from a directory without state.json (a create that died before writing any,
+    # or not a container at all): data is then only {"status": "creating"}
+    no_state = False
+
     def __init__(self, root, cid, data, dirfd=None):
         self.root = root
         self.id = cid
@@ -243,7 +247,9 @@ def load(root, cid, lock=False):
             os.close(dirfd)
         if os.path.isdir(path) and not os.path.islink(path):
             # a directory without state: a create that died before writing any
-            return Container(root, cid, {"status": "creating"}, None)
+            c = Container(root, cid, {"status": "creating"}, None)
+            c.no_state = True
+            return c
         raise NotExist()
     except OSError as e:
         if dirfd is not None:

@@ -11,7 +11,7 @@ Differences tools/cliparity.py still shows, kept on purpose:
   lines); a corrupt state.json goes with `delete --force` (runc cannot remove it).
 - ids longer than 1024 are refused as invalid (runc: lstat ... file name too long).
 - JSON syntax errors (config.json, -p process.json, update -r) are Python's words, not
-  Go's decoder's; --cgroup / --pid-file / apparmor failures are worded differently.
+  Go's decoder's; --cgroup failures are worded differently.
 - `exec -t` / `run` with process.terminal and no --console-socket relay the pty through
   the runtime's own stdio when it has no terminal (runc fails: open /dev/tty).
 - `--preserve-fds -1` is refused (runc ignores a negative count).
@@ -516,3 +516,38 @@ def test_text_log_escapes_control_characters(rt):
     line = one_error_line(p)
     assert line.endswith('msg="invalid log-format: x\\x1by\\rz\\x7f\\"\\\\\\t\\n"'), line
     assert "\x1b" not in p.stderr and "\r" not in p.stderr
+
+
+# ---- a pid file that cannot be written: runc's line, nothing left behind ----------------
+
+@pytest.mark.parametrize("cmd", [["create"], ["run", "-d"]])
+def test_pid_file_in_a_missing_dir(rt, make_bundle, cid, pyrt_tmp, cmd):
+    b = make_bundle(SLEEPER)
+    missing = os.path.join(pyrt_tmp, "no-such-dir")
+    p = rt.run(*cmd, "--pid-file", os.path.join(missing, "c.pid"), "--bundle", b.path, cid)
+    assert p.returncode == 1
+    one_error_line(p, "open %s/.c.pid: no such file or directory" % missing)
+    assert rt.container_ids() == []   # runc removes the container too
+
+
+def test_exec_pid_file_in_a_missing_dir(rt, make_bundle, cid, pyrt_tmp):
+    created(rt, make_bundle, cid)
+    rt.ok("start", cid)
+    missing = os.path.join(pyrt_tmp, "no-such-dir")
+    p = rt.run("exec", "-d", "--pid-file", os.path.join(missing, "e.pid"), cid, "sleep", "999")
+    assert p.returncode == 255
+    one_error_line(p, "exec failed: open %s/.e.pid: no such file or directory" % missing)
+    # the process whose pid could not be told is gone (runc kills it)
+    assert "sleep 999" not in rt.ok("ps", cid).stdout
+
+
+def test_exec_apparmor_without_apparmor(rt, make_bundle, cid):
+    if os.path.exists("/sys/module/apparmor/parameters/enabled"):
+        pytest.skip("the host has AppArmor")
+    created(rt, make_bundle, cid)
+    rt.ok("start", cid)
+    p = rt.run("exec", "--apparmor", "pyrt-test", cid, "true")
+    assert p.returncode == 255
+    line = one_error_line(p)
+    assert 'msg="exec failed: unable to start container process: apparmor failed to apply ' \
+           'profile: write /proc/self/attr/' in line, line

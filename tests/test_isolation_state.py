@@ -187,6 +187,21 @@ def test_damaged_state_of_stopped_container_plain_delete(rt, make_bundle, cid):
     assert not os.path.exists(os.path.join(rt.root, cid))
 
 
+def test_state_file_saying_only_creating_is_listed(rt, cid):
+    # list skips a directory without state.json; a state.json whose record is only
+    # {"status": "creating"} is a (dead) container's: list shows what state shows
+    if not rt.is_pyruntime:
+        pytest.skip("pyruntime's state file")
+    os.mkdir(os.path.join(rt.root, cid))
+    with open(os.path.join(rt.root, cid, "state.json"), "w") as f:
+        f.write('{"status": "creating"}')
+    assert rt.state(cid)["status"] == "stopped"
+    p = rt.ok("list", "-q")
+    assert p.stdout.split() == [cid] and p.stderr == "", p
+    rt.ok("delete", cid, timeout=T)
+    assert rt.container_ids() == []
+
+
 @pytest.mark.guest
 def test_damaged_owned_record_cannot_point_at_a_foreign_process(rt, make_bundle, cid):
     """Both files damaged, owned.json naming a stranger (right start time): the stranger

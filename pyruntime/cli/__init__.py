@@ -105,6 +105,12 @@ class Globals:
                 return 0
         return 0
 
+    @staticmethod
+    def start_error():
+        """What the launcher's fast path hands over when it started a container whose
+        init then failed (the launcher clears the variable on entry: never the caller's)."""
+        return os.environ.pop("PYRT_START_ERROR", None)
+
     def _emit(self, level, msg):
         import time
         ts = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
