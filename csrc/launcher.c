@@ -962,8 +962,10 @@ fallback:
 static void c_locale_for_interpreter(void)
 {
     const char *was = getenv("LC_ALL");
-    if (was && !strcmp(was, "C"))
+    if (was && !strcmp(was, "C")) {
+        unsetenv("PYRT_LC_ALL");   /* a caller's own would be taken for ours */
         return;
+    }
     size_t n = was ? strlen(was) : 0;
     char *mark = malloc(n + 2);
     if (!mark)

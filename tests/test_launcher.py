@@ -121,7 +121,7 @@ def test_interpreter_starts_in_the_c_locale(launcher, lc_all, mark):
     if lc_all is not None:
         env["LC_ALL"] = lc_all
     p = subprocess.run([launcher, "state", "c1"], capture_output=True, text=True, timeout=30,
-                       cwd="/tmp", env=dict(env, PYRT_FASTPATH="0"))
+                       cwd="/tmp", env=dict(env, PYRT_FASTPATH="0", PYRT_LC_ALL="sxx"))
     assert p.returncode == 0, p.stderr
     assert "LC_ALL:C\n" in p.stdout
     assert "PYRT_LC_ALL:%s\n" % ("unset" if mark is None else mark) in p.stdout
