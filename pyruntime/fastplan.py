@@ -36,8 +36,14 @@ from . import state as st
 PLAN_FILE = "fast.plan"
 
 
+# bytes.hex() and "%x" run interpreter code nothing else on create's path touches (a
+# 64 KiB fault of peak RSS); indexing a table of pairs does not
+_DIGITS = "0123456789abcdef"
+_PAIRS = [a + b for a in _DIGITS for b in _DIGITS]
+
+
 def _hex(s):
-    return os.fsencode(s).hex() or "-"
+    return "".join([_PAIRS[c] for c in os.fsencode(s)]) or "-"
 
 
 def write(c):
@@ -129,7 +135,10 @@ def _delete_lines(c, cg, hooks):
 
 def _json_line(c):
     # the exact text `state` prints (cli/cmd_state.py), with pid and status cut out
-    tok = "pyrt-%s" % os.urandom(12).hex()
+    # any text found once where the holes go will do: the counts below check it (a
+    # config that holds it only costs the fast path); os.urandom and .hex() would each
+    # fault in interpreter code create uses nowhere else
+    tok = "pyrt-hole-%d" % os.getpid()
     s = c.oci_state("created")
     s["pid"] = tok + "p"
     s["status"] = tok + "s"
