@@ -133,14 +133,13 @@ def passwd_home(rootfs, uid):
     if it is a regular file of sane size. Anything else is one line, as runc says when
     it cannot parse the file (runc itself blocks forever on a FIFO)."""
     from .errors import strerror
-    from .executor import open_in_root
+    from .executor import try_open_in_root
     what = "unable to start container process: unable to setup user: /etc/passwd: "
-    try:
-        fd = open_in_root(rootfs, "/etc/passwd", os.O_PATH)
-    except OSError as e:
-        if e.errno in (2, 20):   # ENOENT, ENOTDIR: no passwd, runc's default
+    fd = try_open_in_root(rootfs, "/etc/passwd", os.O_PATH)
+    if fd < 0:
+        if -fd in (2, 20):   # ENOENT, ENOTDIR: no passwd, runc's default
             return "/"
-        raise RuntimeErr(what + strerror(e.errno)) from None
+        raise RuntimeErr(what + strerror(-fd))
     try:
         info = os.fstat(fd)
         if info.st_mode & 0o170000 != 0o100000:   # S_ISREG
