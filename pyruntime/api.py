@@ -147,7 +147,8 @@ class Runtime:
         cr_start, _ = st.proc_start_time(os.getpid())
         c = st.Container(self.root, cid, {
             "ociVersion": OCI_VERSION, "id": cid, "status": "creating", "pid": 0,
-            "bundle": bundle, "rootfs": config["_rootfs"], "created": st.now_rfc3339(),
+            "bundle": bundle, "rootfs": config["_rootfs"],
+            "created": st.now_rfc3339(os.fstat(dirfd).st_mtime_ns),
             "owner": "", "annotations": config.get("annotations") or {},
             "creator_pid": os.getpid(), "creator_start": cr_start,
             "no_new_keyring": bool(no_new_keyring),

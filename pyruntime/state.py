@@ -373,11 +373,14 @@ def remove_dir(path):
         pass
 
 
-def now_rfc3339():
+def now_rfc3339(ns=None):
     # UTC from the epoch by arithmetic (the civil-from-days algorithm): strftime and
-    # gmtime would fault in interpreter code that create touches nowhere else (peak RSS)
-    import time
-    ns = time.time_ns()
+    # gmtime would fault in interpreter code that create touches nowhere else (peak RSS);
+    # so would time.time_ns(), which create avoids by passing the time its state dir was
+    # made (os.stat's, whose code every import has run already)
+    if ns is None:
+        import time
+        ns = time.time_ns()
     secs, frac = divmod(ns, 10**9)
     days, rem = divmod(secs, 86400)
     z = days + 719468
