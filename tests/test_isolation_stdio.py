@@ -140,6 +140,18 @@ def test_stdin_eof_and_big_stdin(rt, make_bundle, cid, how):
         assert r.stdout == "eof\n"
 
 
+def test_dev_null_stdin_is_an_ended_pipe(rt, make_bundle, cid):
+    # /dev/null as stdin is not relayed (nothing to move): the process still gets a pipe
+    # of ours, never the caller's file, and reads EOF at once
+    probe = "readlink /proc/self/fd/0; cat; echo eof"
+    r = rt.run("run", "--bundle", make_bundle(["sh", "-c", probe]).path, cid,
+               stdin=subprocess.DEVNULL, timeout=20)
+    assert r.returncode == 0 and r.stdout.startswith("pipe:[") and r.stdout.endswith("\neof\n"), r
+    _running(rt, make_bundle, cid + "e")
+    r = rt.run("exec", cid + "e", "sh", "-c", probe, stdin=subprocess.DEVNULL, timeout=20)
+    assert r.returncode == 0 and r.stdout.startswith("pipe:[") and r.stdout.endswith("\neof\n"), r
+
+
 def test_exit_codes_kept(rt, make_bundle, cid):
     assert rt.run("run", "--bundle", make_bundle(["sh", "-c", "echo x; exit 7"]).path,
                   cid).returncode == 7
