@@ -303,6 +303,8 @@ def watch(pid, forwarder=None):
     """Before a relay loop: pass on the signals that came before `pid` (our child) was
     known, and return a pidfd that polls readable at its exit (-1 where the kernel has none:
     the loop then polls waitpid)."""
+    import gc
+    gc.enable()   # the CLI runs without it (cli.entry); a relay lasts as long as the process
     if forwarder is not None:
         forwarder.flush()
     try:
