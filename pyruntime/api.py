@@ -489,7 +489,11 @@ class Runtime:
 
     # ---- start / run -------------------------------------------------------------------
 
-    def start(self, cid):
+    def start(self, cid, _defer_late=False):
+        """Start the created container. _defer_late (run in the foreground): return at
+        the start byte, with the fifo's read end for run_late(), instead of waiting for the
+        exec; run learns of a failure after start once the process is gone anyway, and so
+        skips the wait (and what it imports) on every run."""
         c = self.load(cid, lock=True)
         try:
             status = c.status()
@@ -505,14 +509,23 @@ class Runtime:
             except OSError:
                 raise InvalidState("cannot start a container that has stopped")
             hooks = c.hooks()
+            # poststart hooks must see the exec'd process: then run waits like start
+            defer = _defer_late and not hooks.get("poststart")
             late = [b""]
             try:
-                os.write(fd, b"0")
-                fd = _wait_exec(fd, fifo, c, late)
+                if defer:
+                    # opened before the byte goes in: the init's word stays readable
+                    late_fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+                    os.write(fd, b"0")
+                else:
+                    os.write(fd, b"0")
+                    fd = _wait_exec(fd, fifo, c, late)
             finally:
                 os.close(fd)
             faults.at("start:fifo-written")
             os.unlink(fifo)
+            if defer:
+                return late_fd
             # our start byte, when the init died before reading it (no message says "0...")
             late[0] = late[0][1:] if late[0][:1] == b"0" else late[0]
             if late[0].strip():
@@ -540,12 +553,13 @@ class Runtime:
             return 0
         from .launch import Forwarder, exit_code
         fwd = Forwarder()
+        late_fd = None
         try:
             launch = self.create(cid, bundle, _foreground=True, **create_kw)
             pid = launch.pid
             fwd.target = pid
             try:
-                self.start(cid)
+                late_fd = self.start(cid, _defer_late=True)
                 fwd.flush()
                 master = getattr(launch, "console_master", None)
                 pipes, launch.stdio = launch.stdio, ()
@@ -573,10 +587,17 @@ class Runtime:
                 if not keep:
                     self.delete(cid, force=True)
                 raise
+            # the process is reaped: from here nothing may signal its pid
+            late = _late_word(late_fd) if late_fd is not None else ""
             if not keep:
                 self.delete(cid, force=True)
+            if late:
+                # a step after the wait for start failed: the init wrote why, and died
+                raise RuntimeErr(late)
             return exit_code(status)
         finally:
+            if late_fd is not None:
+                os.close(late_fd)
             fwd.restore()
 
     # ---- kill / delete -----------------------------------------------------------------
@@ -647,6 +668,25 @@ def _wait_exec(wfd, fifo, c, late):
         if wfd >= 0:
             os.close(wfd)
     return rfd
+
+
+def _late_word(fd):
+    """What the init wrote into the exec fifo after the start byte (start's late[0]), read
+    once the process is gone: the line of a step that failed after start, or ""."""
+    data = b""
+    while len(data) < 65536:
+        try:
+            chunk = os.read(fd, 4096)
+        except BlockingIOError:
+            break
+        except InterruptedError:
+            continue
+        if not chunk:
+            break
+        data += chunk
+    # our start byte, when the init died before reading it (no message says "0...")
+    data = data[1:] if data[:1] == b"0" else data
+    return data.decode(errors="replace").strip()
 
 
 def _write_oom_score_adj(pid, v):
