@@ -36,8 +36,8 @@ from . import state as st
 PLAN_FILE = "fast.plan"
 
 
-# bytes.hex() and "%x" run interpreter code nothing else on create's path touches (a
-# 64 KiB fault of peak RSS); indexing a table of pairs does not
+# bytes.hex() runs interpreter code nothing else on create's path touches (a 64 KiB
+# fault of peak RSS, measured); indexing a table of pairs does not
 _DIGITS = "0123456789abcdef"
 _PAIRS = [a + b for a in _DIGITS for b in _DIGITS]
 
