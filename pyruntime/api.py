@@ -491,9 +491,9 @@ class Runtime:
 
     def start(self, cid, _defer_late=False):
         """Start the created container. _defer_late (run in the foreground): return at
-        the start byte, with the fifo's read end for run_late(), instead of waiting for the
-        exec; run learns of a failure after start once the process is gone anyway, and so
-        skips the wait (and what it imports) on every run."""
+        the start byte, with the fifo's read end for _late_word(), instead of waiting for
+        the exec; run learns of a failure after start once the process is gone anyway, and
+        so skips the wait (and what it imports) on every run."""
         c = self.load(cid, lock=True)
         try:
             status = c.status()
@@ -511,26 +511,30 @@ class Runtime:
             hooks = c.hooks()
             # poststart hooks must see the exec'd process: then run waits like start
             defer = _defer_late and not hooks.get("poststart")
-            late = [b""]
+            late_fd = -1
+            word = ""
             try:
                 if defer:
                     # opened before the byte goes in: the init's word stays readable
                     late_fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-                    os.write(fd, b"0")
-                else:
-                    os.write(fd, b"0")
-                    fd = _wait_exec(fd, fifo, c, late)
+                os.write(fd, b"0")
+                if not defer:
+                    wfd, fd = fd, -1
+                    word = _wait_exec(wfd, fifo, c)
+                faults.at("start:fifo-written")
+                os.unlink(fifo)
+            except BaseException:
+                if late_fd >= 0:
+                    os.close(late_fd)
+                raise
             finally:
-                os.close(fd)
-            faults.at("start:fifo-written")
-            os.unlink(fifo)
+                if fd >= 0:
+                    os.close(fd)
             if defer:
                 return late_fd
-            # our start byte, when the init died before reading it (no message says "0...")
-            late[0] = late[0][1:] if late[0][:1] == b"0" else late[0]
-            if late[0].strip():
+            if word:
                 # a step after the wait for start failed: the init wrote why, and died
-                raise RuntimeErr(late[0].decode(errors="replace").strip())
+                raise RuntimeErr(word)
             if hooks.get("poststart"):
                 from . import hooks as hooks_mod
                 # the spec: a failing poststart hook is a warning, the remaining hooks
@@ -635,16 +639,16 @@ def _abort(launch, mgr):
             pass
 
 
-def _wait_exec(wfd, fifo, c, late):
+def _wait_exec(wfd, fifo, c):
     """Hold `start` until the init has exec'd the user's process: the init keeps its end
     of the fifo open close-on-exec, so a reader sees EOF at that exec (or at the init's
-    death, after writing why into the fifo: late[0] gets it). Returns the fd for the
-    caller to close."""
+    death, after writing why into the fifo). Closes wfd; returns _late_word()'s text."""
     import fcntl
     import termios
     import time
-    rfd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    rfd = -1
     try:
+        rfd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         # a reader must not take the start byte: wait until the init has read it
         buf = bytearray(4)
         while True:
@@ -655,26 +659,20 @@ def _wait_exec(wfd, fifo, c, late):
         os.close(wfd)
         wfd = -1
         fcntl.fcntl(rfd, fcntl.F_SETFL, fcntl.fcntl(rfd, fcntl.F_GETFL) & ~os.O_NONBLOCK)
-        while True:
-            try:
-                data = os.read(rfd, 4096)
-            except InterruptedError:
-                continue
-            if not data:
-                break
-            if len(late[0]) < 65536:
-                late[0] += data
+        return _late_word(rfd)
     finally:
         if wfd >= 0:
             os.close(wfd)
-    return rfd
+        if rfd >= 0:
+            os.close(rfd)
 
 
 def _late_word(fd):
-    """What the init wrote into the exec fifo after the start byte (start's late[0]), read
-    once the process is gone: the line of a step that failed after start, or ""."""
+    """What the init wrote into the exec fifo after the start byte, read to the end (EOF,
+    or nothing more on a non-blocking fd): the line of a step that failed after start,
+    or ""."""
     data = b""
-    while len(data) < 65536:
+    while True:
         try:
             chunk = os.read(fd, 4096)
         except BlockingIOError:
@@ -683,7 +681,8 @@ def _late_word(fd):
             continue
         if not chunk:
             break
-        data += chunk
+        if len(data) < 65536:
+            data += chunk
     # our start byte, when the init died before reading it (no message says "0...")
     data = data[1:] if data[:1] == b"0" else data
     return data.decode(errors="replace").strip()
