@@ -216,19 +216,11 @@ def json_path(parts):
 def _remember(cache_dir, key, raw):
     # Best effort: a cache that cannot be written only costs speed. Written whole under
     # a temporary name and renamed: a reader never sees a torn entry.
+    from .state import replace_file
     try:
         os.makedirs(cache_dir, mode=0o700, exist_ok=True)
-        tmp = os.path.join(cache_dir, ".%s.%d" % (key, os.getpid()))
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW,
-                     0o600)
-        try:
-            os.write(fd, raw)
-            os.rename(tmp, os.path.join(cache_dir, key))
-        except OSError:
-            os.unlink(tmp)
-            raise
-        finally:
-            os.close(fd)
+        replace_file(os.path.join(cache_dir, key), raw,
+                     tmp=os.path.join(cache_dir, ".%s.%d" % (key, os.getpid())))
         names = os.listdir(cache_dir)
         if len(names) > CACHE_MAX_ENTRIES:
             _prune(cache_dir, names)

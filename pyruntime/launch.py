@@ -51,30 +51,13 @@ def write_pid_file(path, pid):
     """Through "<dir>/.<name>" and a rename, so a reader never sees half a pid; a failure
     is worded as runc words it ("open <dir>/.<name>: ..."), which engines show as is."""
     from .errors import RuntimeErr, strerror
+    from .state import replace_file
     path = os.path.abspath(path)
     d, name = os.path.split(path)
-    tmp = os.path.join(d, "." + name)
-    what = "open " + tmp
-    fd = -1
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC,
-                     0o644)
-        what = "write " + tmp
-        os.write(fd, str(pid).encode())
-        os.close(fd)
-        fd = -1
-        what = "rename %s %s" % (tmp, path)
-        os.rename(tmp, path)
+        replace_file(path, str(pid).encode(), 0o644, tmp=os.path.join(d, "." + name))
     except OSError as e:
-        if fd >= 0:
-            os.close(fd)
-            fd = -1
-        if not what.startswith("open "):
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-        raise RuntimeErr("%s: %s" % (what, strerror(e)))
+        raise RuntimeErr("%s: %s" % (e.op, strerror(e)))
 
 
 class ConsoleKeeper:

@@ -174,7 +174,7 @@ def _frozen(cg):
 
 def write_atomic(path, data, mode=0o600):
     try:
-        _write_atomic(path, data, mode)
+        replace_file(path, data, mode)
     except OSError as e:
         # a full or read-only state root is the user's to fix: one line, not a traceback
         raise RuntimeErr("unable to write %s: %s" % (path, _strerror(e)))
@@ -185,24 +185,36 @@ def _strerror(e):
     return strerror(e)
 
 
-def _write_atomic(path, data, mode):
-    tmp = "%s.tmp.%d" % (path, os.getpid())
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW, mode)
+def replace_file(path, data, mode=0o600, tmp=None):
+    """Write data to tmp (default: beside path, named for this process), then rename it
+    over path: a reader sees the old file or the whole new one. On failure tmp is gone and
+    the OSError carries `op`, Go's words for the step ("open TMP", "write TMP",
+    "rename TMP PATH"), for callers that word errors as runc does."""
+    tmp = tmp or "%s.tmp.%d" % (path, os.getpid())
+    op = "open " + tmp
+    fd = -1
     try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW,
+                     mode)
+        op = "write " + tmp
         view = memoryview(data)
         while view:
             n = os.write(fd, view)
             view = view[n:]
         os.close(fd)
         fd = -1
+        op = "rename %s %s" % (tmp, path)
         os.rename(tmp, path)
-    except BaseException:
+    except BaseException as e:
         if fd >= 0:
             os.close(fd)
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+        if not op.startswith("open "):   # never remove a file we did not make
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+        if isinstance(e, OSError):
+            e.op = op
         raise
 
 
