@@ -229,16 +229,18 @@ def relay(pid, parent, forwarder=None, stdin_fd=0, stdout_fd=1, stderr_fd=2):
     # foreground the process's stdin stays open and quiet; we look again now and then.
     tty_in = parked = False
     try:
-        if os.fstat(stdin_fd).st_rdev == _DEV_NULL:
-            # what engines pass when there is no input: EOF is all there is to relay, and
-            # splice from it fails (its exception alone cost 64 KiB of exec's peak RSS)
-            raise OSError
+        # /dev/null is what engines pass when there is no input: EOF is all there is to
+        # relay, and splice from it fails (its exception alone cost 64 KiB of exec's RSS)
+        relayed = os.fstat(stdin_fd).st_rdev != _DEV_NULL
+    except OSError:
+        relayed = False
+    if not relayed:
+        inp.close()   # no stdin (or /dev/null): the process reads EOF at once
+    else:
         tty_in = os.isatty(stdin_fd)
         parked = tty_in and _background(stdin_fd)
         if not parked:
             p.register(stdin_fd, IN)
-    except OSError:
-        inp.close()   # no stdin (or /dev/null): the process reads EOF at once
     status = None
     try:
         while True:
