@@ -20,7 +20,7 @@ DEFAULT_ROOT = "/run/pyruntime"  # state root of Runtime() and of the CLI run by
 def default_root():
     """The CLI's state root without --root: $XDG_RUNTIME_DIR/pyruntime for a non-root user
     who has one (rootless engines), else DEFAULT_ROOT."""
-    import os
+    from . import oslite as os
     if os.geteuid() != 0 and os.environ.get("XDG_RUNTIME_DIR"):
         return os.path.join(os.environ["XDG_RUNTIME_DIR"], "pyruntime")
     return DEFAULT_ROOT

@@ -10,7 +10,7 @@
 
 Errors raise pyruntime.errors.RuntimeErr (str() is the one-line message).
 """
-import os
+from . import oslite as os
 
 from . import faults
 from . import DEFAULT_ROOT, OCI_VERSION, fastjson, state as st

@@ -3,7 +3,7 @@
 Runtime.pause/resume/update/stats/pids (api.py) call these. Messages are runc 1.1.5's,
 since engines match on them ("container not running", "container not paused").
 """
-import os
+from . import oslite as os
 
 from .errors import InvalidState, RuntimeErr, strerror
 

@@ -24,7 +24,7 @@ Validation has two parts:
 Every failure raises :class:`pyruntime.errors.ConfigError` with a one-line message.
 """
 
-import os
+from . import oslite as os
 
 from . import fastjson
 

@@ -1,5 +1,5 @@
 """Exception types. The message of each is the single line a user (or engine) sees."""
-import os
+from . import oslite as os
 
 
 def strerror(err):

@@ -11,7 +11,7 @@ fds, identity, cwd, capabilities, seccomp, no_new_privs, lookup, exec.
 Foreground: returns the process's exit status (128+N for a signal). Detached: returns its
 host pid once it has exec'd.
 """
-import os
+from . import oslite as os
 
 from . import fastjson, faults
 from .errors import InvalidState, RuntimeErr, strerror

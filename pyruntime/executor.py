@@ -1,6 +1,6 @@
 """Hands a plan to the C executor and speaks the sync protocol with the init."""
 import errno as errno_mod
-import os
+from . import oslite as os
 
 from .errors import RuntimeErr, strerror
 from ._executor import ffi, lib

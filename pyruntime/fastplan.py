@@ -28,7 +28,7 @@ no byte of a path or annotation can break a line):
     json <hex head> <hex middle> <hex tail>   state: head PID middle "STATUS" tail
     end
 """
-import os
+from . import oslite as os
 
 from . import fastjson
 from . import state as st

@@ -15,7 +15,7 @@ Points (see the callers in api.py):
   delete:killed        the init is killed and gone, cgroups and state dir still there
   exec:<name>          points of pyruntime/execproc.py, if it defines any
 """
-import os
+from . import oslite as os
 
 ACTIVE = os.environ.get("PYRUNTIME_FAULT") or None
 

@@ -1,5 +1,5 @@
 """The OCI features document (runtime-spec features.md): what this build really does."""
-import os
+from . import oslite as os
 
 from . import OCI_VERSION
 from .config import HOOK_KINDS

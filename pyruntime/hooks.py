@@ -15,7 +15,7 @@ Errors read like runc's: "error running hook #N: <kind> hook <path>: exit status
 follows the prefix is runc's text: "exit status N, stdout: ..., stderr: ...", "hook ran past
 specified timeout of N.0s").
 """
-import os
+from . import oslite as os
 import select
 import sys
 import time

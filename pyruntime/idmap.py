@@ -7,7 +7,7 @@ mount, so an init inside a user namespace cannot make one. The runtime clones th
 which inherits the mount fd, move_mount()s it onto the destination inside the rootfs.
 """
 import ctypes
-import os
+from . import oslite as os
 
 from .errors import RuntimeErr
 

@@ -6,7 +6,7 @@ file, the one signal forwarder of a foreground process and its exit code. The pl
 itself is made by plan.build (create) and execproc.build_plan (exec); executor.Launch
 runs it.
 """
-import os
+from . import oslite as os
 
 from .errors import RuntimeErr
 

@@ -1,6 +1,6 @@
 """Linux namespaces: their names, clone flags and /proc names (the one table), and
 discovery of a running process's namespaces (exec and createContainer hooks join them)."""
-import os
+from . import oslite as os
 
 from .errors import RuntimeErr, strerror
 

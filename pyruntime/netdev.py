@@ -5,7 +5,7 @@ The runtime does it itself, over rtnetlink, while the init waits for its first G
 RTM_NEWLINK per device changes its namespace and its name at once, so a name clash in the
 container fails before anything moved. Imported only when a config has netDevices.
 """
-import os
+from . import oslite as os
 import socket
 import struct
 

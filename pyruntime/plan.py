@@ -3,7 +3,7 @@
 Everything the init will do is decided here; the C executor only carries it out. The
 plan prints as JSON (`pyruntime plan`), so a user can see what would happen.
 """
-import os
+from . import oslite as os
 import stat
 
 from .errors import ConfigError

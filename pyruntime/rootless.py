@@ -5,7 +5,7 @@ denying setgroups(2) in it (user_namespaces(7)). Anything more (several ids, oth
 goes through the setuid helpers newuidmap/newgidmap of the `uidmap` package, which check
 /etc/subuid and /etc/subgid.
 """
-import os
+from . import oslite as os
 
 from .errors import RuntimeErr
 

@@ -8,7 +8,7 @@ for a minute; the bus daemon takes that pipelining as every D-Bus client does it
 private socket is the fallback when there is no bus daemon.
 """
 
-import os
+from . import oslite as os
 import time
 
 from jeepney import DBusAddress, HeaderFields, MessageType, new_method_call

@@ -37,7 +37,7 @@ SCMP_FLTATR_API_SYSRAWRC is not used: it only changes libseccomp's own load
 errors, and this module never calls seccomp_load.
 """
 import errno as _errno
-import os
+from . import oslite as os
 import struct
 
 from .errors import SeccompError

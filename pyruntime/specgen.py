@@ -2,7 +2,7 @@
 (and ``runc spec --rootless``), declaring OCI runtime spec 1.3.0."""
 
 import json
-import os
+from . import oslite as os
 
 from .errors import ConfigError
 

@@ -10,7 +10,7 @@ A per-container flock on the directory serialises commands on one id.
 """
 import errno
 import fcntl
-import os
+from . import oslite as os
 import stat as _stat
 
 from . import OCI_VERSION, fastjson

@@ -13,7 +13,7 @@ kernels); stdin goes through a non-blocking pipe, so a process that never reads 
 cannot stall the copying of its output.
 """
 import errno
-import os
+from . import oslite as os
 
 _CHUNK = 1 << 16
 _DEV_NULL = 0x103   # makedev(1, 3)

@@ -12,7 +12,7 @@
 A state.json that cannot be read does not make delete forget a live container: the init
 and the cgroup record are also in owned.json (state.py), written before anything is made.
 """
-import os
+from . import oslite as os
 
 from . import faults
 from . import state as st

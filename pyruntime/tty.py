@@ -6,7 +6,7 @@ container's line discipline does the editing and signals), and window size chang
 to the master (the kernel then sends SIGWINCH to the container's foreground group).
 """
 import errno
-import os
+from . import oslite as os
 import select
 import signal
 

@@ -1,6 +1,6 @@
 """What the v1 and v2 managers share: state round-trip, pid listing, kill/destroy."""
 
-import os
+from .. import oslite as os
 import time
 
 from pyruntime import fastjson

@@ -2,7 +2,7 @@
 file I/O that turns OSError into CgroupError, and runc's v1 -> v2 conversions."""
 
 import errno
-import os
+from .. import oslite as os
 
 from pyruntime.errors import CgroupError, strerror
 from pyruntime.cgroups.record import CGROUP_ROOT  # noqa: F401 (its home: record.py)

@@ -6,7 +6,7 @@ emulator computes the minimal allow/deny writes from devices.list to the target,
 on v2 the emulated final state is compiled into a BPF_PROG_TYPE_CGROUP_DEVICE
 program (attached with BPF_F_ALLOW_MULTI; the previous one is detached)."""
 
-import os
+from .. import oslite as os
 
 from pyruntime.errors import CgroupError, strerror
 

@@ -8,7 +8,7 @@ v2: a cgroup2 mount; the step carries a "fallback" (bind of the host's cgroup2
 mount, or of the container's cgroup with cgroupns) for when the kernel refuses
 the mount with EPERM/EBUSY (user namespace without cgroupns)."""
 
-import os
+from .. import oslite as os
 
 from pyruntime.cgroups.common import (DEFAULT_MOUNT_FLAGS, MS_BIND, MS_RDONLY, MS_REC)
 

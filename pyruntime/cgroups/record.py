@@ -3,7 +3,7 @@ check it passes before anything acts on it: the state loader (every `state`, `li
 `start`) and the managers rebuilt from it (delete, kill, pause, exec...) both use
 `problem`. Kept apart from common.py so that loading a state file imports only this."""
 
-import os
+from .. import oslite as os
 
 # where every hierarchy the runtime uses is mounted (common.py re-exports it)
 CGROUP_ROOT = "/sys/fs/cgroup"

@@ -12,7 +12,7 @@ changed or stopped, never by state/kill/pause/ps.
 """
 
 import errno
-import os
+from .. import oslite as os
 import time
 
 from pyruntime.errors import CgroupError

@@ -1,6 +1,6 @@
 """cgroup v1 driver (legacy and hybrid hosts): one directory per hierarchy."""
 
-import os
+from .. import oslite as os
 import time
 
 from pyruntime.errors import CgroupError

@@ -2,7 +2,7 @@
 are converted the way runc does (shares -> cpu.weight, memsw -> swap.max,
 blkio weight -> io.weight or io.bfq.weight)."""
 
-import os
+from .. import oslite as os
 import time
 
 from pyruntime.errors import CgroupError

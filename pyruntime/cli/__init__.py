@@ -13,7 +13,7 @@ Only the module of the command being run is imported, and no argparse: start-up 
 part of every container start.
 """
 import gc
-import os
+from .. import oslite as os
 import sys
 
 from .. import DEFAULT_ROOT
