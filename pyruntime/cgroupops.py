@@ -230,8 +230,8 @@ def events(rt, cid, interval, emit, stats_only=False):
     # a count that only grows
     tick = min(interval, 0.2)
     next_stats = time.monotonic() + interval
-    import gc
-    gc.enable()   # the CLI runs without it (cli.entry); this loop lasts as long as the container
+    from .stdio import gc_back_on
+    gc_back_on()   # this loop lasts as long as the container
     while True:
         time.sleep(tick)
         n = mgr.oom_count()

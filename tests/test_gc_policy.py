@@ -24,10 +24,26 @@ def test_relay_turns_gc_back_on():
     child = subprocess.Popen(["sleep", "0"])
     gc.disable()
     try:
+        before = gc.get_freeze_count()
         fd = stdio.watch(child.pid)
         assert gc.isenabled()
+        # what the command made is frozen, not walked by the first collection
+        assert gc.get_freeze_count() > before
         if fd >= 0:
             os.close(fd)
     finally:
+        gc.unfreeze()
         gc.enable()
+        child.wait()
+
+
+def test_relay_leaves_a_library_callers_gc_alone():
+    child = subprocess.Popen(["sleep", "0"])
+    assert gc.isenabled()
+    try:
+        fd = stdio.watch(child.pid)
+        assert gc.isenabled() and gc.get_freeze_count() == 0
+        if fd >= 0:
+            os.close(fd)
+    finally:
         child.wait()
