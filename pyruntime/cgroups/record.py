@@ -39,32 +39,42 @@ def problem(cg, host=False):
                 and (mp == CGROUP_ROOT or mp.startswith(CGROUP_ROOT + "/"))):
             return "invalid mount point %r" % (mp,)
     roots = set(mounts.values())
+    below = tuple(r + "/" for r in roots)
     tail = "/" + "/".join(parts)
     for p in paths.values():
-        if not (_strictly_below(p, roots) and p.endswith(tail)):
+        if not (_strictly_below(p, roots, below) and p.endswith(tail)):
             return "refusing cgroup path %r (not the container's cgroup, strictly below a cgroup mount)" % (p,)
     made = {p[:len(p) - len(tail)] + "/" + "/".join(parts[:k])
             for p in paths.values() for k in range(1, len(parts) + 1)}
     for p in created:
-        if not (_strictly_below(p, roots) and p in made):
+        if not (_strictly_below(p, roots, below) and p in made):
             return "refusing cgroup path %r (not a dir of the container's path, strictly below a cgroup mount)" % (p,)
     if host:
-        for p in list(paths.values()) + created:
-            if _fs_root(p):
+        devs = {}
+        # each dir once: the leaves are usually the dirs create made
+        for p in dict.fromkeys(list(paths.values()) + created):
+            if _fs_root(p, devs):
                 return "refusing cgroup path %r (the root of a cgroup hierarchy)" % (p,)
     return None
 
 
-def _fs_root(d):
+def _fs_root(d, devs):
     # stat, not lstat: a symlink (/sys/fs/cgroup/cpu -> cpu,cpuacct on some v1 hosts) is
     # followed by whatever opens a file below it. A dir that is not there is not touched.
     try:
-        return os.stat(d).st_dev != os.stat(os.path.dirname(d)).st_dev
+        return _dev(d, devs) != _dev(os.path.dirname(d), devs)
     except OSError:
         return False
 
 
-def _strictly_below(d, roots):
-    return (isinstance(d, str) and d.startswith("/") and os.path.normpath(d) == d
-            and ".." not in d.split("/") and d not in roots
-            and any(d.startswith(r + "/") for r in roots))
+def _dev(d, devs):
+    if d not in devs:
+        devs[d] = os.stat(d).st_dev
+    return devs[d]
+
+
+def _strictly_below(d, roots, below):
+    # below: each root with a "/" after it; a path below one root may be another root.
+    # A normalised absolute path has no "..".
+    return (isinstance(d, str) and d.startswith(below) and d not in roots
+            and os.path.normpath(d) == d)
