@@ -39,7 +39,8 @@ quiet() {
 
 # --- 1. system packages ---------------------------------------------------------------
 # criu (with python3-protobuf): checkpoint/restore drive it through its RPC messages (pycriu)
-PKGS=(busybox-static runc libseccomp-dev pkg-config gcc uidmap iproute2 tmux criu)
+# musl-tools: the init stub is linked against musl where it is there (setup.py build_stub)
+PKGS=(busybox-static runc libseccomp-dev pkg-config gcc musl-tools uidmap iproute2 tmux criu)
 missing=()
 for p in "${PKGS[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
@@ -99,6 +100,7 @@ build_stamp() {
                 | sort -z | xargs -0 -r sha256sum
         fi
         "$VPY" -c 'import sys; print(sys.version)'
+        command -v musl-gcc || true   # the init stub's C library (setup.py)
         echo "editable_mode=compat"
     } | sha256sum | cut -d' ' -f1
 }

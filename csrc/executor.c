@@ -42,6 +42,11 @@
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <linux/openat2.h>
+#ifndef __GLIBC__
+/* musl, which builds the init stub where it is installed (setup.py): struct mount_attr
+ * and the new mount API's constants come from the kernel's header */
+#include <linux/mount.h>
+#endif
 
 #include "executor.h"
 
@@ -88,11 +93,36 @@ static int sys_setgroups(int n, const gid_t *groups)
     return (int)syscall(SYS_setgroups, n, groups);
 }
 
+#ifdef PYRT_TEXTS
+/* the stub built with musl (setup.py): glibc's wording, which runc's messages have */
+#include "pyrt_texts.h"
+static const char *err_text(int e)
+{
+    static char b[32];
+    if (e >= 0 && e < (int)(sizeof pyrt_errtab / sizeof *pyrt_errtab))
+        return pyrt_errtab[e];
+    snprintf(b, sizeof b, "Unknown error %d", e);
+    return b;
+}
+
+static const char *sig_text(int s)
+{
+    static char b[32];
+    if (s > 0 && s < (int)(sizeof pyrt_sigtab / sizeof *pyrt_sigtab) && pyrt_sigtab[s][0])
+        return pyrt_sigtab[s];
+    snprintf(b, sizeof b, "Unknown signal %d", s);
+    return b;
+}
+#else
+#define err_text strerror
+#define sig_text strsignal
+#endif
+
 /* Go-style (lower-case) error text, as runc prints it. */
 static const char *lerr(int e)
 {
     static char b[128];
-    snprintf(b, sizeof b, "%s", strerror(e));
+    snprintf(b, sizeof b, "%s", err_text(e));
     if (b[0] >= 'A' && b[0] <= 'Z')
         b[0] += 'a' - 'A';
     return b;
@@ -1220,7 +1250,7 @@ static void do_hook(const struct pyrt_hook *h)
     if (timed_out)
         hook_fail(&r, "hook ran past specified timeout of %ld.0s", h->timeout);
     if (WIFSIGNALED(status))
-        hook_fail(&r, "signal: %s, stdout: %s, stderr: %s", strsignal(WTERMSIG(status)), r.out, r.err);
+        hook_fail(&r, "signal: %s, stdout: %s, stderr: %s", sig_text(WTERMSIG(status)), r.out, r.err);
     if (WEXITSTATUS(status) != 0)
         hook_fail(&r, "exit status %d, stdout: %s, stderr: %s", WEXITSTATUS(status), r.out, r.err);
     munmap(r.out, cap + 1);
@@ -1559,7 +1589,7 @@ static void run_step(struct pyrt_spawn *sp, struct pyrt_step *s)
             /* after a start fail() tells `start`; in an exec nobody may be listening */
             int e = errno;
             if (!g_late)
-                dprintf(2, "pyruntime: exec %s: %s\n", s->u.exec.args[0], strerror(e));
+                dprintf(2, "pyruntime: exec %s: %s\n", s->u.exec.args[0], err_text(e));
             fail(e, NULL);
         }
     case OP_LOOPBACK_UP: {

@@ -119,3 +119,39 @@ def test_prefix_install_finds_its_package_and_the_dependencies_elsewhere(dists, 
     assert "\nlibseccomp: " in p.stdout, p.stdout  # through cffi, from the venv
     p = _run([venv + "/bin/python", "-IS", prefix + "/bin/pyruntime-entry", "spec", "--help"])
     assert "pyruntime spec" in p.stdout
+
+
+def _stub_of(wheel, tmp_path):
+    import zipfile
+    with zipfile.ZipFile(wheel) as z:
+        out = tmp_path / "_pyrt_init"
+        out.write_bytes(z.read("pyruntime/_pyrt_init"))
+    out.chmod(0o755)
+    return out.read_bytes()
+
+
+def test_the_wheels_init_stub_is_built_with_musl_where_it_is_installed(dists, tmp_path):
+    # a static glibc program spends ~0.45 ms of CPU starting (its cpuid cache probe traps
+    # to the hypervisor) and every init and exec'd process runs the stub once (setup.py)
+    import shutil
+    if not shutil.which("musl-gcc"):
+        pytest.fail("musl-gcc is not installed: setup.sh installs musl-tools")
+    stub = _stub_of(dists[1], tmp_path)
+    assert stub[:4] == b"\x7fELF"
+    assert b"GLIBC" not in stub and len(stub) < 200_000, len(stub)
+    # glibc's wording compiled in (musl's own says "Symbolic link loop")
+    assert b"Too many levels of symbolic links" in stub
+
+
+def test_the_stub_falls_back_to_the_c_library_cc_uses(tmp_path):
+    out = tmp_path / "glibc"
+    env = dict(os.environ, PYRT_STUB_LIBC="glibc")
+    _run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
+          "--disable-pip-version-check", "--wheel-dir", str(out), util.REPO], cwd="/", env=env)
+    wheel = [str(p) for p in out.glob("pyruntime-*.whl")]
+    assert len(wheel) == 1, os.listdir(out)
+    stub = _stub_of(wheel[0], tmp_path)
+    assert b"GLIBC" in stub, len(stub)
+    # run by hand, outside a spawn: it refuses (exit 127), it does not crash
+    p = subprocess.run([str(tmp_path / "_pyrt_init")], capture_output=True, timeout=30)
+    assert p.returncode == 127, p
