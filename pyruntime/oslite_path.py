@@ -24,10 +24,12 @@ def _posix():
 
 
 def join(a, *p):
-    if type(a) is not str or any(type(b) is not str for b in p):
+    if type(a) is not str:
         return _posix().join(a, *p)
     path = a
     for b in p:
+        if type(b) is not str:
+            return _posix().join(a, *p)
         if b.startswith("/"):
             path = b
         elif not path or path.endswith("/"):

@@ -256,6 +256,25 @@ def test_engine_commands_import_nothing_heavy(rt, make_bundle, cid, pyrt_tmp):
         assert not heavy, (args, heavy)
 
 
+def test_run_and_exec_leave_os_out(rt, make_bundle, cid, pyrt_tmp):
+    """run (create, start, the relay, delete in one process) and exec load none of `os`:
+    pyruntime.oslite stands in for it (~1 ms of CPU of every command)."""
+    if not rt.is_pyruntime or not os.path.exists(rt.cmd[0] + "-entry"):
+        pytest.skip("checks pyruntime's own launcher")
+    b = make_bundle(["/bin/echo", "hi"])
+    mods, rc = _imports_of(rt, ["run", "--bundle", b.path, cid], pyrt_tmp)
+    assert rc == 0
+    assert "pyruntime.stdio" in mods and "select" in mods, sorted(mods)  # it relayed
+    assert not [m for m in OS if m in mods], sorted(mods)
+    b2 = make_bundle(["sleep", "1000"])
+    rt.ok("run", "-d", "--bundle", b2.path, cid + "x")
+    mods, rc = _imports_of(rt, ["exec", cid + "x", "/bin/echo", "hi"], pyrt_tmp)
+    assert rc == 0
+    assert "pyruntime.execproc" in mods, sorted(mods)
+    assert not [m for m in OS if m in mods], sorted(mods)
+    rt.ok("delete", "-f", cid + "x")
+
+
 def test_plain_create_leaves_out_what_only_run_needs(rt, make_bundle, cid, pyrt_tmp):
     """create of a plain detached config (no terminal, no hooks) never relays stdio: the
     relay's `select` stays out (create's peak RSS is compared with runc's: issue 13)."""
