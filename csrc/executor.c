@@ -93,30 +93,7 @@ static int sys_setgroups(int n, const gid_t *groups)
     return (int)syscall(SYS_setgroups, n, groups);
 }
 
-#ifdef PYRT_TEXTS
-/* the stub built with musl (setup.py): glibc's wording, which runc's messages have */
-#include "pyrt_texts.h"
-static const char *err_text(int e)
-{
-    static char b[32];
-    if (e >= 0 && e < (int)(sizeof pyrt_errtab / sizeof *pyrt_errtab))
-        return pyrt_errtab[e];
-    snprintf(b, sizeof b, "Unknown error %d", e);
-    return b;
-}
-
-static const char *sig_text(int s)
-{
-    static char b[32];
-    if (s > 0 && s < (int)(sizeof pyrt_sigtab / sizeof *pyrt_sigtab) && pyrt_sigtab[s][0])
-        return pyrt_sigtab[s];
-    snprintf(b, sizeof b, "Unknown signal %d", s);
-    return b;
-}
-#else
-#define err_text strerror
-#define sig_text strsignal
-#endif
+#include "texts.h"
 
 /* Go-style (lower-case) error text, as runc prints it. */
 static const char *lerr(int e)

@@ -39,6 +39,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "texts.h"
+
 #define WARM_EVERY_MS 5
 #define WARM_FOR_MS 150
 
@@ -699,13 +701,13 @@ static int fp_delete(int dirfd, const char *dir, const struct fp_plan *p)
             continue;
         if (unlinkat(dirfd, e->d_name, 0) < 0 && errno != ENOENT) {
             fprintf(stderr, "pyruntime: delete: unlink %s/%s: %s\n", dir, e->d_name,
-                    strerror(errno));
+                    err_text(errno));
             rc = 1;
         }
     }
     closedir(d);
     if (rc == 0 && rmdir(dir) < 0 && errno != ENOENT) {
-        fprintf(stderr, "pyruntime: delete: rmdir %s: %s\n", dir, strerror(errno));
+        fprintf(stderr, "pyruntime: delete: rmdir %s: %s\n", dir, err_text(errno));
         rc = 1;
     }
     return rc;
@@ -917,7 +919,7 @@ static void fast_path(int argc, char **argv)
         fifo = -1;
         int rc = 0;
         if (unlinkat(dirfd, "exec.fifo", 0) < 0 && errno != ENOENT) {
-            fprintf(stderr, "pyruntime: start: unlink %s/exec.fifo: %s\n", dir, strerror(errno));
+            fprintf(stderr, "pyruntime: start: unlink %s/exec.fifo: %s\n", dir, err_text(errno));
             rc = 1;
         }
         if (nlate) {
@@ -992,12 +994,12 @@ int main(int argc, char **argv)
     ssize_t n = readlink("/proc/self/exe", entry, PATH_MAX);
     if (n <= 0 || n >= PATH_MAX) {
         fprintf(stderr, "pyruntime: cannot find the launcher's own path: %s\n",
-                n < 0 ? strerror(errno) : "too long");
+                n < 0 ? err_text(errno) : "too long");
         return 127;
     }
     memcpy(entry + n, "-entry", sizeof("-entry"));
     if (interpreter_of(entry, python, sizeof(python)) < 0) {
-        fprintf(stderr, "pyruntime: no interpreter in %s: %s\n", entry, strerror(errno));
+        fprintf(stderr, "pyruntime: no interpreter in %s: %s\n", entry, err_text(errno));
         return 127;
     }
     char **args = calloc((size_t)argc + 4, sizeof(char *));
@@ -1017,6 +1019,6 @@ int main(int argc, char **argv)
         args[k++] = argv[i];
     args[k] = NULL;
     execv(python, args);
-    fprintf(stderr, "pyruntime: cannot run %s: %s\n", python, strerror(errno));
+    fprintf(stderr, "pyruntime: cannot run %s: %s\n", python, err_text(errno));
     return 127;
 }

@@ -43,16 +43,26 @@ def _compile_launcher(out):
                        "csrc", "launcher.c")
     if not os.path.exists(src):
         return False
-    cc = os.environ.get("CC", "cc")
-    argv = [cc, "-O2", "-Wall", "-Werror", "-o", out, src]
+    import tempfile
+    sys.path.insert(0, os.path.dirname(src))
     try:
-        r = subprocess.run(argv, capture_output=True, text=True, timeout=120)
-    except (OSError, subprocess.SubprocessError):
-        return False
-    if r.returncode != 0:
-        sys.stderr.write("launcher: %s failed, using a script launcher:\n%s" % (cc, r.stderr))
-        return False
-    return True
+        import muslcc   # a static musl launcher where musl-gcc is installed (csrc/muslcc.py)
+    finally:
+        sys.path.remove(os.path.dirname(src))
+    with tempfile.TemporaryDirectory() as tmp:
+        musl = muslcc.musl_gcc()
+        tries = ([[musl] + muslcc.flags(tmp)] if musl else []) + [[os.environ.get("CC", "cc")]]
+        for cc in tries:
+            argv = cc[:1] + ["-O2", "-Wall", "-Werror"] + cc[1:] + ["-o", out, src]
+            try:
+                r = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+            except (OSError, subprocess.SubprocessError):
+                continue
+            if r.returncode == 0:
+                return True
+            sys.stderr.write("launcher: %s failed:\n%s" % (cc[0], r.stderr))
+    sys.stderr.write("launcher: using a script launcher\n")
+    return False
 
 
 def _interpreter(paths):

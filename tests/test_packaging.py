@@ -121,37 +121,41 @@ def test_prefix_install_finds_its_package_and_the_dependencies_elsewhere(dists, 
     assert "pyruntime spec" in p.stdout
 
 
-def _stub_of(wheel, tmp_path):
+def _program_of(wheel, tmp_path, suffix):
     import zipfile
     with zipfile.ZipFile(wheel) as z:
-        out = tmp_path / "_pyrt_init"
-        out.write_bytes(z.read("pyruntime/_pyrt_init"))
+        name = [n for n in z.namelist() if n.endswith(suffix)]
+        assert len(name) == 1, (suffix, z.namelist())
+        out = tmp_path / suffix.rsplit("/", 1)[1]
+        out.write_bytes(z.read(name[0]))
     out.chmod(0o755)
     return out.read_bytes()
 
 
-def test_the_wheels_init_stub_is_built_with_musl_where_it_is_installed(dists, tmp_path):
-    # a static glibc program spends ~0.45 ms of CPU starting (its cpuid cache probe traps
-    # to the hypervisor) and every init and exec'd process runs the stub once (setup.py)
+def test_the_wheels_programs_are_built_with_musl_where_it_is_installed(dists, tmp_path):
+    # glibc's start-up probes the CPU caches with cpuid, which traps to the hypervisor
+    # (~0.45 ms of CPU per process); the launcher runs for every command and the stub
+    # once in every container process (csrc/muslcc.py)
     import shutil
     if not shutil.which("musl-gcc"):
         pytest.fail("musl-gcc is not installed: setup.sh installs musl-tools")
-    stub = _stub_of(dists[1], tmp_path)
-    assert stub[:4] == b"\x7fELF"
-    assert b"GLIBC" not in stub and len(stub) < 200_000, len(stub)
-    # glibc's wording compiled in (musl's own says "Symbolic link loop")
-    assert b"Too many levels of symbolic links" in stub
+    for suffix in ("pyruntime/_pyrt_init", "scripts/pyruntime"):
+        prog = _program_of(dists[1], tmp_path, suffix)
+        assert prog[:4] == b"\x7fELF"
+        assert b"GLIBC" not in prog and b"ld-linux" not in prog, suffix   # static, musl
+        # glibc's wording compiled in (musl's own says "Symbolic link loop")
+        assert b"Too many levels of symbolic links" in prog, suffix
 
 
-def test_the_stub_falls_back_to_the_c_library_cc_uses(tmp_path):
+def test_without_musl_the_programs_are_cc_builds(tmp_path):
     out = tmp_path / "glibc"
-    env = dict(os.environ, PYRT_STUB_LIBC="glibc")
+    env = dict(os.environ, PYRT_MUSL="0")
     _run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
           "--disable-pip-version-check", "--wheel-dir", str(out), util.REPO], cwd="/", env=env)
     wheel = [str(p) for p in out.glob("pyruntime-*.whl")]
     assert len(wheel) == 1, os.listdir(out)
-    stub = _stub_of(wheel[0], tmp_path)
-    assert b"GLIBC" in stub, len(stub)
-    # run by hand, outside a spawn: it refuses (exit 127), it does not crash
+    assert b"GLIBC" in _program_of(wheel[0], tmp_path, "pyruntime/_pyrt_init")
+    assert b"ld-linux" in _program_of(wheel[0], tmp_path, "scripts/pyruntime")
+    # run by hand, outside a spawn: the stub refuses (exit 127), it does not crash
     p = subprocess.run([str(tmp_path / "_pyrt_init")], capture_output=True, timeout=30)
     assert p.returncode == 127, p
