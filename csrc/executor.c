@@ -43,7 +43,7 @@
 #include <linux/seccomp.h>
 #include <linux/openat2.h>
 #ifndef __GLIBC__
-/* musl, which builds the init stub where it is installed (setup.py): struct mount_attr
+/* musl, which builds the init stub where it is installed (csrc/muslcc.py): struct mount_attr
  * and the new mount API's constants come from the kernel's header */
 #include <linux/mount.h>
 #endif
