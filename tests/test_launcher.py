@@ -285,3 +285,27 @@ def test_plain_create_leaves_out_what_only_run_needs(rt, make_bundle, cid, pyrt_
     assert rc == 0
     assert "pyruntime.stdio" in mods, sorted(mods)   # the probe reaches the stdio set-up
     assert "select" not in mods, sorted(mods)
+
+
+@pytest.mark.parametrize("musl", ["1", "0"])
+def test_install_launcher_builds_musl_where_it_can(tmp_path, musl):
+    """setup.sh's launcher (pyruntime/install_launcher.py): a static musl program where
+    musl-gcc is installed (glibc's start-up was most of a fast-path command's CPU), cc's
+    with PYRT_MUSL=0; either runs the CLI."""
+    import shutil
+    import sys
+    import pyruntime
+    if not os.path.exists(os.path.join(os.path.dirname(os.path.dirname(pyruntime.__file__)),
+                                       "csrc", "launcher.c")):
+        pytest.skip("an installed package has no csrc/: setup.py built its launcher")
+    if musl == "1" and not shutil.which("musl-gcc"):
+        pytest.fail("musl-gcc is not installed: setup.sh installs musl-tools")
+    dest = tmp_path / "pyruntime"
+    env = dict(os.environ, PYRT_MUSL=musl)
+    subprocess.run([sys.executable, "-m", "pyruntime.install_launcher", str(dest)],
+                   check=True, capture_output=True, env=env, timeout=300)
+    prog = dest.read_bytes()
+    assert prog[:4] == b"\x7fELF"
+    assert (b"ld-linux" in prog) == (musl == "0")
+    p = subprocess.run([str(dest), "--version"], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0 and p.stdout.startswith("pyruntime version "), p
