@@ -264,11 +264,18 @@ def test_start_runs_process_once(rt, make_bundle, cid):
     call_ok(rt, "create", "--bundle", b.path, cid)
     assert not os.path.exists(marker)
     rt.ok("start", cid)
+
+    def text():
+        try:
+            with open(marker) as f:
+                return f.read()
+        except FileNotFoundError:
+            return None
+    # the shell creates the file before echo writes to it: wait for the line itself
     deadline = time.monotonic() + 10
-    while not os.path.exists(marker) and time.monotonic() < deadline:
+    while text() != "started\n" and time.monotonic() < deadline:
         time.sleep(0.02)
-    with open(marker) as f:
-        assert f.read() == "started\n"
+    assert text() == "started\n"
 
 
 def test_run_exit_status(rt, make_bundle, cid):
