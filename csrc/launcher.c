@@ -31,6 +31,7 @@
 #include <strings.h>
 #include <dirent.h>
 #include <signal.h>
+#include <poll.h>
 #include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
@@ -937,9 +938,39 @@ static void fast_path(int argc, char **argv)
         fp_trace("fast", NULL);
         exit(rc);
     }
-    /* delete, with or without --force: of a stopped container only */
-    if (fp_alive(&plan))
-        FALLBACK("the init is alive");
+    /* delete, with or without --force, of a stopped container; with --force also of a
+       live one (teardown._teardown): SIGKILL to the init, named by a pidfd and then its
+       start time as kill does, and a wait for it (10 s) before the same removal. A
+       frozen cgroup (its task cannot die until thawed) and everything fp_delete() leaves
+       to Python go there before anything changes; after the signal Python finishes
+       what the fast path does not (it finds the init dead or dying). */
+    if (fp_alive(&plan)) {
+        if (!force)
+            FALLBACK("the init is alive");
+        if (!plan.delete_ok)
+            FALLBACK("hooks, devices or a cgroup driver the plan leaves to Python");
+        if (fp_frozen(&plan) != 0)
+            FALLBACK("the cgroup is frozen, or its state cannot be read");
+        int pfd = (int)syscall(SYS_pidfd_open, (pid_t)plan.pid, 0);
+        if (pfd < 0)
+            FALLBACK("no pidfd");
+        if (!fp_alive(&plan)) {
+            close(pfd);
+            FALLBACK("the init is not running");
+        }
+        if (syscall(SYS_pidfd_send_signal, pfd, SIGKILL, NULL, 0) < 0) {
+            close(pfd);
+            FALLBACK("pidfd_send_signal");
+        }
+        struct pollfd pf = { pfd, POLLIN, 0 };
+        int r;
+        do {
+            r = poll(&pf, 1, 10000);
+        } while (r < 0 && errno == EINTR);
+        close(pfd);
+        if (r <= 0)
+            FALLBACK("the init did not exit");
+    }
     int rc = fp_delete(dirfd, dir, &plan);
     if (rc < 0)
         goto fallback;

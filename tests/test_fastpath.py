@@ -248,6 +248,32 @@ def test_commands_are_the_same_both_ways(fast, make_bundle, cid, pyrt_tmp, steps
             rt.ok("delete", "--force", i)
 
 
+@pytest.mark.parametrize("started", [False, True], ids=["created", "running"])
+def test_delete_force_of_a_live_container_is_the_same_both_ways(fast, make_bundle, cid,
+                                                                 pyrt_tmp, started):
+    """delete --force of a created or running container (CRI removes a created one, a
+    failed start leaves one): the launcher kills the init, named by a pidfd and its start
+    time, waits for it and removes the container, leaving what the Python path leaves."""
+    rt = fast
+    a, b = _two(rt, make_bundle, cid)
+    inits = {}
+    for i in (a, b):
+        if started:
+            rt.ok("start", i)
+        s = rt.state(i)
+        inits[i] = (s["pid"], util.proc_stat(s["pid"])[1])
+        assert util.pid_alive(*inits[i])
+    on, tr = run(rt, pyrt_tmp, "delete", "--force", a)
+    off, tr_off = run(rt, pyrt_tmp, "delete", "--force", b, on=False)
+    assert tr == ["fast delete"], tr
+    assert tr_off == []
+    assert outcome(on, a) == outcome(off, b) == (0, "", "")
+    for i in (a, b):
+        assert state_dir(rt, i) is None
+        assert cgroup_dirs(i) == []
+        assert not util.pid_alive(*inits[i])
+
+
 # ---- everything else falls back ----------------------------------------------------------
 
 def _falls_back(rt, tmp, a, b, args_a, args_b, cmd, env=None):
@@ -262,8 +288,8 @@ def _falls_back(rt, tmp, a, b, args_a, args_b, cmd, env=None):
 @pytest.mark.parametrize("case", [
     "start-running", "start-stopped", "start-poststart", "start-paused",
     "kill-all", "kill-stopped", "kill-rt-signal", "kill-bad-signal", "kill-extra-arg",
-    "delete-running", "delete-force-running", "delete-poststop", "delete-missing",
-    "delete-cgroup-busy",
+    "delete-running", "delete-force-paused", "delete-force-poststop", "delete-poststop",
+    "delete-missing", "delete-cgroup-busy",
     "state-rewritten", "state-damaged", "plan-not-owned", "plan-writable", "plan-torn",
     "global-rootless", "global-log-format", "global-unknown", "global-bool-value",
     "log-unopenable",
@@ -275,7 +301,7 @@ def test_unusual_cases_fall_back(fast, make_bundle, cid, pyrt_tmp, case):
     args = ("sleep", "1000")
     if case == "start-poststart":
         cfg["hooks"] = {"poststart": [{"path": "/bin/true"}]}
-    if case == "delete-poststop":
+    if case in ("delete-poststop", "delete-force-poststop"):
         cfg["hooks"] = {"poststop": [{"path": "/bin/true"}]}
     a, b = _two(rt, make_bundle, cid, args, **cfg)
     both = (a, b)
@@ -287,15 +313,16 @@ def test_unusual_cases_fall_back(fast, make_bundle, cid, pyrt_tmp, case):
     env = None
     if case in ("start-running", "kill-stopped", "kill-all", "kill-rt-signal",
                 "kill-bad-signal", "kill-extra-arg", "delete-running",
-                "delete-force-running", "start-stopped", "delete-poststop",
-                "delete-cgroup-busy", "start-paused"):
+                "delete-force-paused", "delete-force-poststop", "start-stopped",
+                "delete-poststop", "delete-cgroup-busy", "start-paused"):
         for i in both:
             rt.ok("start", i)
     if case in ("kill-stopped", "start-stopped", "delete-poststop"):
         for i in both:
             rt.ok("kill", i, "KILL")
             wait_stopped(rt, i)
-    if case == "start-paused":
+    if case in ("start-paused", "delete-force-paused"):
+        # a frozen init cannot die until thawed: Python's delete thaws it
         for i in both:
             rt.ok("pause", i)
     if case == "kill-all":
@@ -306,7 +333,7 @@ def test_unusual_cases_fall_back(fast, make_bundle, cid, pyrt_tmp, case):
         argv = ["kill", "{}", "NOSUCH"]
     elif case == "kill-extra-arg":
         argv = ["kill", "{}", "TERM", "extra"]
-    elif case == "delete-force-running":
+    elif case in ("delete-force-paused", "delete-force-poststop"):
         argv = ["delete", "--force", "{}"]
     elif case == "delete-missing":
         argv = ["delete", "{}-missing"]
