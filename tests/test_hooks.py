@@ -156,7 +156,9 @@ def test_hook_namespaces(rt, make_bundle, cid, hookdir):
     assert read(hookdir, "createContainer.mnt") == ns(init, "mnt")
     assert read(hookdir, "createContainer.net") == ns(init, "net")
     rt.ok("start", cid)
-    assert util.wait_for(lambda: os.path.exists(os.path.join(hookdir, "startContainer.mnt")))
+    # the hook's shell creates the file before readlink's line is in it: wait for the line
+    assert util.wait_for(lambda: os.path.exists(os.path.join(hookdir, "startContainer.mnt"))
+                         and read(hookdir, "startContainer.mnt").endswith("\n"))
     # startContainer: in the container
     assert read(hookdir, "startContainer.mnt") == ns(init, "mnt")
 
