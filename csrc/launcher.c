@@ -565,6 +565,26 @@ static int fp_alive(const struct fp_plan *p)
     return s == p->start_time && letter != 'Z' && letter != 'X';
 }
 
+/* sig to the init: a pidfd first, then the start time (the pidfd names that one process
+   for good). -> the pidfd, or -1 with why set and nothing sent. */
+static int fp_signal_init(const struct fp_plan *p, int sig, const char **why)
+{
+    int pfd = (int)syscall(SYS_pidfd_open, (pid_t)p->pid, 0);
+    if (pfd < 0) {
+        *why = "no pidfd";
+        return -1;
+    }
+    if (!fp_alive(p)) {
+        *why = "the init is not running";
+    } else if (syscall(SYS_pidfd_send_signal, pfd, sig, NULL, 0) < 0) {
+        *why = "pidfd_send_signal";
+    } else {
+        return pfd;
+    }
+    close(pfd);
+    return -1;
+}
+
 /* 1 frozen, 0 not, -1 cannot tell (then Python decides) */
 static int fp_frozen(const struct fp_plan *p)
 {
@@ -891,18 +911,10 @@ static void fast_path(int argc, char **argv)
         exit(0);
     }
     if (is_kill) {
-        /* a pidfd first, then the start time: the pidfd names that one process for good */
-        int pfd = (int)syscall(SYS_pidfd_open, (pid_t)plan.pid, 0);
+        const char *why;
+        int pfd = fp_signal_init(&plan, sig, &why);
         if (pfd < 0)
-            FALLBACK("no pidfd");
-        if (!fp_alive(&plan)) {
-            close(pfd);
-            FALLBACK("the init is not running");
-        }
-        if (syscall(SYS_pidfd_send_signal, pfd, sig, NULL, 0) < 0) {
-            close(pfd);
-            FALLBACK("pidfd_send_signal");
-        }
+            FALLBACK(why);
         close(pfd);
         fp_trace("fast", NULL);
         exit(0);
@@ -951,17 +963,10 @@ static void fast_path(int argc, char **argv)
             FALLBACK("hooks, devices or a cgroup driver the plan leaves to Python");
         if (fp_frozen(&plan) != 0)
             FALLBACK("the cgroup is frozen, or its state cannot be read");
-        int pfd = (int)syscall(SYS_pidfd_open, (pid_t)plan.pid, 0);
+        const char *why;
+        int pfd = fp_signal_init(&plan, SIGKILL, &why);
         if (pfd < 0)
-            FALLBACK("no pidfd");
-        if (!fp_alive(&plan)) {
-            close(pfd);
-            FALLBACK("the init is not running");
-        }
-        if (syscall(SYS_pidfd_send_signal, pfd, SIGKILL, NULL, 0) < 0) {
-            close(pfd);
-            FALLBACK("pidfd_send_signal");
-        }
+            FALLBACK(why);
         struct pollfd pf = { pfd, POLLIN, 0 };
         int r;
         do {
