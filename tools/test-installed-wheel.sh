@@ -9,7 +9,7 @@
 # 2. tools/check_wheel.py: both hold the whole package tree, the cffi modules and the
 #    compiled `pyruntime` launcher.
 # 3. A fresh venv under /tmp with the wheel installed (dependencies from the index), next
-#    to a copy of tests/, spec-fixtures/, tools/mkrootfs.py, csrc/launcher.c and
+#    to a copy of tests/, spec-fixtures/, tools/mkrootfs.py, csrc/launcher.c (+texts.h) and
 #    pyproject.toml only: no pyruntime/ anywhere the tests or the runtime could import from.
 # 4. The host suite (as run-tests.sh's pytest stage) with PYRT_RUNTIME=<venv>/bin/pyruntime
 #    and the venv's python running pytest, so the library tests import the installed
@@ -50,7 +50,7 @@ say "copying the tests to $SRC"
 mkdir -p "$SRC/tools" "$SRC/csrc"
 cp -a "$REPO/tests" "$REPO/spec-fixtures" "$REPO/pyproject.toml" "$SRC/"
 cp -a "$REPO/tools/mkrootfs.py" "$SRC/tools/"
-cp -a "$REPO/csrc/launcher.c" "$SRC/csrc/"   # tests/test_launcher.py compiles it alone
+cp -a "$REPO/csrc/launcher.c" "$REPO/csrc/texts.h" "$SRC/csrc/"   # tests/test_launcher.py compiles it alone
 find "$SRC" -name __pycache__ -prune -exec rm -rf {} +
 # the upstream OCI schemas tests/test_config.py looks for beside the checkout
 if [ -d "$REPO/../shared" ]; then ln -s "$(readlink -f "$REPO/../shared")" "$WORK/shared"; fi
