@@ -39,7 +39,8 @@ quiet() {
 
 # --- 1. system packages ---------------------------------------------------------------
 # criu (with python3-protobuf): checkpoint/restore drive it through its RPC messages (pycriu)
-# musl-tools: the init stub is linked against musl where it is there (setup.py build_stub)
+# musl-tools: the launcher and the init stub are static musl programs where it is there
+# (csrc/muslcc.py)
 PKGS=(busybox-static runc libseccomp-dev pkg-config gcc musl-tools uidmap iproute2 tmux criu)
 missing=()
 for p in "${PKGS[@]}"; do
