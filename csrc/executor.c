@@ -1834,6 +1834,8 @@ static int write_blob(const struct pyrt_spawn *sp, int mode)
     if (!w.oom) W_SET(W_AT(&w, spoff, struct pyrt_spawn)->join_fds, o);
     o = sp->njoin > 0 ? wput(&w, sp->join_types, sizeof(int) * (size_t)sp->njoin) : 0;
     if (!w.oom) W_SET(W_AT(&w, spoff, struct pyrt_spawn)->join_types, o);
+    o = sp->ncgroup_join > 0 ? wput(&w, sp->cgroup_join_fds, sizeof(int) * (size_t)sp->ncgroup_join) : 0;
+    if (!w.oom) W_SET(W_AT(&w, spoff, struct pyrt_spawn)->cgroup_join_fds, o);
     o = wstr(&w, sp->timens_offsets);
     if (!w.oom) W_SET(W_AT(&w, spoff, struct pyrt_spawn)->timens_offsets, o);
     for (i = 0; i < sp->nsteps && !w.oom; i++) {
@@ -1924,11 +1926,13 @@ static struct pyrt_spawn *read_blob(int fd, int *mode)
     *mode = (int)h->mode;
     sp = (struct pyrt_spawn *)(base + h->sp_off);
     if (sp->nsteps < 0 || sp->njoin < 0 || (sp->nsteps > 0 && !sp->steps) ||
-        (sp->njoin > 0 && (!sp->join_fds || !sp->join_types)))
+        (sp->njoin > 0 && (!sp->join_fds || !sp->join_types)) || sp->ncgroup_join < 0 ||
+        (sp->ncgroup_join > 0 && !sp->cgroup_join_fds))
         return NULL;
     FIXN(sp->steps, sizeof *sp->steps * (size_t)sp->nsteps, _Alignof(struct pyrt_step));
     FIXN(sp->join_fds, sizeof(int) * (size_t)sp->njoin, _Alignof(int));
     FIXN(sp->join_types, sizeof(int) * (size_t)sp->njoin, _Alignof(int));
+    FIXN(sp->cgroup_join_fds, sizeof(int) * (size_t)sp->ncgroup_join, _Alignof(int));
     FIXS(sp->timens_offsets);
     for (i = 0; i < sp->nsteps; i++) {
         struct pyrt_step *s = &sp->steps[i];
@@ -2092,6 +2096,9 @@ static int spawn_fds(const struct pyrt_spawn *sp, int *out, int max)
     for (i = 0; i < sp->njoin; i++)
         if (sp->join_fds[i] >= 0 && n < max)
             out[n++] = sp->join_fds[i];
+    for (i = 0; i < sp->ncgroup_join; i++)
+        if (sp->cgroup_join_fds[i] >= 0 && n < max)
+            out[n++] = sp->cgroup_join_fds[i];
     return step_fds(sp, 0, out, n, max);
 }
 
@@ -2121,6 +2128,7 @@ int pyrt_spawn(struct pyrt_spawn *sp)
     if (m.kind != MSG_PID)
         return -EPROTO;
     sp->cgroup_errno = sp->cgroup_fd >= 0 ? m.err : ENOENT;
+    sp->cgroup_join_errno = sp->ncgroup_join > 0 ? m.step : ENOENT;
     return m.value;
 }
 
@@ -2183,6 +2191,17 @@ static __attribute__((noreturn)) void stub_spawn(struct pyrt_spawn *sp)
      * joined pid namespace would start in the runtime's cwd */
     if (joins_pid && !joins_mnt)
         leave_host_cwd();
+    /* Into the container's cgroup v1 hierarchies before the clone, so that the init is born
+     * there. "0" in `tasks` moves the writing thread alone, which the kernel does without
+     * its threadgroup lock, whose first taking waits for an RCU grace period (6-14 ms
+     * here); this process has one thread, so that is the whole process. The runtime moves
+     * the init (cgroup.procs) after a failure, wherever the stub got to. */
+    int join_err = 0;
+    for (i = 0; i < sp->ncgroup_join; i++) {
+        if (!join_err && write(sp->cgroup_join_fds[i], "0", 1) != 1)
+            join_err = errno ? errno : EIO;
+        close(sp->cgroup_join_fds[i]);   /* a host file: never the init's */
+    }
     g_step = -3;
     /* the init inherits this: dumpable until the unprivileged runtime wrote its maps */
     if (sp->keep_dumpable)
@@ -2208,8 +2227,9 @@ static __attribute__((noreturn)) void stub_spawn(struct pyrt_spawn *sp)
         }
         if (sp->cgroup_fd >= 0)
             close(sp->cgroup_fd);
-        /* err: how the init was placed (0: born in cgroup_fd; else clone3's errno) */
-        send_msg(MSG_PID, -1, cg_err, child, NULL);
+        /* err: how the init was placed (0: born in cgroup_fd; else clone3's errno); step:
+           the v1 joins' (0: all made) */
+        send_msg(MSG_PID, join_err, cg_err, child, NULL);
     }
     _exit(0);
 }

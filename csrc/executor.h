@@ -189,6 +189,11 @@ struct pyrt_spawn {
                            CLONE_INTO_CGROUP, no migration; -1: a plain clone */
     int cgroup_errno;   /* out: 0 born in cgroup_fd; else clone3's errno (a plain clone
                            followed, the runtime moves the init) */
+    int ncgroup_join;
+    const int *cgroup_join_fds;  /* cgroup v1 `tasks` files (O_WRONLY): the stub writes "0"
+                                    to each, moving itself, before it clones the init */
+    int cgroup_join_errno;  /* out: 0 the stub joined every one; else the first errno (it
+                               stopped there, the runtime moves the init) */
 };
 
 struct pyrt_msg {

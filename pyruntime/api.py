@@ -261,8 +261,9 @@ class Runtime:
         launch = Launch(plan, fifo_fd, mount_fds=idmap_fds, stdio_fds=child_stdio or None)
         launch.stdio = parent_stdio
         try:
-            if plan.get("clone_into_cgroup"):
-                # the init is cloned straight into its cgroup, which must exist first
+            born = plan.get("clone_into_cgroup") or plan.get("cgroup_join")
+            if born:
+                # the init is born in its cgroups, which must exist first
                 self._make_cgroups(c, mgr)
             try:
                 pid = launch.spawn()
@@ -294,23 +295,35 @@ class Runtime:
                 c.save()
             if plan.get("oom_score_adj") is not None:
                 _write_oom_score_adj(pid, plan["oom_score_adj"])
-            if mgr is not None and not plan.get("clone_into_cgroup"):
+            if mgr is not None and not born:
                 self._make_cgroups(c, mgr)
             faults.at("create:cgroup")
             launch.send()
             faults.at("create:go")
+            devices_later = False
             if mgr is not None:
                 # concurrently with the init's own setup; it waits at its "cgroup" sync
+                # an init its builder took into the v1 devices cgroup is there even when
+                # something else failed and it is moved below
+                devices_later = bool(plan.get("cgroup_join"))
+                mgr.devices_later = devices_later
                 mgr.apply()
-                if launch.born_in_cgroup:
-                    self._debug("init %d: born in its cgroup %s (clone3 CLONE_INTO_CGROUP)"
-                                % (pid, plan["clone_into_cgroup"]))
+                if launch.placed_in_cgroups:
+                    if plan.get("clone_into_cgroup"):
+                        self._debug("init %d: born in its cgroup %s (clone3 CLONE_INTO_CGROUP)"
+                                    % (pid, plan["clone_into_cgroup"]))
+                    if plan.get("cgroup_join"):
+                        self._debug("init %d: born in its cgroup v1 hierarchies (its builder "
+                                    "joined them)" % pid)
                 else:
-                    if launch.cgroup_errno is not None:
-                        from .executor import strerror
+                    from .executor import strerror
+                    if launch.cgroup_errno:
                         self._debug("init %d: clone3 CLONE_INTO_CGROUP %s: %s; moving it there"
                                     % (pid, plan["clone_into_cgroup"],
                                        strerror(launch.cgroup_errno)))
+                    if launch.cgroup_join_errno:
+                        self._debug("init %d: joining its cgroup v1 hierarchies: %s; moving "
+                                    "it there" % (pid, strerror(launch.cgroup_join_errno)))
                     mgr.add_pid(pid)
             console = None
             if process.get("terminal"):
@@ -320,6 +333,8 @@ class Runtime:
 
             def on_sync(tag, step):
                 faults.at("create:sync")
+                if tag == "cgroup" and devices_later:
+                    mgr.apply_devices()
                 if tag == "hooks":
                     from . import hooks as hooks_mod
                     s = c.oci_state("creating")

@@ -334,9 +334,20 @@ class Launch:
         self.sock = -1
         self._join_fds = []
         self._cgroup_fd = -1
+        self._cgroup_join_fds = []
         # 0: the init was born in plan["clone_into_cgroup"]; an errno: it was not (the
         # runtime moves it); None: not asked
         self.cgroup_errno = None
+        # the same for plan["cgroup_join"], the v1 hierarchies its builder joined first
+        self.cgroup_join_errno = None
+
+    @property
+    def placed_in_cgroups(self):
+        """Whether the init was born in every cgroup the plan names (clone3 and the v1
+        joins), so that nothing needs to move it."""
+        asked = self.plan.get("clone_into_cgroup") or self.plan.get("cgroup_join")
+        return bool(asked) and self.cgroup_errno in (None, 0) \
+            and self.cgroup_join_errno in (None, 0)
 
     @property
     def born_in_cgroup(self):
@@ -405,6 +416,19 @@ class Launch:
                     sp.cgroup_fd = self._cgroup_fd
                 except OSError as e:
                     self.cgroup_errno = e.errno   # the runtime moves it, as without
+            cj = []
+            for path in self.plan.get("cgroup_join") or ():
+                try:
+                    cj.append(os.open(path, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC))
+                except OSError as e:
+                    self.cgroup_join_errno = e.errno   # none joined: the runtime moves it
+                    break
+            self._cgroup_join_fds = cj
+            if self.cgroup_join_errno is None and cj:
+                cjf = ffi.new("int[]", cj)
+                keep.append(cjf)
+                sp.ncgroup_join = len(cj)
+                sp.cgroup_join_fds = cjf
             # An unprivileged runtime writes the maps of a new user namespace itself: the
             # init's /proc files must stay its own until then (the init stays dumpable
             # only until the first GO, before it does anything).
@@ -430,8 +454,13 @@ class Launch:
                     os.close(back)
             if sp.cgroup_fd >= 0:
                 self.cgroup_errno = sp.cgroup_errno
+            if sp.ncgroup_join > 0:
+                self.cgroup_join_errno = sp.cgroup_join_errno
         finally:
             os.close(child_sock)
+            for fd in self._cgroup_join_fds:
+                os.close(fd)
+            self._cgroup_join_fds = []
             if self._cgroup_fd >= 0:
                 os.close(self._cgroup_fd)
                 self._cgroup_fd = -1

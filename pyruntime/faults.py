@@ -5,8 +5,10 @@ an engine (or the OOM killer) kills it mid-call. Unset, `at()` is one comparison
 
 Points (see the callers in api.py):
   create:state-dir     the state dir and a "creating" state.json exist, nothing spawned
-  create:spawned       the init is cloned (waits for GO), pid on record, no cgroup yet
-  create:cgroup        the cgroup dirs exist (init not in them yet), GO not sent
+  create:spawned       the init is cloned (waits for GO), pid on record; no cgroup yet,
+                       unless it was born in its cgroups (clone3, the v1 `tasks` joins)
+  create:cgroup        the cgroup dirs exist (the init in them only if born there), GO
+                       not sent
   create:go            GO sent: the init is running its mount steps
   create:sync          the init waits at its first sync step ("cgroup" or "hooks": the
                        rootfs is mounted)

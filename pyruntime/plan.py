@@ -569,6 +569,10 @@ def build(config, bundle, cid, opts, facts, cgroup_mgr=None):
         birth = cgroup_mgr.birth_dir() if facts.get("clone_into_cgroup", True) else None
         if birth:
             plan["clone_into_cgroup"] = birth
+        # cgroup v1: the builder moves itself there first (one thread: no grace period)
+        join = cgroup_mgr.join_files() if facts.get("clone_into_cgroup", True) else None
+        if join:
+            plan["cgroup_join"] = join
         plan["cgroup"] = {k: v for k, v in cgroup_mgr.to_state().items() if k != "created"}
     if facts.get("cgroup_replace"):
         from .rootless import cgroup_binds

@@ -100,6 +100,11 @@ class BaseManager:
         when placing it takes a migration anyway (v1 hierarchies, a systemd unit)."""
         return None
 
+    def join_files(self):
+        """The cgroup v1 `tasks` files the init's builder writes "0" to, moving itself
+        before it clones the init (v1.py); none where the init is moved instead."""
+        return []
+
     def add_pid(self, pid):
         for key, d in self.dirs():
             try:

@@ -43,6 +43,29 @@ class V1Manager(BaseManager):
             self.paths[""] = common.leaf_dir(mp, base, parts)
             self.mounts[""] = mp
 
+    # True: apply() leaves the device rules to apply_devices(). An init born in the
+    # devices cgroup (join_files) makes its device nodes while apply() runs, and a v1
+    # rule change is no one write: "a" denied first, then each allowed. Written at the
+    # init's "cgroup" sync instead, after its nodes as runc does (its Set after Apply).
+    devices_later = False
+
+    def join_files(self):
+        # "0" in `tasks` moves the writer's own thread, without the threadgroup lock a
+        # cgroup.procs write takes, whose first taking waits out an RCU grace period
+        # (6-14 ms here, with the cgroup mutex held, so every mkdir waits too); the
+        # builder is single-threaded, so its thread is the whole process. Rootless
+        # runtimes keep the old way: hierarchies they may not write are skipped there.
+        if self.rootless:
+            return []
+        return [os.path.join(d, "tasks") for key, d in self.dirs() if key]
+
+    def birth_dir(self):
+        # hybrid: the unified hierarchy takes no `tasks` write (a thread may not leave
+        # its domain), but clone3 CLONE_INTO_CGROUP puts the init there at birth
+        if self.rootless or "" not in self.paths or "" in self.skipped:
+            return None
+        return self.paths[""]
+
     def _init_from_state(self, d):
         self.ctrl = {}
         for key in self.paths:
@@ -109,19 +132,26 @@ class V1Manager(BaseManager):
             d = self._need("rdma", f"{R}.rdma")
             for dev, lim in r["rdma"].items():
                 write_file(d, "rdma.max", _rdma_line(dev, lim), f"{R}.rdma.{dev}")
-        if not update or "devices" in changed:
-            from pyruntime.cgroups import devices  # only where rules are set: not delete/kill/pause
-            rules = devices.normalize(r.get("devices"), self.linux_devices)
-            d = self.path("devices")
-            if d is None:
+        if ("devices" in changed) if update else not self.devices_later:
+            self._devices(r)
+
+    def apply_devices(self):
+        """The device rules apply() left out (devices_later)."""
+        self._devices(self.resources)
+
+    def _devices(self, r):
+        from pyruntime.cgroups import devices  # only where rules are set: not delete/kill/pause
+        rules = devices.normalize(r.get("devices"), self.linux_devices)
+        d = self.path("devices")
+        if d is None:
+            if not self.rootless:
+                raise CgroupError(f"cgroup: devices controller is not mounted ({R}.devices)")
+        else:
+            try:
+                devices.apply_v1(d, rules)
+            except CgroupError:
                 if not self.rootless:
-                    raise CgroupError(f"cgroup: devices controller is not mounted ({R}.devices)")
-            else:
-                try:
-                    devices.apply_v1(d, rules)
-                except CgroupError:
-                    if not self.rootless:
-                        raise
+                    raise
 
     def _memory(self, m, update):
         if not m:
