@@ -42,10 +42,10 @@ Benchmarks (names for --only):
               helpers: own socket/root/state under a temp dir, cgroupfs, a locally built
               busybox image), `--runc-binary` pyruntime vs runc. Skipped, with a note in the
               table, when containerd is not installed (tools/engines/install.sh).
-  create_variants  `create` with and without the launcher's warm-up child (v1/hybrid:
-              PYRT_WARMUP=0; cgroup v2, where the launcher starts none for create:
-              PYRT_WARMUP=1) and, on v2, with the init moved into its cgroup instead of
-              born there (PYRT_CLONE_INTO_CGROUP=0): wall time and user+sys CPU of each, the CPU
+  create_variants  `create` as it is (the init born in its cgroups, no warm-up child), with
+              the launcher's warm-up child anyway (PYRT_WARMUP=1), and with the init moved
+              into its cgroups instead (PYRT_CLONE_INTO_CGROUP=0), with and without the
+              warm-up child: wall time and user+sys CPU of each, the CPU
               measured apart through a child-subreaper helper so the warm-up child (an
               orphan once the runtime exits) is counted. runc ignores the variables.
   docker_run  `docker run --rm --network none` of the busybox image through a private
@@ -662,34 +662,24 @@ def create_fresh(b, rt):
         shutil.rmtree(d, ignore_errors=True)
 
 
-def _v2_unified():
-    with open("/proc/self/mountinfo") as f:
-        return any(l.split()[4] == "/sys/fs/cgroup" and " - cgroup2 " in l for l in f)
-
-
-@benchmark("create: warm-up child, cgroup placement", cpu=False,
-           info=("CPU user+sys", "no warm-up child (PYRT_WARMUP=0)", "CPU, no warm-up child",
-                 "warm-up child anyway (PYRT_WARMUP=1)", "CPU, warm-up child",
+@benchmark("create: cgroup placement, warm-up child", cpu=False,
+           info=("CPU user+sys", "warm-up child anyway (PYRT_WARMUP=1)", "CPU, warm-up child",
                  "moved, not born in cgroup (PYRT_CLONE_INTO_CGROUP=0)", "CPU, moved",
                  "moved, no warm-up child", "CPU, moved, no warm-up child"))
 def create_variants(b, rt):
-    """create with and without the launcher's warm-up child (PYRT_WARMUP=0), and on cgroup
-    v2 with the init moved into its cgroup instead of born there: wall time, and user+sys
-    CPU of the runtime, its children and the warm-up child (measured apart, through the
-    subreaper helper, so its 300 ms of reaping stays out of the wall times). runc ignores
-    the variables: its rows are runc again."""
-    variants = [("", "CPU user+sys", ())]
-    if _v2_unified():
-        # the launcher's default there: born in its cgroup, no warm-up child
-        variants += [("warm-up child anyway (PYRT_WARMUP=1)", "CPU, warm-up child",
-                      ("PYRT_WARMUP=1",)),
-                     ("moved, not born in cgroup (PYRT_CLONE_INTO_CGROUP=0)", "CPU, moved",
-                      ("PYRT_CLONE_INTO_CGROUP=0",)),
-                     ("moved, no warm-up child", "CPU, moved, no warm-up child",
-                      ("PYRT_CLONE_INTO_CGROUP=0", "PYRT_WARMUP=0"))]
-    else:
-        variants += [("no warm-up child (PYRT_WARMUP=0)", "CPU, no warm-up child",
-                      ("PYRT_WARMUP=0",))]
+    """create as it is (the init born in its cgroups: clone3 on v2, its builder's own
+    `tasks` writes on v1; no warm-up child), with the warm-up child anyway, and with the
+    init moved into its cgroups instead, with and without the warm-up child: wall time, and
+    user+sys CPU of the runtime, its children and the warm-up child (measured apart, through
+    the subreaper helper, so its 300 ms of reaping stays out of the wall times). runc
+    ignores the variables: its rows are runc again."""
+    variants = [("", "CPU user+sys", ()),
+                ("warm-up child anyway (PYRT_WARMUP=1)", "CPU, warm-up child",
+                 ("PYRT_WARMUP=1",)),
+                ("moved, not born in cgroup (PYRT_CLONE_INTO_CGROUP=0)", "CPU, moved",
+                 ("PYRT_CLONE_INTO_CGROUP=0",)),
+                ("moved, no warm-up child", "CPU, moved, no warm-up child",
+                 ("PYRT_CLONE_INTO_CGROUP=0", "PYRT_WARMUP=0"))]
     t = {}
     for phase, cpu_phase, env in variants:
         for what in ("time", "cpu"):

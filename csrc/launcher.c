@@ -54,16 +54,16 @@ static int places_a_process(const char *cmd)
 }
 
 /*
- * Whether the warm-up child pays off for this command. On a cgroup v2-only host the
- * cgroupfs driver clones the init straight into its cgroup (clone3 CLONE_INTO_CGROUP):
- * create and run then move nothing, and the child's own moves would only take the
- * write lock that clone3 (a reader, like every fork) may then wait behind. Kept for
- * exec (the process is still moved), v1/hybrid hosts (create 41.3 ms with it, 46.9
- * without, CPU 20.3 vs 20.7 ms; on a machine at load 10-15 it cost instead: README
- * "Performance" has the figures), the systemd driver
- * (systemd moves the init) and PYRT_CLONE_INTO_CGROUP=0. Where clone3 is refused the
- * runtime falls back to a move that pays the grace period in line: correct, slower.
- * PYRT_WARMUP=0 turns it off everywhere, PYRT_WARMUP=1 on (to measure both).
+ * Whether the warm-up child pays off for this command. The cgroupfs driver has the init
+ * born in its cgroups: clone3 CLONE_INTO_CGROUP on cgroup v2 (and for the unified
+ * hierarchy of a hybrid host), and on v1 its builder first moves its one thread itself
+ * ("0" in `tasks`), which takes no threadgroup lock. create and run then move nothing,
+ * and the child's first move would hold the cgroup mutex through a grace period (6-14
+ * ms here), the very time create makes its cgroup dirs. Kept for exec (the process is
+ * still moved), the systemd driver (systemd moves the init) and
+ * PYRT_CLONE_INTO_CGROUP=0. Where the kernel refuses either way the runtime falls back
+ * to a move that pays the grace period in line: correct, slower. PYRT_WARMUP=0 turns
+ * it off everywhere, PYRT_WARMUP=1 on (to measure both).
  */
 static int wants_warmup(const char *cmd, int argc, char **argv)
 {
@@ -75,8 +75,6 @@ static int wants_warmup(const char *cmd, int argc, char **argv)
     const char *cic = getenv("PYRT_CLONE_INTO_CGROUP");
     if (cic && !strcmp(cic, "0"))
         return 1;
-    if (access("/sys/fs/cgroup/cgroup.controllers", F_OK) != 0)
-        return 1;   /* v1 or hybrid: the init is moved */
     /* the systemd driver only where the flag says true (the CLI's boolean words), not
        for `--systemd-cgroup=false` */
     for (int i = 1; i < argc && strcmp(argv[i], cmd); i++) {
