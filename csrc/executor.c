@@ -2160,13 +2160,21 @@ static void leave_host_cwd(void)
  * so `run` can wait for it), report its pid, exit. */
 static __attribute__((noreturn)) void stub_spawn(struct pyrt_spawn *sp)
 {
-    int i, joins_mnt = 0, joins_pid = 0;
+    int i, joins_mnt = 0, joins_pid = 0, cgns_fd = -1, cgns_step = 0;
     pid_t child;
 
     g_sock = sp->sock;
     prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
     for (i = 0; i < sp->njoin; i++) {
         g_step = -100 - i;
+        if (sp->join_types[i] == CLONE_NEWCGROUP && sp->cgroup_fd >= 0) {
+            /* joined by the child, after clone3: CLONE_INTO_CGROUP wants both the
+               cgroup left and the one entered visible from the caller's cgroup
+               namespace (nsdelegate), and the runtime's is not from the container's */
+            cgns_fd = sp->join_fds[i];
+            cgns_step = g_step;
+            continue;
+        }
         if (setns(sp->join_fds[i], sp->join_types[i]) < 0)
             fail(errno, NULL);
         if (sp->join_types[i] == CLONE_NEWNS)
@@ -2223,10 +2231,18 @@ static __attribute__((noreturn)) void stub_spawn(struct pyrt_spawn *sp)
         if (child == 0) {
             if (sp->cgroup_fd >= 0)
                 close(sp->cgroup_fd); /* a host directory: nothing in the container keeps it */
+            if (cgns_fd >= 0) {
+                g_step = cgns_step;
+                if (setns(cgns_fd, CLONE_NEWCGROUP) < 0)
+                    fail(errno, NULL);
+                close(cgns_fd);
+            }
             init_main(sp);
         }
         if (sp->cgroup_fd >= 0)
             close(sp->cgroup_fd);
+        if (cgns_fd >= 0)
+            close(cgns_fd);
         /* err: how the init was placed (0: born in cgroup_fd; else clone3's errno); step:
            the v1 joins' (0: all made) */
         send_msg(MSG_PID, join_err, cg_err, child, NULL);

@@ -59,9 +59,12 @@ static int places_a_process(const char *cmd)
  * hierarchy of a hybrid host), and on v1 its builder first moves its one thread itself
  * ("0" in `tasks`), which takes no threadgroup lock. create and run then move nothing,
  * and the child's first move would hold the cgroup mutex through a grace period (6-14
- * ms here), the very time create makes its cgroup dirs. Kept for exec (the process is
- * still moved), the systemd driver (systemd moves the init) and
- * PYRT_CLONE_INTO_CGROUP=0. Where the kernel refuses either way the runtime falls back
+ * ms here), the very time create makes its cgroup dirs. exec's process is born there the
+ * same way. Kept for an exec that moves its process (--cgroup, --ignore-paused: any
+ * argument that reads so, a command's own included, which only costs a warm-up), the
+ * systemd driver (systemd moves the init) and PYRT_CLONE_INTO_CGROUP=0. An exec whose
+ * process JSON asks for execCPUAffinity.initial is moved too, without the warm-up (the
+ * launcher reads no JSON): correct, slower. Where the kernel refuses either way the runtime falls back
  * to a move that pays the grace period in line: correct, slower. PYRT_WARMUP=0 turns
  * it off everywhere, PYRT_WARMUP=1 on (to measure both).
  */
@@ -70,11 +73,17 @@ static int wants_warmup(const char *cmd, int argc, char **argv)
     const char *warm = getenv("PYRT_WARMUP");
     if (warm && (!strcmp(warm, "0") || !strcmp(warm, "1")))
         return warm[0] == '1';
-    if (!strcmp(cmd, "exec"))
-        return 1;
     const char *cic = getenv("PYRT_CLONE_INTO_CGROUP");
     if (cic && !strcmp(cic, "0"))
         return 1;
+    if (!strcmp(cmd, "exec")) {
+        for (int i = 1; i < argc; i++) {
+            const char *a = argv[i] + (argv[i][0] == '-' && argv[i][1] == '-');
+            if (!strcmp(a, "-cgroup") || !strncmp(a, "-cgroup=", 8)
+                    || !strcmp(a, "-ignore-paused") || !strncmp(a, "-ignore-paused=", 15))
+                return 1;
+        }
+    }
     /* the systemd driver only where the flag says true (the CLI's boolean words), not
        for `--systemd-cgroup=false` */
     for (int i = 1; i < argc && strcmp(argv[i], cmd); i++) {

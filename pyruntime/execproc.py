@@ -38,8 +38,10 @@ def _refuse_unsupported(process):
             raise RuntimeErr("process.%s is not supported by this build of pyruntime" % key)
 
 
-def build_plan(c, config, process, opts, facts, paused=False):
-    """The exec plan: join the container's namespaces, then the process tail."""
+def build_plan(c, config, process, opts, facts, paused=False, born=False):
+    """The exec plan: join the container's namespaces, then the process tail. born: the
+    process is to be born in the container's cgroups (as the init: clone3 on v2, its
+    builder's own `tasks` writes on v1) instead of moved there."""
     from . import plan as plan_mod
     from .namespaces import namespaces_to_join
     from .plan import _step
@@ -67,13 +69,28 @@ def build_plan(c, config, process, opts, facts, paused=False):
         i = max(i for i, s in enumerate(tail) if s["op"] == "ready")
         tail.insert(i + 1, _step("sync", "join the container's cgroup", tag="cgroup"))
     steps.extend(tail)
-    return {
+    plan = {
         "id": c.id,
         "rootfs": c.data.get("rootfs", ""),
         "namespaces": {"clone": [], "join": namespaces_to_join(c.pid)},
         "uid_mappings": [], "gid_mappings": [], "time_offsets": {},
         "steps": steps,
     }
+    if born and c.data.get("cgroup") and facts.get("clone_into_cgroup", True):
+        from . import cgroups
+        from .errors import CgroupError
+        try:
+            mgr = cgroups.from_state(c.data["cgroup"])
+        except CgroupError:
+            mgr = None   # the move refuses the record, with its own message
+        if mgr is not None:
+            birth = mgr.birth_dir()
+            join = mgr.join_files()
+            if birth:
+                plan["clone_into_cgroup"] = birth
+            if join:
+                plan["cgroup_join"] = join
+    return plan
 
 
 def _cgroup_join(c, pid, subs):
@@ -192,6 +209,7 @@ def exec_process(rt, cid, process, detach=False, pid_file=None, console_socket=N
     facts = {"listen_fds": listen, "pass_fds": pass_fds, "last_cap": hostfacts.last_cap(),
              "apparmor_exec": hostfacts.apparmor_exec() if process.get("apparmorProfile") else None}
     facts["seccomp"] = seccomp_filter(linux, cache_path(rt.cache_dir, "seccomp"))
+    facts["clone_into_cgroup"] = os.environ.get("PYRT_CLONE_INTO_CGROUP") != "0"
     try:
         with open("/proc/%d/setgroups" % c.pid) as f:
             facts["setgroups_denied"] = f.read().strip() == "deny"
@@ -221,7 +239,12 @@ def _exec(rt, c, process, config, linux, opts, facts, status, detach, pid_file, 
     from . import stdio
     from .launch import ConsoleSender, Forwarder, exit_code, write_pid_file
     paused = status == "paused"
-    plan = build_plan(c, config, process, opts, facts, paused=paused)
+    # Born in the cgroups where nothing else decides the order: a paused container's
+    # frozen cgroup is joined only once the process is set up, --cgroup names
+    # sub-cgroups, and execCPUAffinity.initial holds before the cgroup (its cpuset) does.
+    initial = (process.get("execCPUAffinity") or {}).get("initial")
+    born = not paused and not cgroup and not initial
+    plan = build_plan(c, config, process, opts, facts, paused=paused, born=born)
     for s in plan["steps"]:
         for w in s.pop("warnings", None) or ():
             if w.startswith("unknown capabilities ignored: "):
@@ -251,11 +274,15 @@ def _exec(rt, c, process, config, linux, opts, facts, status, detach, pid_file, 
             faults.at("exec:spawned")
             if pidfd_socket:
                 _send_pidfd(pidfd_socket, pid)
-            initial = (process.get("execCPUAffinity") or {}).get("initial")
             if initial:
                 # while the runtime sets the process up, before its cgroup move
                 _set_affinity(pid, initial)
-            if not paused:
+            if launch.placed_in_cgroups:
+                rt._debug("exec %d: born in its cgroups" % pid)
+            elif not paused:
+                if launch.cgroup_errno or launch.cgroup_join_errno:
+                    rt._debug("exec %d: not born in its cgroups (%s); moving it there"
+                              % (pid, strerror(launch.cgroup_errno or launch.cgroup_join_errno)))
                 _cgroup_join(c, pid, cgroup)
             faults.at("exec:cgroup")
             launch.send()

@@ -335,6 +335,7 @@ class Launch:
         self._join_fds = []
         self._cgroup_fd = -1
         self._cgroup_join_fds = []
+        self._joins = []
         # 0: the init was born in plan["clone_into_cgroup"]; an errno: it was not (the
         # runtime moves it); None: not asked
         self.cgroup_errno = None
@@ -358,7 +359,7 @@ class Launch:
         keep = []
         ns = self.plan["namespaces"]
         clone = [n for n in ns["clone"] if n != "time"]
-        join = ns["join"]
+        join = self._joins = ns["join"]
         fds = ffi.new("int[2]")
         r = lib.pyrt_socketpair(fds)
         if r < 0:
@@ -510,6 +511,11 @@ class Launch:
             if kind == until:
                 return
             if kind == MSG_ERROR:
+                if step <= -100 and -100 - step < len(self._joins):
+                    # the cgroup namespace, joined after a clone3 into the cgroup
+                    j = self._joins[-100 - step]
+                    raise RuntimeErr("unable to start %s: join %s namespace %s: %s"
+                                     % (self.context, j["type"], j["path"], strerror(err)))
                 raise RuntimeErr(self.error_text(step, err, text))
             if kind == MSG_PID:
                 # fork_init: the builder forked the init into the joined pid namespace

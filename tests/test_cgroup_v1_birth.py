@@ -169,3 +169,59 @@ def test_a_failed_join_moves_the_init(rt, make_bundle, cid, runner):
     assert len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert rt.container_ids() == []
     assert not os.path.exists(os.path.join(PIDS, cid))
+
+
+def test_exec_born_in_the_containers_v1_cgroups(rt, make_bundle, cid, runner):
+    """exec's process the same way: born in the container's cgroups, never counted in the
+    runtime's (pids.max 2 there); the old way (PYRT_CLONE_INTO_CGROUP=0) is refused."""
+    if not rt.is_pyruntime:
+        pytest.skip("pyruntime's own placement")
+    b = bundle(make_bundle, cid)
+    rt.ok("run", "-d", "--bundle", b.path, cid)
+    try:
+        log = b.path + ".exec.log"
+        r = rt.run("--debug", "--log", log, "exec", cid, "cat", "/proc/self/cgroup",
+                   env={"PYRT_WARMUP": "0"}, preexec_fn=runner.enter)
+        with open(log) as f:
+            text = f.read()
+        assert r.returncode == 0, r.stderr + text
+        assert "born in its cgroups" in text and "moving it there" not in text, text
+        where = {}
+        for line in r.stdout.splitlines():
+            _, ctrl, path = line.split(":", 2)
+            where[ctrl] = path
+        assert where["pids"] == "/%s/c1" % cid, where
+        assert runner.refused() == 0 and rd(runner.dir, "pids.current") == "0"
+        r = rt.run("exec", cid, "true", preexec_fn=runner.enter,
+                   env={"PYRT_WARMUP": "0", "PYRT_CLONE_INTO_CGROUP": "0"})
+        assert r.returncode != 0
+        assert "resource temporarily unavailable" in r.stderr.lower(), r.stderr
+    finally:
+        rt.ok("delete", "--force", cid)
+    assert not os.path.exists(os.path.join(PIDS, cid))
+
+
+def test_exec_into_a_cgroup_namespace(rt, make_bundle, cid, runner):
+    """A container with a cgroup namespace of its own: the process joins it after it was
+    born in the cgroups (the stub's clone3 for the unified hierarchy wants the runtime's
+    cgroup namespace), and sees its cgroups as the init does: the namespace's root."""
+    if not rt.is_pyruntime:
+        pytest.skip("pyruntime's own placement")
+    b = bundle(make_bundle, cid)
+    b.config["linux"]["namespaces"].append({"type": "cgroup"})
+    b.save()
+    rt.ok("run", "-d", "--bundle", b.path, cid)
+    try:
+        log = b.path + ".exec.log"
+        r = rt.run("--debug", "--log", log, "exec", cid, "cat", "/proc/self/cgroup",
+                   env={"PYRT_WARMUP": "0"}, preexec_fn=runner.enter)
+        with open(log) as f:
+            text = f.read()
+        assert r.returncode == 0, r.stderr + text
+        assert "born in its cgroups" in text and "moving it there" not in text, text
+        init = rt.ok("exec", cid, "cat", "/proc/1/cgroup").stdout
+        assert r.stdout == init and "pids:/\n" in r.stdout, (r.stdout, init)
+        assert runner.refused() == 0 and rd(runner.dir, "pids.current") == "0"
+    finally:
+        rt.ok("delete", "--force", cid)
+    assert not os.path.exists(os.path.join(PIDS, cid))

@@ -78,7 +78,11 @@ def _launch(launcher, *args, env=None):
 @pytest.mark.parametrize("args,warms", [
     (["create", "--bundle", "b", "c1"], False),
     (["--root", "/r", "--log", "/l", "--log-format", "json", "run", "c1"], False),
-    (["--root=/r", "exec", "c1", "true"], True),
+    (["--root=/r", "exec", "c1", "true"], False),
+    (["exec", "--cgroup", "sub", "c1", "true"], True),     # moved into a sub-cgroup
+    (["exec", "--cgroup=pids:sub", "c1", "true"], True),
+    (["exec", "-ignore-paused", "c1", "true"], True),      # joins the frozen cgroup late
+    (["--systemd-cgroup", "exec", "c1", "true"], True),    # systemd's unit: moved
     (["-root", "/r", "--debug", "create", "c1"], False),
     (["--", "run", "c1"], False),
     (["--systemd-cgroup", "create", "c1"], True),     # systemd moves the init
@@ -107,9 +111,9 @@ def test_warm_up_only_for_commands_that_place_a_process(launcher, args, warms):
 def test_warm_up_switches(launcher, env, warms):
     out = _launch(launcher, "create", "c1", env=env)
     assert len(out["KIDS"][0].split()) == (1 if warms else 0), out
-    # exec always moves its process; only PYRT_WARMUP=0 stops that warm-up
+    # exec's process is born in its cgroups as the init is: the same switches
     out = _launch(launcher, "exec", "c1", "true", env=env)
-    assert len(out["KIDS"][0].split()) == (0 if env.get("PYRT_WARMUP") == "0" else 1), out
+    assert len(out["KIDS"][0].split()) == (1 if warms else 0), out
 
 
 @pytest.mark.parametrize("lc_all,mark", [(None, "u"), ("", "s"), ("de_DE.UTF-8", "sde_DE.UTF-8"),
@@ -128,7 +132,7 @@ def test_interpreter_starts_in_the_c_locale(launcher, lc_all, mark):
 
 
 def test_warm_up_child_holds_nothing_of_the_caller(launcher):
-    out = _launch(launcher, "exec", "c1", "true")
+    out = _launch(launcher, "exec", "--cgroup", "sub", "c1", "true")
     assert out["COMM"] == ["pyrt-cg-warmup"], out  # not a second `pyruntime create` in ps
     # It may have finished already (a zombie has neither); while alive: cwd /, and at
     # most the cgroup.procs file it writes, never the caller's stdio pipes.

@@ -177,3 +177,55 @@ def test_clone3_refused_falls_back_to_a_move(rt, make_bundle, cid, runner):
     rt.ok("delete", "--force", cid)
     assert not os.path.exists(os.path.join(CG, cid))
 
+
+
+def test_exec_born_in_the_containers_cgroup(rt, make_bundle, cid, runner):
+    """exec's process the same way: born in the container's leaf, never a task of the
+    runtime's cgroup (pids.max 2); the old way (PYRT_CLONE_INTO_CGROUP=0) is refused."""
+    if not rt.is_pyruntime:
+        pytest.skip("pyruntime's own placement")
+    b = bundle(make_bundle, cid)
+    leaf = "%s/%s/c1" % (CG, cid)
+    rt.ok("run", "-d", "--bundle", b.path, cid)
+    try:
+        log = b.path + ".exec.log"
+        r = rt.run("--debug", "--log", log, "exec", cid, "cat", "/proc/self/cgroup",
+                   env={"PYRT_WARMUP": "0"}, preexec_fn=runner.enter)
+        with open(log) as f:
+            text = f.read()
+        assert r.returncode == 0, r.stderr + text
+        assert "born in its cgroups" in text and "moving it there" not in text, text
+        assert runner.refused() == 0 and rd(runner.dir, "pids.current") == "0"
+        r = rt.run("exec", cid, "true", preexec_fn=runner.enter,
+                   env={"PYRT_WARMUP": "0", "PYRT_CLONE_INTO_CGROUP": "0"})
+        assert r.returncode != 0
+        assert "resource temporarily unavailable" in r.stderr.lower(), r.stderr
+        assert rd(leaf, "pids.current") == "1"
+    finally:
+        rt.ok("delete", "--force", cid)
+    assert not os.path.exists(os.path.join(CG, cid))
+
+
+def test_exec_into_a_cgroup_namespace_is_born_there_too(rt, make_bundle, cid, runner):
+    """With nsdelegate (this guest's mount) clone3 CLONE_INTO_CGROUP wants both cgroups
+    visible from the caller's cgroup namespace: the stub clones first and the process then
+    joins the container's cgroup namespace itself. It sees its cgroup as the init does."""
+    if not rt.is_pyruntime:
+        pytest.skip("pyruntime's own placement")
+    b = bundle(make_bundle, cid)
+    b.config["linux"]["namespaces"].append({"type": "cgroup"})
+    b.save()
+    rt.ok("run", "-d", "--bundle", b.path, cid)
+    try:
+        log = b.path + ".exec.log"
+        r = rt.run("--debug", "--log", log, "exec", cid, "cat", "/proc/self/cgroup",
+                   env={"PYRT_WARMUP": "0"}, preexec_fn=runner.enter)
+        with open(log) as f:
+            text = f.read()
+        assert r.returncode == 0, r.stderr + text
+        assert "born in its cgroups" in text and "moving it there" not in text, text
+        assert r.stdout.strip() == "0::/", r.stdout
+        assert runner.refused() == 0 and rd(runner.dir, "pids.current") == "0"
+    finally:
+        rt.ok("delete", "--force", cid)
+    assert not os.path.exists(os.path.join(CG, cid))
