@@ -37,62 +37,15 @@ def cgroups_of(pid):
     return out
 
 
-class Runner:
-    """A v1 pids cgroup of the test's own (pids.max 2: the runtime and its init stub) that
-    the runtime command is started in; the launcher's warm-up child is off (PYRT_WARMUP=0)
-    so nothing else is counted."""
-
-    def __init__(self, cid):
-        self.top = os.path.join(PIDS, "runner-" + cid)
-        self.dir = os.path.join(self.top, "r")
-        os.makedirs(self.dir)
-        with open(os.path.join(self.dir, "pids.max"), "w") as f:
-            f.write("2")
-
-    def enter(self):
-        # in the child, before exec (subprocess's preexec_fn)
-        with open(os.path.join(self.dir, "cgroup.procs"), "w") as f:
-            f.write("0")
-
-    def refused(self):
-        # v1 pids has no pids.events max count in every kernel: pids.events if there
-        try:
-            for line in rd(self.dir, "pids.events").splitlines():
-                k, v = line.split()
-                if k == "max":
-                    return int(v)
-        except FileNotFoundError:
-            pass
-        return 0
-
-    def close(self):
-        for d in (self.dir, self.top):
-            if os.path.isdir(d):
-                os.rmdir(d)
-
-
 @pytest.fixture
 def runner(cid):
-    r = Runner(cid)
+    r = util.PidsRunner(os.path.join(PIDS, "runner-" + cid), "r")
     yield r
     r.close()
 
 
-def bundle(make_bundle, cid):
-    b = make_bundle(["sleep", "1000"])
-    # absolute: the container's cgroups are not below the runner's (pids.max counts
-    # descendants)
-    b.config["linux"]["cgroupsPath"] = "/%s/c1" % cid
-    b.save()
-    return b
-
-
-def create(rt, b, cid, runner, env=None):
-    log = b.path + ".log"
-    r = rt.run("--debug", "--log", log, "create", "--bundle", b.path, cid,
-               env=dict({"PYRT_WARMUP": "0"}, **(env or {})), preexec_fn=runner.enter)
-    with open(log) if os.path.exists(log) else open(os.devnull) as f:
-        return r, f.read()
+bundle = util.sleeper_in
+create = util.create_from
 
 
 def test_init_born_in_its_v1_cgroups(rt, make_bundle, cid, runner):
@@ -115,7 +68,7 @@ def test_init_born_in_its_v1_cgroups(rt, make_bundle, cid, runner):
         assert where[""] == "/%s/c1" % cid, where
     # nothing of the container was ever counted in the runtime's cgroup
     assert runner.refused() == 0
-    assert rd(runner.dir, "pids.current") == "0"
+    assert runner.count() == "0"
     assert rd(os.path.join(PIDS, cid, "c1"), "pids.current") == "1"
     # the stub's handles on the tasks files stay out of the container
     fds = {os.readlink("/proc/%d/fd/%s" % (pid, fd)) for fd in os.listdir("/proc/%d/fd" % pid)}
@@ -179,19 +132,9 @@ def test_exec_born_in_the_containers_v1_cgroups(rt, make_bundle, cid, runner):
     b = bundle(make_bundle, cid)
     rt.ok("run", "-d", "--bundle", b.path, cid)
     try:
-        log = b.path + ".exec.log"
-        r = rt.run("--debug", "--log", log, "exec", cid, "cat", "/proc/self/cgroup",
-                   env={"PYRT_WARMUP": "0"}, preexec_fn=runner.enter)
-        with open(log) as f:
-            text = f.read()
-        assert r.returncode == 0, r.stderr + text
-        assert "born in its cgroups" in text and "moving it there" not in text, text
-        where = {}
-        for line in r.stdout.splitlines():
-            _, ctrl, path = line.split(":", 2)
-            where[ctrl] = path
+        out = util.exec_born(rt, cid, runner, b.path + ".exec.log", "cat", "/proc/self/cgroup")
+        where = dict(line.split(":", 2)[1:] for line in out.splitlines())
         assert where["pids"] == "/%s/c1" % cid, where
-        assert runner.refused() == 0 and rd(runner.dir, "pids.current") == "0"
         r = rt.run("exec", cid, "true", preexec_fn=runner.enter,
                    env={"PYRT_WARMUP": "0", "PYRT_CLONE_INTO_CGROUP": "0"})
         assert r.returncode != 0
@@ -212,16 +155,9 @@ def test_exec_into_a_cgroup_namespace(rt, make_bundle, cid, runner):
     b.save()
     rt.ok("run", "-d", "--bundle", b.path, cid)
     try:
-        log = b.path + ".exec.log"
-        r = rt.run("--debug", "--log", log, "exec", cid, "cat", "/proc/self/cgroup",
-                   env={"PYRT_WARMUP": "0"}, preexec_fn=runner.enter)
-        with open(log) as f:
-            text = f.read()
-        assert r.returncode == 0, r.stderr + text
-        assert "born in its cgroups" in text and "moving it there" not in text, text
+        out = util.exec_born(rt, cid, runner, b.path + ".exec.log", "cat", "/proc/self/cgroup")
         init = rt.ok("exec", cid, "cat", "/proc/1/cgroup").stdout
-        assert r.stdout == init and "pids:/\n" in r.stdout, (r.stdout, init)
-        assert runner.refused() == 0 and rd(runner.dir, "pids.current") == "0"
+        assert out == init and "pids:/\n" in out, (out, init)
     finally:
         rt.ok("delete", "--force", cid)
     assert not os.path.exists(os.path.join(PIDS, cid))

@@ -138,6 +138,84 @@ def cgroup_with_a_process(path):
         wait_for(lambda: rmdir_gone(path), 5)
 
 
+class PidsRunner:
+    """A pids cgroup of a test's own, pids.max 2 (the runtime and its init stub), that a
+    runtime command is started in (preexec_fn=enter). A process cloned there the old way
+    is the third task and refused (EAGAIN); one born in its own cgroups is never counted
+    there. `dir` is made below `top`, which the test owns (v1: a dir of the pids
+    hierarchy; v2: one whose parent enables +pids); close() removes both. The launcher's
+    warm-up child must be off (PYRT_WARMUP=0) so that nothing else is counted."""
+
+    def __init__(self, top, sub=None):
+        self.top = top
+        self.dir = os.path.join(top, sub) if sub else top
+        os.makedirs(self.dir)
+        with open(os.path.join(self.dir, "pids.max"), "w") as f:
+            f.write("2")
+
+    def enter(self):
+        # in the child, before exec (subprocess's preexec_fn)
+        with open(os.path.join(self.dir, "cgroup.procs"), "w") as f:
+            f.write("0")
+
+    def count(self, name="pids.current"):
+        with open(os.path.join(self.dir, name)) as f:
+            return f.read().strip()
+
+    def refused(self):
+        try:
+            for line in self.count("pids.events").splitlines():
+                k, v = line.split()
+                if k == "max":
+                    return int(v)
+        except FileNotFoundError:
+            pass
+        return 0
+
+    def close(self):
+        for d in (self.dir, self.top):
+            if os.path.isdir(d):
+                os.rmdir(d)
+
+
+def sleeper_in(make_bundle, cid):
+    """A `sleep 1000` bundle whose cgroups are /<cid>/c1 from the hierarchies' roots:
+    absolute, so not below a PidsRunner's (pids.max counts descendants)."""
+    b = make_bundle(["sleep", "1000"])
+    b.config["linux"]["cgroupsPath"] = "/%s/c1" % cid
+    b.save()
+    return b
+
+
+def create_from(rt, b, cid, runner, env=None, preexec=None):
+    """`create` started in the runner's cgroup (then preexec, in the child), logged with
+    --debug: (the completed command, the log's text)."""
+    log = b.path + ".log"
+
+    def pre():
+        runner.enter()
+        if preexec:
+            preexec()
+    r = rt.run("--debug", "--log", log, "create", "--bundle", b.path, cid,
+               env=dict({"PYRT_WARMUP": "0"}, **(env or {})), preexec_fn=pre)
+    with open(log) if os.path.exists(log) else open(os.devnull) as f:
+        return r, f.read()
+
+
+def exec_born(rt, cid, runner, log, *argv):
+    """`exec cid argv` started in the runner's cgroup, logged with --debug to `log`: the
+    process must be born in the container's cgroups (the log says so, nothing says it was
+    moved, nothing was counted in the runner's). Returns the exec's stdout."""
+    r = rt.run("--debug", "--log", log, "exec", cid, *argv,
+               env={"PYRT_WARMUP": "0"}, preexec_fn=runner.enter)
+    with open(log) if os.path.exists(log) else open(os.devnull) as f:
+        text = f.read()
+    assert r.returncode == 0, r.stderr + text
+    assert "born in its cgroups" in text and "moving it there" not in text, text
+    assert runner.refused() == 0 and runner.count() == "0"
+    return r.stdout
+
+
 def unescape_mountinfo(field):
     # mountinfo escapes space, tab, newline and backslash as \ooo.
     return _OCTAL.sub(lambda m: chr(int(m.group(1), 8)), field)

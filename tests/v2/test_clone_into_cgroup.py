@@ -34,63 +34,18 @@ def rd(d, name):
         return f.read().strip()
 
 
-class Runner:
-    """A cgroup of the test's own (pids.max 2: the runtime and its init stub) that the
-    runtime command is started in; the warm-up child of the launcher is off (PYRT_WARMUP=0)
-    so nothing else is counted."""
-
-    def __init__(self, cid):
-        self.dir = os.path.join(CG, "runner-" + cid)
-        if "pids" not in rd(CG, "cgroup.subtree_control").split():
-            with open(os.path.join(CG, "cgroup.subtree_control"), "w") as f:
-                f.write("+pids")
-        os.mkdir(self.dir)
-        with open(os.path.join(self.dir, "pids.max"), "w") as f:
-            f.write("2")
-
-    def enter(self):
-        # in the child, before exec (subprocess's preexec_fn)
-        with open(os.path.join(self.dir, "cgroup.procs"), "w") as f:
-            f.write("0")
-
-    def refused(self):
-        for line in rd(self.dir, "pids.events").splitlines():
-            k, v = line.split()
-            if k == "max":
-                return int(v)
-        return 0
-
-    def close(self):
-        if os.path.isdir(self.dir):
-            os.rmdir(self.dir)
-
-
 @pytest.fixture
 def runner(cid):
-    r = Runner(cid)
+    if "pids" not in rd(CG, "cgroup.subtree_control").split():
+        with open(os.path.join(CG, "cgroup.subtree_control"), "w") as f:
+            f.write("+pids")
+    r = util.PidsRunner(os.path.join(CG, "runner-" + cid))
     yield r
     r.close()
 
 
-def bundle(make_bundle, cid):
-    b = make_bundle(["sleep", "1000"])
-    b.config["linux"]["cgroupsPath"] = "/%s/c1" % cid
-    b.save()
-    return b
-
-
-def create(rt, b, cid, runner, tmp_log, env=None, preexec=None):
-    tmp_log = b.path + ".log"
-
-    def pre():
-        runner.enter()
-        if preexec:
-            preexec()
-    r = rt.run("--debug", "--log", tmp_log, "create", "--bundle", b.path, cid,
-               env=dict({"PYRT_WARMUP": "0"}, **(env or {})), preexec_fn=pre)
-    with open(tmp_log) if os.path.exists(tmp_log) else open(os.devnull) as f:
-        log = f.read()
-    return r, log
+bundle = util.sleeper_in
+create = util.create_from
 
 
 def test_init_born_in_its_cgroup(rt, make_bundle, cid, runner):
@@ -100,7 +55,7 @@ def test_init_born_in_its_cgroup(rt, make_bundle, cid, runner):
     leaf = "%s/%s/c1" % (CG, cid)
     plan = rt.ok("plan", "--bundle", b.path, cid).stdout
     assert '"clone_into_cgroup": "%s"' % leaf in plan, plan
-    r, log = create(rt, b, cid, runner, None)
+    r, log = create(rt, b, cid, runner)
     assert r.returncode == 0, r.stderr + log
     pid = rt.state(cid)["pid"]
     assert cg_of(pid) == leaf
@@ -123,7 +78,7 @@ def test_old_way_is_counted_in_the_runtimes_cgroup(rt, make_bundle, cid, runner)
     runc) is a third task in the runtime's cgroup, which pids.max 2 refuses."""
     if not rt.is_pyruntime:
         pytest.skip("the switch is pyruntime's")
-    r, log = create(rt, bundle(make_bundle, cid), cid, runner, None,
+    r, log = create(rt, bundle(make_bundle, cid), cid, runner,
                     env={"PYRT_CLONE_INTO_CGROUP": "0"})
     assert r.returncode != 0, log
     assert "resource temporarily unavailable" in (r.stderr + log).lower(), r.stderr + log
@@ -166,7 +121,7 @@ def test_clone3_refused_falls_back_to_a_move(rt, make_bundle, cid, runner):
         pytest.skip("pyruntime's own placement")
     with open(os.path.join(runner.dir, "pids.max"), "w") as f:
         f.write("max")   # the old way puts the init in the runtime's cgroup first
-    r, log = create(rt, bundle(make_bundle, cid), cid, runner, None,
+    r, log = create(rt, bundle(make_bundle, cid), cid, runner,
                     preexec=_refuse_clone3)
     assert r.returncode == 0, r.stderr + log
     leaf = "%s/%s/c1" % (CG, cid)
@@ -188,14 +143,7 @@ def test_exec_born_in_the_containers_cgroup(rt, make_bundle, cid, runner):
     leaf = "%s/%s/c1" % (CG, cid)
     rt.ok("run", "-d", "--bundle", b.path, cid)
     try:
-        log = b.path + ".exec.log"
-        r = rt.run("--debug", "--log", log, "exec", cid, "cat", "/proc/self/cgroup",
-                   env={"PYRT_WARMUP": "0"}, preexec_fn=runner.enter)
-        with open(log) as f:
-            text = f.read()
-        assert r.returncode == 0, r.stderr + text
-        assert "born in its cgroups" in text and "moving it there" not in text, text
-        assert runner.refused() == 0 and rd(runner.dir, "pids.current") == "0"
+        util.exec_born(rt, cid, runner, b.path + ".exec.log", "cat", "/proc/self/cgroup")
         r = rt.run("exec", cid, "true", preexec_fn=runner.enter,
                    env={"PYRT_WARMUP": "0", "PYRT_CLONE_INTO_CGROUP": "0"})
         assert r.returncode != 0
@@ -217,15 +165,8 @@ def test_exec_into_a_cgroup_namespace_is_born_there_too(rt, make_bundle, cid, ru
     b.save()
     rt.ok("run", "-d", "--bundle", b.path, cid)
     try:
-        log = b.path + ".exec.log"
-        r = rt.run("--debug", "--log", log, "exec", cid, "cat", "/proc/self/cgroup",
-                   env={"PYRT_WARMUP": "0"}, preexec_fn=runner.enter)
-        with open(log) as f:
-            text = f.read()
-        assert r.returncode == 0, r.stderr + text
-        assert "born in its cgroups" in text and "moving it there" not in text, text
-        assert r.stdout.strip() == "0::/", r.stdout
-        assert runner.refused() == 0 and rd(runner.dir, "pids.current") == "0"
+        out = util.exec_born(rt, cid, runner, b.path + ".exec.log", "cat", "/proc/self/cgroup")
+        assert out.strip() == "0::/", out
     finally:
         rt.ok("delete", "--force", cid)
     assert not os.path.exists(os.path.join(CG, cid))
