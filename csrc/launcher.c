@@ -62,11 +62,11 @@ static int places_a_process(const char *cmd)
  * ms here), the very time create makes its cgroup dirs. exec's process is born there the
  * same way. Kept for an exec that moves its process (--cgroup, --ignore-paused: any
  * argument that reads so, a command's own included, which only costs a warm-up), the
- * systemd driver (systemd moves the init) and PYRT_CLONE_INTO_CGROUP=0. An exec whose
- * process JSON asks for execCPUAffinity.initial is moved too, without the warm-up (the
- * launcher reads no JSON): correct, slower. Where the kernel refuses either way the runtime falls back
- * to a move that pays the grace period in line: correct, slower. PYRT_WARMUP=0 turns
- * it off everywhere, PYRT_WARMUP=1 on (to measure both).
+ * systemd driver (systemd moves the init) and PYRT_CLONE_INTO_CGROUP=0. The launcher
+ * reads no JSON, so an exec whose process asks for execCPUAffinity.initial is moved
+ * without one; so is whatever the kernel refuses to place at birth. Such a move pays
+ * the grace period in line: correct, slower. PYRT_WARMUP=0 turns it off everywhere,
+ * PYRT_WARMUP=1 on (to measure both).
  */
 static int wants_warmup(const char *cmd, int argc, char **argv)
 {

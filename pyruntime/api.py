@@ -302,9 +302,10 @@ class Runtime:
             faults.at("create:go")
             devices_later = False
             if mgr is not None:
-                # concurrently with the init's own setup; it waits at its "cgroup" sync
-                # an init its builder took into the v1 devices cgroup is there even when
-                # something else failed and it is moved below
+                # Concurrently with the init's own setup; it waits at its "cgroup" sync.
+                # The v1 device rules wait for that sync wherever the init's builder
+                # took it into the devices cgroup, also when it is moved below because
+                # some other placement failed.
                 devices_later = bool(plan.get("cgroup_join"))
                 mgr.devices_later = devices_later
                 mgr.apply()
