@@ -247,8 +247,7 @@ def test_memory_hog_oom_killed_with_event(rt, make_bundle, cid, pyrt_tmp):
                               stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     try:
         def lines():
-            with open(evout) as f:
-                return [json.loads(l) for l in f.read().splitlines() if l.startswith("{")]
+            return util.json_lines(evout)
         # the first stats line: events is watching (it only reports OOMs after it starts)
         assert util.wait_for(lambda: any(e["type"] == "stats" for e in lines()), 120)
         b.go()

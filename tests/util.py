@@ -216,6 +216,17 @@ def exec_born(rt, cid, runner, log, *argv):
     return r.stdout
 
 
+def json_lines(path):
+    """The JSON objects of the complete lines of a file another process is writing (a
+    line still being written, which the guest's file system shows in pieces, is not
+    one yet)."""
+    import json
+    with open(path) as f:
+        text = f.read()
+    text = text[:text.rfind("\n") + 1]
+    return [json.loads(l) for l in text.splitlines() if l.startswith("{")]
+
+
 def unescape_mountinfo(field):
     # mountinfo escapes space, tab, newline and backslash as \ooo.
     return _OCTAL.sub(lambda m: chr(int(m.group(1), 8)), field)

@@ -103,8 +103,7 @@ def test_oom_kill_and_event(rt, make_bundle, cid, pyrt_tmp):
                               stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     try:
         def lines():
-            with open(evout) as f:
-                return [json.loads(l) for l in f.read().splitlines() if l.startswith("{")]
+            return util.json_lines(evout)
         assert util.wait_for(lambda: any(e["type"] == "stats" for e in lines()), 120, 0.1)
         b.go()
         b.wait_output("dd-exit=")
