@@ -350,10 +350,6 @@ class Launch:
         return bool(asked) and self.cgroup_errno in (None, 0) \
             and self.cgroup_join_errno in (None, 0)
 
-    @property
-    def born_in_cgroup(self):
-        return self.cgroup_errno == 0
-
     def spawn(self):
         from .namespaces import NS_FLAGS, flags as ns_flags
         keep = []
